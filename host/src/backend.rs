@@ -1,0 +1,141 @@
+//! The contract between the host and a backend kind: a const factory descriptor that the
+//! backend registers, the context the host hands to `build`, and the `Backend` trait that a
+//! built instance implements.
+
+use std::fmt;
+
+use crate::config::{InstanceName, PathPrefix, StoreName, Vhost};
+
+/// Which frontend carries a backend kind's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    /// Requests arrive through the HTTP(S) frontend and are routed by vhost and path prefix.
+    Http,
+    /// Sessions arrive through the SSH frontend.
+    Ssh,
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Frontend::Http => "http",
+            Frontend::Ssh => "ssh",
+        })
+    }
+}
+
+/// Builds one instance from its context and kind-specific settings.
+pub type BuildFn = fn(BackendContext, &toml::Table) -> Result<Box<dyn Backend>, BuildError>;
+
+/// A backend kind's registration: constant data plus plain function pointers, because
+/// `inventory` only accepts `const`, `Sync`, `'static` values.
+///
+/// All real work (parsing settings, opening stores) happens inside `build`, never at
+/// registration time.
+#[derive(Debug)]
+pub struct BackendFactory {
+    /// Short kind name such as `oci-http`; lowercase letters, digits and `-`, unique.
+    pub kind: &'static str,
+    /// The frontend that carries this kind's traffic.
+    pub frontend: Frontend,
+    /// One line shown by `everlock backends`.
+    pub summary: &'static str,
+    /// Parses an instance's kind-specific settings table strictly, without side effects.
+    /// `everlock config check` calls it; `build` must accept whatever it accepts.
+    pub check: fn(&toml::Table) -> Result<(), BuildError>,
+    /// Builds one instance. An `Err` aborts startup (for instances from configuration) or
+    /// rejects the live change that asked for the instance; the running table is untouched.
+    pub build: BuildFn,
+    /// The instances this kind serves when the configuration names none for it: the
+    /// zero-config defaults.
+    pub default_instances: fn() -> Vec<DefaultInstance>,
+    /// A documented example of the settings table, as TOML; a test parses it with `check`.
+    pub example_settings: &'static str,
+}
+
+/// One zero-config instance proposed by a backend kind.
+#[derive(Debug, Clone)]
+pub struct DefaultInstance {
+    /// Instance name, unique within the kind.
+    pub name: &'static str,
+    /// Hostnames the instance answers on.
+    pub vhosts: &'static [&'static str],
+    /// Path prefix under which the instance is mounted (`/` for everything).
+    pub prefix: &'static str,
+    /// Name of the instance's own store.
+    pub store: &'static str,
+}
+
+/// What the host hands to a factory's `build`: everything an instance may know about its
+/// surroundings. It deliberately carries no data directory, so an instance can only reach the
+/// store the host chose for it.
+#[derive(Debug, Clone)]
+pub struct BackendContext {
+    /// The backend kind being built.
+    pub kind: &'static str,
+    /// The instance's name, unique within its kind.
+    pub instance: InstanceName,
+    /// Hostnames routed to this instance (HTTP kinds).
+    pub vhosts: Vec<Vhost>,
+    /// Path prefix under which this instance is mounted; requests keep their full path.
+    pub prefix: PathPrefix,
+    /// The name of this instance's own store.
+    pub store: StoreName,
+    /// Cancelled when the server shuts down, so background tasks can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// A built backend instance.
+///
+/// Every capability is a defaulted method returning `None`, so a backend implements only what
+/// it serves; the host treats `None` as "this instance does not speak that protocol".
+pub trait Backend: Send + Sync + 'static {
+    /// The HTTP service of an HTTP instance. The host calls it once after `build` and routes
+    /// every request whose vhost and path prefix select this instance to the returned router,
+    /// with the full original path. `None` from an HTTP kind is a build error.
+    fn http_router(&self) -> Option<axum::Router> {
+        None
+    }
+}
+
+/// Why a backend instance could not be built or its settings were rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The kind-specific settings table is invalid (unknown key, wrong type, bad value).
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The backend could not start for a reason outside its settings.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl BuildError {
+    /// Wraps a strict deserialisation error of a settings table.
+    pub fn settings(err: impl fmt::Display) -> Self {
+        BuildError::Settings(err.to_string())
+    }
+}
+
+/// Registers a backend factory with the host at link time.
+///
+/// Backend crates call this with a `const` [`BackendFactory`] expression and never depend on
+/// `inventory` themselves, so the registration mechanism stays a host detail. The crate that
+/// calls it must be linked into the binary (see `src/linked.rs`), or the registration is
+/// silently dropped by the linker.
+#[macro_export]
+macro_rules! register_backend {
+    ($factory:expr) => {
+        $crate::__private_inventory::submit! { $factory }
+    };
+}
+
+inventory::collect!(BackendFactory);
+
+/// Parses a settings table strictly into `T`, turning serde errors into [`BuildError`].
+pub fn parse_settings<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+) -> Result<T, BuildError> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(BuildError::settings)
+}

@@ -1,0 +1,495 @@
+//! Process configuration: a strict TOML file, overridden by environment variables and then by
+//! command-line flags, on top of built-in defaults.
+//!
+//! # Layout
+//! - `types`: validated newtypes (`Vhost`, `ListenAddr`, `PathPrefix`, `StoreName`, ...).
+//! - `overrides`: the flag/env layer applied on top of the file.
+
+mod overrides;
+mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use overrides::{ConfigOverrides, KindOverrides};
+pub use types::{InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind};
+
+use crate::registry::Registry;
+
+/// The whole process configuration after all layers are applied.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Directory holding every store (`<data-dir>/<store>/`) and host state (`_host/`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The HTTP(S) frontend.
+    #[serde(default)]
+    pub frontend_http: HttpFrontendConfig,
+    /// Per backend kind: whether it is enabled, and its instances.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendKindConfig>,
+}
+
+/// Settings of the HTTP(S) frontend (`[frontend-http]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpFrontendConfig {
+    /// Plain-HTTP listener, or `off`.
+    #[serde(default = "default_listen_http")]
+    pub listen_http: ListenAddr,
+    /// HTTPS listener, or `off`.
+    #[serde(default = "default_listen_https")]
+    pub listen_https: ListenAddr,
+    /// Seconds a client may take to send a request's headers (or finish the TLS handshake)
+    /// before the connection is closed; defeats slowloris.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+    /// Maximum number of simultaneously open client connections per listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// PEM certificates selected by SNI. Names without a certificate get the generated
+    /// self-signed one.
+    #[serde(default)]
+    pub certificates: Vec<CertificateConfig>,
+}
+
+/// One certificate/key pair and the SNI names it serves (`[[frontend-http.certificates]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertificateConfig {
+    /// Hostnames (SNI) this certificate is presented for.
+    pub names: Vec<Vhost>,
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// One backend kind's section (`[backends.<kind>]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackendKindConfig {
+    /// Whether the kind serves anything; every compiled-in kind is enabled by default.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// The kind's instances by name. When absent, the kind's zero-config defaults apply; an
+    /// empty table means "no instances".
+    #[serde(default)]
+    pub instances: Option<BTreeMap<InstanceName, InstanceConfig>>,
+}
+
+/// One instance (`[backends.<kind>.instances.<name>]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstanceConfig {
+    /// Hostnames routed to this instance.
+    #[serde(default)]
+    pub vhosts: Vec<Vhost>,
+    /// Path prefix the instance is mounted under; `/` when absent.
+    #[serde(default)]
+    pub prefix: PathPrefix,
+    /// The instance's own store; `<kind>-<instance>` when absent.
+    #[serde(default)]
+    pub store: Option<StoreName>,
+    /// Kind-specific settings, parsed strictly by the backend.
+    #[serde(default)]
+    pub settings: Option<toml::Spanned<toml::Table>>,
+}
+
+impl InstanceConfig {
+    /// The settings table (empty when absent).
+    pub fn settings_table(&self) -> toml::Table {
+        self.settings
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for HttpFrontendConfig {
+    fn default() -> Self {
+        HttpFrontendConfig {
+            listen_http: default_listen_http(),
+            listen_https: default_listen_https(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            max_connections: default_max_connections(),
+            certificates: Vec::new(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            frontend_http: HttpFrontendConfig::default(),
+            backends: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_listen_http() -> ListenAddr {
+    ListenAddr::on(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+fn default_listen_https() -> ListenAddr {
+    ListenAddr::on(std::net::SocketAddr::from(([127, 0, 0, 1], 8443)))
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_shutdown_timeout_secs() -> u64 {
+    30
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Why a configuration could not be loaded or validated.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or bad values. The message carries
+    /// the line and column.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line, column and a snippet.
+        message: String,
+    },
+    /// A `[backends.<kind>]` section names a kind this binary does not have.
+    #[error("unknown backend kind `{kind}` (compiled-in kinds: {known})")]
+    UnknownKind {
+        /// The unknown kind.
+        kind: String,
+        /// The kinds that exist.
+        known: String,
+    },
+    /// An instance's settings table was rejected by its backend.
+    #[error("instance {kind}/{instance}{location}: {error}")]
+    Settings {
+        /// Backend kind.
+        kind: String,
+        /// Instance name.
+        instance: String,
+        /// ` (line L, column C)` when known.
+        location: String,
+        /// The backend's error.
+        error: crate::backend::BuildError,
+    },
+    /// Two instances claim the same vhost and path prefix.
+    #[error("{vhost}{prefix} is claimed by both {first} and {second}")]
+    DuplicateRoute {
+        /// The vhost.
+        vhost: String,
+        /// The prefix.
+        prefix: String,
+        /// One claimant (`kind/instance`).
+        first: String,
+        /// The other claimant.
+        second: String,
+    },
+    /// An HTTP instance has no vhost, so nothing could ever reach it.
+    #[error("instance {kind}/{instance} has no vhosts")]
+    NoVhosts {
+        /// Backend kind.
+        kind: String,
+        /// Instance name.
+        instance: String,
+    },
+}
+
+/// An instance after defaults are resolved: what the host builds.
+#[derive(Debug, Clone)]
+pub struct ResolvedInstance {
+    /// Backend kind.
+    pub kind: &'static str,
+    /// Instance name.
+    pub name: InstanceName,
+    /// Hostnames.
+    pub vhosts: Vec<Vhost>,
+    /// Mount prefix.
+    pub prefix: PathPrefix,
+    /// Store name.
+    pub store: StoreName,
+    /// Kind-specific settings.
+    pub settings: toml::Table,
+}
+
+impl Config {
+    /// Parses a TOML document strictly. `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    let (line, col) = line_col(text, span.start);
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("{location}{}", one_paragraph(e.message())),
+            }
+        })
+    }
+
+    /// Reads and parses a TOML file strictly.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks everything that needs the compiled-in kinds: known kinds, settings accepted by
+    /// each backend, vhosts present and no two instances on one vhost+prefix. `source` is the
+    /// file text when there is one, to locate settings errors.
+    pub fn validate(&self, registry: &Registry, source: Option<&str>) -> Result<(), ConfigError> {
+        for kind in self.backends.keys() {
+            if registry.get(kind).is_none() {
+                return Err(ConfigError::UnknownKind {
+                    kind: kind.clone(),
+                    known: registry.kinds().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        for (kind, section) in &self.backends {
+            let (Some(factory), Some(instances)) = (registry.get(kind), &section.instances) else {
+                continue;
+            };
+            for (name, instance) in instances {
+                if let Err(source_err) = (factory.check)(&instance.settings_table()) {
+                    let location = source
+                        .zip(instance.settings.as_ref())
+                        .map(|(text, spanned)| {
+                            let (line, col) = line_col(text, spanned.span().start);
+                            format!(" (line {line}, column {col})")
+                        })
+                        .unwrap_or_default();
+                    return Err(ConfigError::Settings {
+                        kind: kind.clone(),
+                        instance: name.to_string(),
+                        location,
+                        error: source_err,
+                    });
+                }
+            }
+        }
+        let resolved = self.instances(registry);
+        check_routes(&resolved)?;
+        Ok(())
+    }
+
+    /// Whether `kind` is enabled (compiled-in kinds are enabled unless configured off).
+    pub fn is_enabled(&self, kind: &str) -> bool {
+        self.backends
+            .get(kind)
+            .and_then(|s| s.enabled)
+            .unwrap_or(true)
+    }
+
+    /// Every instance of every enabled kind, with defaults resolved: configured instances,
+    /// or the kind's zero-config defaults when the configuration names none.
+    pub fn instances(&self, registry: &Registry) -> Vec<ResolvedInstance> {
+        let mut out = Vec::new();
+        for factory in registry.factories() {
+            if !self.is_enabled(factory.kind) {
+                continue;
+            }
+            match self
+                .backends
+                .get(factory.kind)
+                .and_then(|s| s.instances.as_ref())
+            {
+                Some(instances) => {
+                    for (name, inst) in instances {
+                        let store = inst
+                            .store
+                            .clone()
+                            .unwrap_or_else(|| default_store_name(factory.kind, name));
+                        out.push(ResolvedInstance {
+                            kind: factory.kind,
+                            name: name.clone(),
+                            vhosts: inst.vhosts.clone(),
+                            prefix: inst.prefix.clone(),
+                            store,
+                            settings: inst.settings_table(),
+                        });
+                    }
+                }
+                None => {
+                    for d in (factory.default_instances)() {
+                        if let Some(resolved) = resolve_default(factory.kind, &d) {
+                            out.push(resolved);
+                        } else {
+                            tracing::error!(
+                                kind = factory.kind,
+                                name = d.name,
+                                "backend proposes an invalid default instance; skipped"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `<kind>-<instance>`: always a valid store name, because kinds are at most 30 and instance
+/// names at most 32 characters of the same alphabet.
+fn default_store_name(kind: &str, name: &InstanceName) -> StoreName {
+    StoreName::derived(kind, name)
+}
+
+fn resolve_default(
+    kind: &'static str,
+    d: &crate::backend::DefaultInstance,
+) -> Option<ResolvedInstance> {
+    Some(ResolvedInstance {
+        kind,
+        name: d.name.parse().ok()?,
+        vhosts: d
+            .vhosts
+            .iter()
+            .map(|v| v.parse())
+            .collect::<Result<_, _>>()
+            .ok()?,
+        prefix: d.prefix.parse().ok()?,
+        store: d.store.parse().ok()?,
+        settings: toml::Table::new(),
+    })
+}
+
+/// Rejects vhost-less instances and two instances on the same vhost and prefix.
+pub fn check_routes(instances: &[ResolvedInstance]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for inst in instances {
+        let who = format!("{}/{}", inst.kind, inst.name);
+        if inst.vhosts.is_empty() {
+            return Err(ConfigError::NoVhosts {
+                kind: inst.kind.to_owned(),
+                instance: inst.name.to_string(),
+            });
+        }
+        for vhost in &inst.vhosts {
+            let key = (vhost.to_string(), inst.prefix.to_string());
+            if let Some(first) = seen.insert(key, who.clone()) {
+                return Err(ConfigError::DuplicateRoute {
+                    vhost: vhost.to_string(),
+                    prefix: inst.prefix.to_string(),
+                    first,
+                    second: who,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Joins a multi-line parser message into one line, so CLI errors stay one line long.
+fn one_paragraph(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && l.trim() != "|")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.frontend_http.listen_http.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.frontend_http.listen_https.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.frontend_http.header_read_timeout_secs, 10);
+    }
+
+    #[test]
+    fn unknown_key_names_key_line_and_column() {
+        let err = parse("data-dir = \"d\"\n\n[frontend-http]\nlisten-htp = \"127.0.0.1:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen-htp"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("column 1"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn malformed_listen_address_is_rejected() {
+        let err = parse("[frontend-http]\nlisten-http = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid listen address `localhost`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn instances_parse() {
+        let c = parse(
+            "[backends.hello-http.instances.www]\nvhosts = [\"WWW.Example.com.\"]\nprefix = \"/hi/\"\n[backends.hello-http.instances.www.settings]\ngreeting = \"x\"\n",
+        )
+        .unwrap();
+        let inst = &c.backends["hello-http"].instances.as_ref().unwrap()
+            [&"www".parse::<InstanceName>().unwrap()];
+        assert_eq!(inst.vhosts[0].as_str(), "www.example.com");
+        assert_eq!(inst.prefix.as_str(), "/hi");
+        assert_eq!(inst.settings_table()["greeting"].as_str(), Some("x"));
+    }
+
+    #[test]
+    fn bad_instance_names_and_vhosts_are_rejected() {
+        assert!(parse("[backends.k.instances.Bad]\nvhosts=[\"a\"]\n").is_err());
+        assert!(parse("[backends.k.instances.ok]\nvhosts=[\"a b\"]\n").is_err());
+        assert!(parse("[backends.k.instances.ok]\nvhosts=[\"a\"]\nextra=1\n").is_err());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

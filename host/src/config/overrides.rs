@@ -1,0 +1,138 @@
+//! The command-line and environment layer of the configuration.
+//!
+//! The binary's argument parser fills a `ConfigOverrides` (flags win over environment
+//! variables there), and `apply` lays it over the file, which already lies over the defaults:
+//! flags > env > file > defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{Config, InstanceConfig, InstanceName, ListenAddr, StoreName, Vhost};
+
+/// Values given on the command line or in `EVERLOCK_*` variables; `None` leaves the file's
+/// value alone.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    /// `--data-dir` / `EVERLOCK_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--frontend-http-listen-http` / `EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP`.
+    pub listen_http: Option<ListenAddr>,
+    /// `--frontend-http-listen-https` / `EVERLOCK_FRONTEND_HTTP_LISTEN_HTTPS`.
+    pub listen_https: Option<ListenAddr>,
+    /// `--frontend-http-header-read-timeout-secs`.
+    pub header_read_timeout_secs: Option<u64>,
+    /// `--frontend-http-shutdown-timeout-secs`.
+    pub shutdown_timeout_secs: Option<u64>,
+    /// `--frontend-http-max-connections`.
+    pub max_connections: Option<usize>,
+    /// Per backend kind: `--backend-<kind>[=bool]`, `--backend-<kind>-vhost`,
+    /// `--backend-<kind>-store`.
+    pub kinds: BTreeMap<String, KindOverrides>,
+}
+
+/// The bootstrap flags of one backend kind. Vhost and store flags shape the kind's instance
+/// named `default`, creating it when the configuration has none.
+#[derive(Debug, Clone, Default)]
+pub struct KindOverrides {
+    /// `--backend-<kind>` (enable) or `--backend-<kind>=false`.
+    pub enabled: Option<bool>,
+    /// `--backend-<kind>-vhost`, repeatable or comma-separated; replaces the vhosts of the
+    /// `default` instance.
+    pub vhosts: Option<Vec<Vhost>>,
+    /// `--backend-<kind>-store`; sets the store of the `default` instance.
+    pub store: Option<StoreName>,
+}
+
+impl ConfigOverrides {
+    /// Lays these overrides over `config`.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        let http = &mut config.frontend_http;
+        if let Some(v) = self.listen_http {
+            http.listen_http = v;
+        }
+        if let Some(v) = self.listen_https {
+            http.listen_https = v;
+        }
+        if let Some(v) = self.header_read_timeout_secs {
+            http.header_read_timeout_secs = v;
+        }
+        if let Some(v) = self.shutdown_timeout_secs {
+            http.shutdown_timeout_secs = v;
+        }
+        if let Some(v) = self.max_connections {
+            http.max_connections = v;
+        }
+        for (kind, o) in &self.kinds {
+            let section = config.backends.entry(kind.clone()).or_default();
+            if let Some(enabled) = o.enabled {
+                section.enabled = Some(enabled);
+            }
+            if o.vhosts.is_none() && o.store.is_none() {
+                continue;
+            }
+            let default_name = InstanceName::default_instance();
+            let instances = section.instances.get_or_insert_with(BTreeMap::new);
+            let instance = instances
+                .entry(default_name)
+                .or_insert_with(|| InstanceConfig {
+                    vhosts: Vec::new(),
+                    prefix: Default::default(),
+                    store: None,
+                    settings: None,
+                });
+            if let Some(vhosts) = &o.vhosts {
+                instance.vhosts = vhosts.clone();
+            }
+            if let Some(store) = &o.store {
+                instance.store = Some(store.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn flags_beat_file_values() {
+        let mut c = Config::parse(
+            "data-dir = \"/file\"\n[frontend-http]\nlisten-http = \"127.0.0.1:1\"\nlisten-https = \"127.0.0.1:2\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let o = ConfigOverrides {
+            data_dir: Some("/flag".into()),
+            listen_https: Some("off".parse().unwrap()),
+            ..Default::default()
+        };
+        o.apply(&mut c);
+        assert_eq!(c.data_dir, PathBuf::from("/flag"));
+        assert_eq!(c.frontend_http.listen_http.to_string(), "127.0.0.1:1");
+        assert_eq!(c.frontend_http.listen_https.addr(), None);
+    }
+
+    #[test]
+    fn kind_flags_shape_the_default_instance() {
+        let mut c = Config::default();
+        let mut o = ConfigOverrides::default();
+        o.kinds.insert(
+            "oci-http".into(),
+            KindOverrides {
+                enabled: Some(true),
+                vhosts: Some(vec!["localhost".parse().unwrap()]),
+                store: Some("everlock-oci-local".parse().unwrap()),
+            },
+        );
+        o.apply(&mut c);
+        let section = &c.backends["oci-http"];
+        assert_eq!(section.enabled, Some(true));
+        let inst = &section.instances.as_ref().unwrap()[&InstanceName::default_instance()];
+        assert_eq!(inst.vhosts[0].as_str(), "localhost");
+        assert_eq!(inst.store.as_ref().unwrap().as_str(), "everlock-oci-local");
+    }
+}

@@ -1,0 +1,372 @@
+//! The HTTP(S) frontend: accepts connections, speaks HTTP/1.1 and HTTP/2 (ALPN on TLS,
+//! prior knowledge on plain TCP), routes each request by Host and path prefix to an
+//! instance's router, and writes the access log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::routes::{InstanceTable, Resolution};
+use crate::vhost::{HostError, normalize_host};
+
+/// The scheme a request arrived on, inserted into every request's extensions so backends can
+/// build absolute URLs and decide on redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+/// Tunables of one listener.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time allowed for a TLS handshake and for a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time in-flight requests get after shutdown starts.
+    pub shutdown_timeout: Duration,
+    /// Simultaneous connections; further clients wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then lets in-flight requests finish for
+/// at most `settings.shutdown_timeout`. With `tls`, every connection is a TLS connection.
+pub async fn run(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    table: Arc<InstanceTable>,
+    settings: HttpSettings,
+    shutdown: CancellationToken,
+) {
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE or a connection reset before accept; back off briefly
+                // instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let table = Arc::clone(&table);
+        let tls = tls.clone();
+        let handshake_timeout = settings.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let table = Arc::clone(&table);
+                async move { Ok::<_, Infallible>(handle(&table, req, remote, scheme).await) }
+            });
+            let result =
+                match tls {
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%remote, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(conn).await
+                    }
+                    None => {
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        watcher.watch(conn).await
+                    }
+                };
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!(?scheme, "all connections closed"),
+        () = tokio::time::sleep(settings.shutdown_timeout) => {
+            tracing::warn!(?scheme, "shutdown timeout reached; abandoning open connections");
+        }
+    }
+}
+
+/// Handles one request from the network: records the peer and scheme, routes, logs.
+async fn handle(
+    table: &InstanceTable,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+    scheme: Scheme,
+) -> Response<Body> {
+    let started = Instant::now();
+    req.extensions_mut().insert(ConnectInfo(remote));
+    req.extensions_mut().insert(scheme);
+    let method = req.method().clone();
+    let version = req.version();
+    // Only the path is logged: query strings can carry secrets.
+    let path = req.uri().path().to_owned();
+    let (response, routed) = route(table, req.map(Body::new)).await;
+    tracing::info!(
+        target: "everlock::access",
+        %remote,
+        ?scheme,
+        ?version,
+        %method,
+        host = %routed.host,
+        path = %path,
+        status = response.status().as_u16(),
+        instance = %routed.instance,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// What routing decided, for the access log.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// The normalised host, or `-`.
+    pub host: String,
+    /// `kind/name` of the instance that answered, or `-`.
+    pub instance: String,
+}
+
+/// Routes one request through the current instance table and runs the chosen instance's
+/// router. Public so tests can drive routing without sockets.
+pub async fn route(table: &InstanceTable, req: Request<Body>) -> (Response<Body>, Routed) {
+    let mut routed = Routed {
+        host: "-".to_owned(),
+        instance: "-".to_owned(),
+    };
+    let host = match request_host(&req) {
+        Ok(h) => h,
+        Err(message) => return (text(StatusCode::BAD_REQUEST, message), routed),
+    };
+    routed.host.clone_from(&host);
+    // Hold one snapshot for the whole request, so a concurrent table swap cannot change
+    // which instance serves it halfway.
+    let snapshot = table.snapshot();
+    match snapshot.resolve(&host, req.uri().path()) {
+        Resolution::Found(instance) => {
+            routed.instance = instance.id();
+            let Some(router) = instance.router.clone() else {
+                return (
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("instance {} cannot serve HTTP", instance.id()),
+                    ),
+                    routed,
+                );
+            };
+            let response = match router.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            (response, routed)
+        }
+        Resolution::UnknownHost => (
+            text(
+                StatusCode::NOT_FOUND,
+                format!("No backend configured for host: {host}"),
+            ),
+            routed,
+        ),
+        Resolution::NoPrefix => (
+            text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "No backend configured for host: {host} and path: {}",
+                    req.uri().path()
+                ),
+            ),
+            routed,
+        ),
+    }
+}
+
+/// The request's host: the URI authority (HTTP/2 `:authority`, or an absolute-form HTTP/1.1
+/// target), else the single `Host` header, normalised. The error is the response text.
+fn request_host<B>(req: &Request<B>) -> Result<String, String> {
+    let raw = if let Some(authority) = req.uri().authority() {
+        authority.as_str().to_owned()
+    } else {
+        let mut values = req.headers().get_all(HOST).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) => v
+                .to_str()
+                .map_err(|_| "Invalid Host header".to_owned())?
+                .to_owned(),
+            (Some(_), Some(_)) => return Err("Multiple Host headers".to_owned()),
+            (None, _) => {
+                return Err(if req.version() == Version::HTTP_11 {
+                    "Missing Host header".to_owned()
+                } else {
+                    "Missing Host header (HTTP/1.0 clients must send one)".to_owned()
+                });
+            }
+        }
+    };
+    normalize_host(&raw).map_err(|e| match e {
+        HostError::Empty => "Empty Host header".to_owned(),
+        HostError::Invalid(_) => "Invalid Host header".to_owned(),
+    })
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::instance::Instance;
+    use http_body_util::BodyExt;
+
+    struct Nothing;
+    impl Backend for Nothing {}
+
+    fn table() -> InstanceTable {
+        let router = axum::Router::new()
+            .fallback(|req: Request<Body>| async move { format!("hello {}", req.uri().path()) });
+        let t = InstanceTable::new();
+        t.insert(Instance {
+            kind: "test-http",
+            name: "a".parse().unwrap(),
+            vhosts: vec!["localhost".parse().unwrap(), "::1".parse().unwrap()],
+            prefix: "/".parse().unwrap(),
+            store: "s".parse().unwrap(),
+            router: Some(router),
+            backend: Box::new(Nothing),
+        })
+        .unwrap();
+        t
+    }
+
+    async fn send(req: Request<Body>) -> (StatusCode, String) {
+        let (resp, _) = route(&table(), req).await;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn get(host: Option<&str>) -> Request<Body> {
+        let mut b = Request::get("/x");
+        if let Some(h) = host {
+            b = b.header(HOST, h);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn host_header_routing() {
+        assert_eq!(
+            send(get(Some("LOCALHOST:8080"))).await,
+            (StatusCode::OK, "hello /x".into())
+        );
+        assert_eq!(
+            send(get(Some("localhost."))).await,
+            (StatusCode::OK, "hello /x".into())
+        );
+        assert_eq!(
+            send(get(Some("[::1]:8443"))).await,
+            (StatusCode::OK, "hello /x".into())
+        );
+        assert_eq!(
+            send(get(Some("nope"))).await,
+            (
+                StatusCode::NOT_FOUND,
+                "No backend configured for host: nope".into()
+            )
+        );
+        assert_eq!(send(get(None)).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(send(get(Some(""))).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(send(get(Some("bad host"))).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn authority_wins_over_host_header() {
+        let req = Request::get("http://localhost:1/y")
+            .header(HOST, "nope")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(req).await, (StatusCode::OK, "hello /y".into()));
+    }
+
+    #[tokio::test]
+    async fn duplicate_host_headers_are_rejected() {
+        let req = Request::get("/")
+            .header(HOST, "localhost")
+            .header(HOST, "other")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(req).await.0, StatusCode::BAD_REQUEST);
+    }
+}

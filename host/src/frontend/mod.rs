@@ -1,0 +1,8 @@
+//! The frontends: the only code that owns sockets, TLS and wire protocols.
+//!
+//! # Layout
+//! - `http`: HTTP/1.1 and HTTP/2 listeners, Host-header routing to instances, access log.
+//! - `tls`: SNI certificate selection and the generated local certificate authority.
+
+pub mod http;
+pub mod tls;

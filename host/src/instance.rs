@@ -1,0 +1,43 @@
+//! A built backend instance as the host keeps it: identity, routing data and the backend.
+
+use std::fmt;
+
+use crate::backend::Backend;
+use crate::config::{InstanceName, PathPrefix, StoreName, Vhost};
+
+/// One live backend instance.
+pub struct Instance {
+    /// Backend kind.
+    pub kind: &'static str,
+    /// Instance name, unique within the kind.
+    pub name: InstanceName,
+    /// Hostnames routed here.
+    pub vhosts: Vec<Vhost>,
+    /// Mount prefix.
+    pub prefix: PathPrefix,
+    /// The instance's own store.
+    pub store: StoreName,
+    /// The HTTP service; `Some` for every HTTP instance (checked when it is built).
+    pub router: Option<axum::Router>,
+    /// The backend itself, kept alive as long as the instance is in a table.
+    pub backend: Box<dyn Backend>,
+}
+
+impl Instance {
+    /// `kind/name`, as used in logs and errors.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("vhosts", &self.vhosts)
+            .field("prefix", &self.prefix)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}

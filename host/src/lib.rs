@@ -1,0 +1,51 @@
+//! The plugin host core of Everlock.
+//!
+//! The host knows nothing about registries or websites: backend kinds register a
+//! [`BackendFactory`] through [`register_backend!`], the host collects them into a
+//! [`Registry`], builds configured instances into a live, atomically swapped
+//! [`InstanceTable`], and its frontends route traffic to them.
+//!
+//! # Layout
+//! - `backend`: the factory descriptor, build context, `Backend` trait and registration macro.
+//! - `registry`: compiled-in kinds, collected once and sorted.
+//! - `config`: strict TOML configuration, newtypes and the flag/env override layer.
+//! - `vhost`: host-name normalisation shared by configuration and routing.
+//! - `instance`, `routes`: live instances and the vhost/prefix routing table.
+//! - `runtime`: the running [`Host`] and the live operations on its table.
+//! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
+//! - `server`: binding, serving and graceful shutdown.
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod backend;
+pub mod config;
+pub mod frontend;
+pub mod instance;
+pub mod registry;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+pub mod vhost;
+
+pub use backend::{
+    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend, parse_settings,
+};
+pub use registry::{Registry, RegistryError};
+pub use routes::{InstanceTable, RouteError};
+pub use runtime::{Host, HostError};
+
+/// Re-exported so backends use the host's exact HTTP stack versions.
+pub use axum;
+pub use http;
+pub use toml;
+
+#[doc(hidden)]
+pub use inventory as __private_inventory;

@@ -1,0 +1,341 @@
+//! The live instance table: which instance answers which vhost and path prefix.
+//!
+//! Readers load an immutable snapshot with one atomic pointer read (`arc-swap`), so a request
+//! always sees one consistent table even while an administrator adds or removes instances;
+//! writers build a new snapshot and swap it in, serialised by a mutex so no change is lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{InstanceName, Vhost};
+use crate::instance::Instance;
+
+/// Why a change to the instance table was refused. The running table is left untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Another instance already serves this vhost and prefix.
+    #[error("{vhost}{prefix} is already served by {existing}")]
+    Conflict {
+        /// The vhost.
+        vhost: String,
+        /// The prefix.
+        prefix: String,
+        /// `kind/name` of the instance that has it.
+        existing: String,
+    },
+    /// An instance with this kind and name already exists.
+    #[error("instance {0} already exists")]
+    Exists(String),
+    /// No instance with this kind and name exists.
+    #[error("no instance {0}")]
+    NotFound(String),
+    /// An HTTP instance needs at least one vhost.
+    #[error("instance {0} has no vhosts")]
+    NoVhosts(String),
+}
+
+/// The outcome of routing one request.
+#[derive(Debug)]
+pub enum Resolution<'a> {
+    /// An instance serves this host and path.
+    Found(&'a Arc<Instance>),
+    /// No instance is configured for this host at all.
+    UnknownHost,
+    /// The host is known but none of its prefixes covers the path.
+    NoPrefix,
+}
+
+/// An immutable routing snapshot.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every instance by (kind, name).
+    instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
+    /// Per normalised vhost: instances sorted by descending prefix length.
+    hosts: HashMap<String, Vec<Arc<Instance>>>,
+}
+
+impl Snapshot {
+    fn build(
+        instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
+    ) -> Result<Self, RouteError> {
+        let mut hosts: HashMap<String, Vec<Arc<Instance>>> = HashMap::new();
+        for instance in instances.values() {
+            if instance.vhosts.is_empty() {
+                return Err(RouteError::NoVhosts(instance.id()));
+            }
+            for vhost in &instance.vhosts {
+                let routes = hosts.entry(vhost.as_str().to_owned()).or_default();
+                if let Some(existing) = routes.iter().find(|r| r.prefix == instance.prefix) {
+                    return Err(RouteError::Conflict {
+                        vhost: vhost.to_string(),
+                        prefix: instance.prefix.to_string(),
+                        existing: existing.id(),
+                    });
+                }
+                routes.push(Arc::clone(instance));
+            }
+        }
+        for routes in hosts.values_mut() {
+            routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        }
+        Ok(Snapshot { instances, hosts })
+    }
+
+    /// Routes a normalised host and a request path: exact vhost first, then the catch-all
+    /// vhost `*`; within a vhost the longest matching prefix wins.
+    pub fn resolve(&self, host: &str, path: &str) -> Resolution<'_> {
+        let candidates = self.hosts.get(host).or_else(|| self.hosts.get(Vhost::ANY));
+        let Some(routes) = candidates else {
+            return Resolution::UnknownHost;
+        };
+        routes
+            .iter()
+            .find(|r| r.prefix.matches(path))
+            .map_or(Resolution::NoPrefix, Resolution::Found)
+    }
+
+    /// Every instance, ordered by kind and name.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.instances.values()
+    }
+
+    /// The instance `kind/name`, if present.
+    pub fn get(&self, kind: &str, name: &InstanceName) -> Option<&Arc<Instance>> {
+        self.instances
+            .iter()
+            .find(|((k, n), _)| *k == kind && n == name)
+            .map(|(_, i)| i)
+    }
+}
+
+/// The live, atomically swapped instance table.
+#[derive(Debug, Default)]
+pub struct InstanceTable {
+    current: ArcSwap<Snapshot>,
+    /// Serialises writers so two concurrent changes cannot both start from the same snapshot
+    /// and lose one of them. Readers never take it.
+    write: Mutex<()>,
+}
+
+impl InstanceTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot. Hold it for the whole request so routing stays consistent.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces every instance at once (startup, or reloading the whole configuration).
+    pub fn replace_all(&self, instances: Vec<Instance>) -> Result<(), RouteError> {
+        let mut map = BTreeMap::new();
+        for instance in instances {
+            let key = (instance.kind, instance.name.clone());
+            let id = instance.id();
+            if map.insert(key, Arc::new(instance)).is_some() {
+                return Err(RouteError::Exists(id));
+            }
+        }
+        self.swap_with(|_| Ok(map))
+    }
+
+    /// Adds one instance live.
+    pub fn insert(&self, instance: Instance) -> Result<(), RouteError> {
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            let key = (instance.kind, instance.name.clone());
+            if map.contains_key(&key) {
+                return Err(RouteError::Exists(instance.id()));
+            }
+            map.insert(key, Arc::new(instance));
+            Ok(map)
+        })
+    }
+
+    /// Replaces the instance with the same kind and name live (e.g. new vhosts). Requests
+    /// already routed to the old instance finish on it.
+    pub fn replace(&self, instance: Instance) -> Result<(), RouteError> {
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            let key = (instance.kind, instance.name.clone());
+            if !map.contains_key(&key) {
+                return Err(RouteError::NotFound(instance.id()));
+            }
+            map.insert(key, Arc::new(instance));
+            Ok(map)
+        })
+    }
+
+    /// Removes the instance `kind/name` live and returns it.
+    pub fn remove(&self, kind: &str, name: &InstanceName) -> Result<Arc<Instance>, RouteError> {
+        let mut removed = None;
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            let key = map
+                .keys()
+                .find(|(k, n)| *k == kind && n == name)
+                .cloned()
+                .ok_or_else(|| RouteError::NotFound(format!("{kind}/{name}")))?;
+            removed = map.remove(&key);
+            Ok(map)
+        })?;
+        removed.ok_or_else(|| RouteError::NotFound(format!("{kind}/{name}")))
+    }
+
+    fn swap_with(
+        &self,
+        change: impl FnOnce(
+            &Snapshot,
+        )
+            -> Result<BTreeMap<(&'static str, InstanceName), Arc<Instance>>, RouteError>,
+    ) -> Result<(), RouteError> {
+        // A poisoned lock only means another writer panicked; the snapshot it guards is
+        // immutable and still valid, so carry on.
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load_full();
+        let next = Snapshot::build(change(&current)?)?;
+        self.current.store(Arc::new(next));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+
+    struct Nothing;
+    impl Backend for Nothing {}
+
+    fn inst(kind: &'static str, name: &str, vhosts: &[&str], prefix: &str) -> Instance {
+        Instance {
+            kind,
+            name: name.parse().unwrap(),
+            vhosts: vhosts.iter().map(|v| v.parse().unwrap()).collect(),
+            prefix: prefix.parse().unwrap(),
+            store: format!("s-{name}").parse().unwrap(),
+            router: None,
+            backend: Box::new(Nothing),
+        }
+    }
+
+    fn who(r: Resolution<'_>) -> String {
+        match r {
+            Resolution::Found(i) => i.id(),
+            Resolution::UnknownHost => "unknown-host".into(),
+            Resolution::NoPrefix => "no-prefix".into(),
+        }
+    }
+
+    #[test]
+    fn prefix_selection_table() {
+        let t = InstanceTable::new();
+        t.replace_all(vec![
+            inst("site-http", "welcome", &["localhost", "127.0.0.1"], "/"),
+            inst("oci-http", "default", &["localhost"], "/v2"),
+            inst("hello-http", "deep", &["localhost"], "/v2/hello"),
+            inst("hello-http", "only", &["only.example"], "/api"),
+            inst("hello-http", "any", &["*"], "/"),
+        ])
+        .unwrap();
+        let s = t.snapshot();
+        let cases: &[(&str, &str, &str)] = &[
+            ("localhost", "/", "site-http/welcome"),
+            ("localhost", "/index.html", "site-http/welcome"),
+            ("localhost", "/v2", "oci-http/default"),
+            ("localhost", "/v2/", "oci-http/default"),
+            (
+                "localhost",
+                "/v2/library/alpine/tags/list",
+                "oci-http/default",
+            ),
+            ("localhost", "/v2x", "site-http/welcome"),
+            ("localhost", "/v2/hello", "hello-http/deep"),
+            ("localhost", "/v2/hello/x", "hello-http/deep"),
+            ("localhost", "/v2/hellox", "oci-http/default"),
+            ("127.0.0.1", "/v2/", "site-http/welcome"),
+            ("only.example", "/api/x", "hello-http/only"),
+            ("only.example", "/", "no-prefix"),
+            ("elsewhere.example", "/", "hello-http/any"),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(who(s.resolve(host, path)), *want, "{host}{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_host_without_catch_all() {
+        let t = InstanceTable::new();
+        t.replace_all(vec![inst("k", "a", &["a.example"], "/")])
+            .unwrap();
+        assert_eq!(who(t.snapshot().resolve("b.example", "/")), "unknown-host");
+        assert_eq!(
+            who(InstanceTable::new().snapshot().resolve("a", "/")),
+            "unknown-host"
+        );
+    }
+
+    #[test]
+    fn conflicts_are_refused_and_leave_the_table_alone() {
+        let t = InstanceTable::new();
+        t.insert(inst("k", "a", &["x.example"], "/")).unwrap();
+        let err = t.insert(inst("k", "b", &["X.example."], "/")).unwrap_err();
+        assert!(matches!(err, RouteError::Conflict { .. }), "{err}");
+        assert!(matches!(
+            t.insert(inst("k", "a", &["y"], "/")),
+            Err(RouteError::Exists(_))
+        ));
+        assert!(matches!(
+            t.insert(inst("k", "c", &[], "/")),
+            Err(RouteError::NoVhosts(_))
+        ));
+        assert_eq!(t.snapshot().instances().count(), 1);
+    }
+
+    #[test]
+    fn live_insert_replace_remove() {
+        let t = InstanceTable::new();
+        t.insert(inst("k", "a", &["a.example"], "/")).unwrap();
+        let before = t.snapshot();
+        t.insert(inst("k", "b", &["b.example"], "/")).unwrap();
+        // A snapshot taken earlier is unaffected by later swaps.
+        assert_eq!(who(before.resolve("b.example", "/")), "unknown-host");
+        assert_eq!(who(t.snapshot().resolve("b.example", "/")), "k/b");
+        t.replace(inst("k", "b", &["c.example"], "/")).unwrap();
+        assert_eq!(who(t.snapshot().resolve("b.example", "/")), "unknown-host");
+        assert_eq!(who(t.snapshot().resolve("c.example", "/")), "k/b");
+        let removed = t.remove("k", &"b".parse().unwrap()).unwrap();
+        assert_eq!(removed.id(), "k/b");
+        assert!(t.remove("k", &"b".parse().unwrap()).is_err());
+        assert!(t.replace(inst("k", "zz", &["z"], "/")).is_err());
+        assert_eq!(t.snapshot().instances().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_update() {
+        let t = Arc::new(InstanceTable::new());
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let t = Arc::clone(&t);
+                std::thread::spawn(move || {
+                    for j in 0..25 {
+                        let name = format!("n{i}-{j}");
+                        let host = format!("{name}.example");
+                        t.insert(inst("k", &name, &[host.as_str()], "/")).unwrap();
+                        // Readers always see a self-consistent snapshot.
+                        let s = t.snapshot();
+                        assert_eq!(who(s.resolve(&host, "/")), format!("k/{name}"));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(t.snapshot().instances().count(), 200);
+    }
+}

@@ -1,0 +1,131 @@
+//! The running host: the registry, the live instance table and the operations that change it.
+//!
+//! Startup builds every configured instance through its factory and installs them in one
+//! swap; later issues (the admin console) call `add_instance`, `replace_instance` and
+//! `remove_instance` to change the table while the server runs.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{BackendContext, BuildError, Frontend};
+use crate::config::{Config, InstanceName, ResolvedInstance};
+use crate::instance::Instance;
+use crate::registry::Registry;
+use crate::routes::{InstanceTable, RouteError};
+
+/// Why an instance could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The kind is not compiled in.
+    #[error("unknown backend kind `{0}`")]
+    UnknownKind(String),
+    /// The backend refused to build the instance.
+    #[error("cannot build instance {id}: {error}")]
+    Build {
+        /// `kind/name`.
+        id: String,
+        /// The backend's reason.
+        error: BuildError,
+    },
+    /// The instance conflicts with the table.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+/// The plugin host: which kinds exist and which instances are live.
+#[derive(Debug, Clone)]
+pub struct Host {
+    registry: Registry,
+    table: Arc<InstanceTable>,
+    shutdown: CancellationToken,
+}
+
+impl Host {
+    /// A host with an empty instance table.
+    pub fn new(registry: Registry, shutdown: CancellationToken) -> Host {
+        Host {
+            registry,
+            table: Arc::new(InstanceTable::new()),
+            shutdown,
+        }
+    }
+
+    /// The compiled-in kinds.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The live instance table the frontends route with.
+    pub fn table(&self) -> &Arc<InstanceTable> {
+        &self.table
+    }
+
+    /// Builds every instance `config` asks for and installs them all at once; nothing is
+    /// installed if any one fails.
+    pub fn start_instances(&self, config: &Config) -> Result<(), HostError> {
+        let mut built = Vec::new();
+        for spec in config.instances(&self.registry) {
+            built.push(self.build_instance(&spec)?);
+        }
+        self.table.replace_all(built)?;
+        Ok(())
+    }
+
+    /// Builds one instance through its kind's factory without installing it.
+    pub fn build_instance(&self, spec: &ResolvedInstance) -> Result<Instance, HostError> {
+        let factory = self
+            .registry
+            .get(spec.kind)
+            .ok_or_else(|| HostError::UnknownKind(spec.kind.to_owned()))?;
+        let id = format!("{}/{}", spec.kind, spec.name);
+        let ctx = BackendContext {
+            kind: factory.kind,
+            instance: spec.name.clone(),
+            vhosts: spec.vhosts.clone(),
+            prefix: spec.prefix.clone(),
+            store: spec.store.clone(),
+            shutdown: self.shutdown.child_token(),
+        };
+        let backend = (factory.build)(ctx, &spec.settings).map_err(|error| HostError::Build {
+            id: id.clone(),
+            error,
+        })?;
+        let router = backend.http_router();
+        if factory.frontend == Frontend::Http && router.is_none() {
+            return Err(HostError::Build {
+                id,
+                error: BuildError::Failed("HTTP backend returned no router".to_owned()),
+            });
+        }
+        Ok(Instance {
+            kind: factory.kind,
+            name: spec.name.clone(),
+            vhosts: spec.vhosts.clone(),
+            prefix: spec.prefix.clone(),
+            store: spec.store.clone(),
+            router,
+            backend,
+        })
+    }
+
+    /// Builds and adds an instance while the server runs.
+    pub fn add_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
+        let instance = self.build_instance(spec)?;
+        self.table.insert(instance)?;
+        Ok(())
+    }
+
+    /// Rebuilds an existing instance with new vhosts, prefix, store or settings, live.
+    pub fn replace_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
+        let instance = self.build_instance(spec)?;
+        self.table.replace(instance)?;
+        Ok(())
+    }
+
+    /// Removes an instance live; requests already routed to it finish.
+    pub fn remove_instance(&self, kind: &str, name: &InstanceName) -> Result<(), HostError> {
+        self.table.remove(kind, name)?;
+        Ok(())
+    }
+}

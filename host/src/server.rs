@@ -1,0 +1,145 @@
+//! Lifecycle of the whole server: bind every configured listener up front (so a busy port is
+//! a clean startup error), run the frontends, and shut down gracefully on a signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::frontend::http::{self, HttpSettings};
+use crate::frontend::tls::{self, TlsError};
+use crate::runtime::Host;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be bound (typically: the port is in use).
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {error}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A server whose listeners are bound but not yet serving.
+pub struct Server {
+    host: Host,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, TlsAcceptor)>,
+    settings: HttpSettings,
+}
+
+impl Server {
+    /// Binds the configured listeners and prepares TLS. Nothing is served until `run`.
+    pub async fn bind(config: &Config, host: Host) -> Result<Server, ServeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            error,
+        })?;
+        let fc = &config.frontend_http;
+        let http = match fc.listen_http.addr() {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let https = match fc.listen_https.addr() {
+            Some(addr) => {
+                let tls = tls::server_config(&config.data_dir, &fc.certificates)?;
+                Some((bind(addr).await?, TlsAcceptor::from(tls)))
+            }
+            None => None,
+        };
+        Ok(Server {
+            host,
+            http,
+            https,
+            settings: HttpSettings {
+                header_read_timeout: Duration::from_secs(fc.header_read_timeout_secs.max(1)),
+                shutdown_timeout: Duration::from_secs(fc.shutdown_timeout_secs),
+                max_connections: fc.max_connections,
+            },
+        })
+    }
+
+    /// The bound plain-HTTP address, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound HTTPS address, if enabled.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` is cancelled, then waits for in-flight requests (bounded by
+    /// the shutdown timeout) and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let table = Arc::clone(self.host.table());
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.http {
+            tasks.spawn(http::run(
+                listener,
+                None,
+                Arc::clone(&table),
+                self.settings.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some((listener, acceptor)) = self.https {
+            tasks.spawn(http::run(
+                listener,
+                Some(acceptor),
+                Arc::clone(&table),
+                self.settings.clone(),
+                shutdown.clone(),
+            ));
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a listener task failed");
+            }
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| ServeError::Bind { addr, error })
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM. Installing the handlers happens before
+/// this returns, so a signal that arrives right after startup is not lost.
+pub fn cancel_on_signal(token: CancellationToken) -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received: finishing in-flight requests, then exiting");
+        token.cancel();
+    });
+    Ok(())
+}

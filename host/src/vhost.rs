@@ -1,0 +1,158 @@
+//! Host-name normalisation shared by configuration (`Vhost`) and request routing.
+//!
+//! One function decides what a host *is*, so a vhost written in the configuration and the
+//! `Host` header of a request can never disagree about case, ports, trailing dots or IPv6
+//! brackets.
+
+use std::net::Ipv6Addr;
+
+/// Why a host string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The host is empty (or only a port).
+    #[error("empty host")]
+    Empty,
+    /// The host contains characters or a shape no hostname or IP literal has.
+    #[error("invalid host `{0}`")]
+    Invalid(String),
+}
+
+/// Normalises a `Host` header or URI authority to the form vhosts are stored in.
+///
+/// Rules: ASCII case is folded; a `:port` suffix is removed when the port is a valid `u16`;
+/// one trailing dot is removed; IPv6 literals lose their brackets (`[::1]:8443` → `::1`).
+/// Anything else that is not a plausible hostname or IP literal is rejected rather than
+/// guessed at, because a guess could route a request to the wrong tenant.
+pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(HostError::Empty);
+    }
+    if let Some(rest) = raw.strip_prefix('[') {
+        // A bracketed IPv6 literal, optionally followed by `:port`.
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| HostError::Invalid(raw.to_owned()))?;
+        if !after.is_empty() && !is_port_suffix(after) {
+            return Err(HostError::Invalid(raw.to_owned()));
+        }
+        let addr: Ipv6Addr = inside
+            .parse()
+            .map_err(|_| HostError::Invalid(raw.to_owned()))?;
+        return Ok(addr.to_string());
+    }
+    if raw.matches(':').count() > 1 {
+        // Unbracketed IPv6 is not valid in a Host header, but it is how people write
+        // addresses in configuration, so accept it when it parses exactly.
+        let addr: Ipv6Addr = raw
+            .parse()
+            .map_err(|_| HostError::Invalid(raw.to_owned()))?;
+        return Ok(addr.to_string());
+    }
+    let name = match raw.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        Some(_) => return Err(HostError::Invalid(raw.to_owned())),
+        None => raw,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        return Err(HostError::Empty);
+    }
+    let valid = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(HostError::Invalid(raw.to_owned()));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Whether `s` is `:` followed by a valid port number.
+fn is_port_suffix(s: &str) -> bool {
+    s.strip_prefix(':')
+        .is_some_and(|port| port.parse::<u16>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_table() {
+        let ok: &[(&str, &str)] = &[
+            ("localhost", "localhost"),
+            ("LocalHost", "localhost"),
+            ("EXAMPLE.com", "example.com"),
+            ("example.com:8080", "example.com"),
+            ("example.com.", "example.com"),
+            ("example.com.:443", "example.com"),
+            ("127.0.0.1", "127.0.0.1"),
+            ("127.0.0.1:8080", "127.0.0.1"),
+            ("[::1]", "::1"),
+            ("[::1]:8443", "::1"),
+            ("[0:0:0:0:0:0:0:1]:80", "::1"),
+            ("[2001:DB8::1]", "2001:db8::1"),
+            ("::1", "::1"),
+            ("team.localhost", "team.localhost"),
+            ("under_score.example", "under_score.example"),
+            ("  spaced.example ", "spaced.example"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ];
+        for (input, want) in ok {
+            assert_eq!(
+                normalize_host(input).as_deref(),
+                Ok(*want),
+                "input {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejection_table() {
+        let empty: &[&str] = &["", "   ", ":8080", ".", ".:80"];
+        for input in empty {
+            assert_eq!(
+                normalize_host(input),
+                Err(HostError::Empty),
+                "input {input:?}"
+            );
+        }
+        let invalid: &[&str] = &[
+            "example.com:http",
+            "example.com:99999",
+            "exa mple.com",
+            "example..com",
+            "example.com..",
+            "[::1",
+            "[::1]x",
+            "[::1]:notaport",
+            "[not-ipv6]",
+            "1:2:3",
+            "ho$t",
+            "host/path",
+            "user@host",
+            "\u{e9}t\u{e9}.example",
+            "a\r\nb",
+        ];
+        for input in invalid {
+            assert!(
+                matches!(normalize_host(input), Err(HostError::Invalid(_))),
+                "input {input:?} should be invalid, got {:?}",
+                normalize_host(input)
+            );
+        }
+    }
+
+    #[test]
+    fn overlong_names_are_rejected() {
+        let label = "a".repeat(64);
+        assert!(normalize_host(&label).is_err());
+        let name = ["a"; 130].join(".");
+        assert!(normalize_host(&name).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! Command-line definitions. Static options are derived; the per-backend bootstrap flags
+//! (`--backend-<kind>`, `--backend-<kind>-vhost`, `--backend-<kind>-store`) are generated
+//! from the registry, so a new backend gets its flags without touching this file.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
+use everlock_host::Registry;
+use everlock_host::config::{ConfigOverrides, KindOverrides, ListenAddr, StoreName, Vhost};
+
+/// Everlock: an OCI registry, websites and an SSH admin console in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "everlock", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Optional TOML configuration file (strict: unknown keys are errors).
+    #[arg(long, global = true, env = "EVERLOCK_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory holding every store [default: ./data].
+    #[arg(long, global = true, env = "EVERLOCK_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server (zero-config: HTTP on 127.0.0.1:8080, HTTPS on 127.0.0.1:8443).
+    Serve(ServeArgs),
+    /// List the backend kinds compiled into this binary.
+    Backends,
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `everlock config ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a configuration file against the compiled-in backends; exit 1 on error.
+    Check {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+/// Options of `everlock serve` (each also settable by its `EVERLOCK_*` variable).
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Plain-HTTP listen address, or `off`.
+    #[arg(
+        long = "frontend-http-listen-http",
+        env = "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP",
+        value_name = "ADDR"
+    )]
+    listen_http: Option<ListenAddr>,
+    /// HTTPS listen address, or `off`.
+    #[arg(
+        long = "frontend-http-listen-https",
+        env = "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTPS",
+        value_name = "ADDR"
+    )]
+    listen_https: Option<ListenAddr>,
+    /// Seconds allowed for a TLS handshake and for request headers.
+    #[arg(
+        long = "frontend-http-header-read-timeout-secs",
+        env = "EVERLOCK_FRONTEND_HTTP_HEADER_READ_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(
+        long = "frontend-http-shutdown-timeout-secs",
+        env = "EVERLOCK_FRONTEND_HTTP_SHUTDOWN_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    shutdown_timeout_secs: Option<u64>,
+    /// Maximum simultaneous connections per listener.
+    #[arg(
+        long = "frontend-http-max-connections",
+        env = "EVERLOCK_FRONTEND_HTTP_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    max_connections: Option<usize>,
+}
+
+/// Parses the process arguments, with bootstrap flags for every registered kind.
+pub(crate) fn parse(registry: &Registry) -> (Cli, ArgMatches) {
+    use clap::{CommandFactory, FromArgMatches};
+    let command =
+        Cli::command().mut_subcommand("serve", |serve| registry.kinds().fold(serve, add_kind_args));
+    let matches = command.get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => (cli, matches),
+        Err(e) => e.exit(),
+    }
+}
+
+fn add_kind_args(cmd: clap::Command, kind: &'static str) -> clap::Command {
+    let env = |suffix: &str| {
+        format!(
+            "EVERLOCK_BACKEND_{}{suffix}",
+            kind.to_ascii_uppercase().replace('-', "_")
+        )
+    };
+    cmd.arg(
+        Arg::new(format!("backend-{kind}"))
+            .long(format!("backend-{kind}"))
+            .env(env(""))
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .value_parser(BoolishValueParser::new())
+            .value_name("BOOL")
+            .help(format!(
+                "Enable (or, with =false, disable) the {kind} backend"
+            ))
+            .help_heading("Backend bootstrap"),
+    )
+    .arg(
+        Arg::new(format!("backend-{kind}-vhost"))
+            .long(format!("backend-{kind}-vhost"))
+            .env(env("_VHOST"))
+            .action(ArgAction::Append)
+            .value_delimiter(',')
+            .value_parser(clap::value_parser!(Vhost))
+            .value_name("HOST")
+            .help(format!(
+                "Vhosts of the {kind} instance `default` (repeatable)"
+            ))
+            .help_heading("Backend bootstrap"),
+    )
+    .arg(
+        Arg::new(format!("backend-{kind}-store"))
+            .long(format!("backend-{kind}-store"))
+            .env(env("_STORE"))
+            .value_parser(clap::value_parser!(StoreName))
+            .value_name("STORE")
+            .help(format!("Store of the {kind} instance `default`"))
+            .help_heading("Backend bootstrap"),
+    )
+}
+
+/// Collects the flag/env layer of the configuration from a parsed `serve` command line.
+pub(crate) fn overrides(
+    cli: &Cli,
+    serve: Option<(&ServeArgs, &ArgMatches)>,
+    registry: &Registry,
+) -> ConfigOverrides {
+    let mut o = ConfigOverrides {
+        data_dir: cli.data_dir.clone(),
+        ..Default::default()
+    };
+    let Some((args, matches)) = serve else {
+        return o;
+    };
+    o.listen_http = args.listen_http;
+    o.listen_https = args.listen_https;
+    o.header_read_timeout_secs = args.header_read_timeout_secs;
+    o.shutdown_timeout_secs = args.shutdown_timeout_secs;
+    o.max_connections = args.max_connections;
+    for kind in registry.kinds() {
+        let k = KindOverrides {
+            enabled: matches.get_one::<bool>(&format!("backend-{kind}")).copied(),
+            vhosts: matches
+                .get_many::<Vhost>(&format!("backend-{kind}-vhost"))
+                .map(|v| v.cloned().collect()),
+            store: matches
+                .get_one::<StoreName>(&format!("backend-{kind}-store"))
+                .cloned(),
+        };
+        if k.enabled.is_some() || k.vhosts.is_some() || k.store.is_some() {
+            o.kinds.insert(kind.to_owned(), k);
+        }
+    }
+    o
+}

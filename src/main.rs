@@ -1,0 +1,83 @@
+//! `everlock`: the composition root. It parses the command line, loads the configuration,
+//! collects the compiled-in backends (see `linked.rs`) and runs the host.
+
+mod cli;
+mod linked;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use everlock_host::Registry;
+use everlock_host::config::Config;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` joins the cause chain on one line: one clear line per failure.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let registry = Registry::collect().context("backend registry")?;
+    let (cli, matches) = cli::parse(&registry);
+    match &cli.command {
+        cli::Command::Backends => {
+            for factory in registry.factories() {
+                println!(
+                    "{:<16} {:<5} {}",
+                    factory.kind, factory.frontend, factory.summary
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Config {
+            command: cli::ConfigCommand::Check { file },
+        } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read config file {}", file.display()))?;
+            let config = Config::parse(&text, file)?;
+            config.validate(&registry, Some(&text))?;
+            let instances = config.instances(&registry);
+            println!("{}: OK ({} instances)", file.display(), instances.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Serve(args) => {
+            let serve_matches = matches.subcommand_matches("serve").map(|m| (args, m));
+            let overrides = cli::overrides(&cli, serve_matches, &registry);
+            let (config, source) = load_config(cli.config.as_deref())?;
+            serve::serve(config, source.as_deref(), &overrides, registry)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads the optional configuration file; defaults when there is none.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, Option<String>)> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            Ok((Config::parse(&text, path)?, Some(text)))
+        }
+        None => Ok((Config::default(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_linked_backend_is_registered() {
+        let registry = Registry::collect().unwrap();
+        assert_eq!(
+            registry.kinds().collect::<Vec<_>>(),
+            linked::expected_kinds()
+        );
+    }
+}

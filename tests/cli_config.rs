@@ -1,0 +1,180 @@
+//! End to end: `everlock config check`, `everlock backends` and startup errors of the real
+//! binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure"
+)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::everlock_bin;
+
+fn check(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, text).unwrap();
+    Command::new(everlock_bin())
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn the_documented_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/everlock.toml");
+    let out = Command::new(everlock_bin())
+        .args(["config", "check", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 instances)"));
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_line() {
+    let out = check(
+        "data-dir = \"d\"\n\n[frontend-http]\nlisten-http = \"127.0.0.1:1\"\nlisten-htps = \"x\"\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 5, column 1"), "{err}");
+    assert!(err.contains("unknown field `listen-htps`"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+}
+
+#[test]
+fn malformed_listen_address_is_rejected() {
+    let out = check("[frontend-http]\nlisten-https = \"127.0.0.1\"\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("invalid listen address `127.0.0.1`"), "{err}");
+}
+
+#[test]
+fn unknown_backend_kind_and_bad_settings_are_rejected() {
+    let out = check("[backends.nope-http]\nenabled = true\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown backend kind `nope-http`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = check(
+        "[backends.hello-http.instances.a]\nvhosts = [\"a.example\"]\n\n[backends.hello-http.instances.a.settings]\ngreting = \"typo\"\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("hello-http/a (line 4"), "{err}");
+    assert!(err.contains("greting"), "{err}");
+}
+
+#[test]
+fn duplicate_routes_are_rejected() {
+    let out = check(
+        "[backends.hello-http.instances.a]\nvhosts = [\"x.example\"]\n[backends.hello-http.instances.b]\nvhosts = [\"X.example.\"]\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("x.example/ is claimed by both hello-http/a and hello-http/b"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn backends_lists_compiled_in_kinds() {
+    let out = Command::new(everlock_bin())
+        .arg("backends")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("hello-http ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn busy_port_is_a_one_line_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(everlock_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--frontend-http-listen-http")
+        .arg(addr.to_string())
+        .args(["--frontend-http-listen-https", "off"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn flags_beat_env_which_beats_the_file() {
+    // The file says port A, the environment port B, the flag turns HTTPS off: the server
+    // must listen on B only.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (common::free_port(), common::free_port());
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[frontend-http]\nlisten-http = \"127.0.0.1:{a}\"\nlisten-https = \"127.0.0.1:{}\"\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(everlock_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--frontend-http-listen-https", "off"])
+        .env(
+            "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP",
+            format!("127.0.0.1:{b}"),
+        )
+        .env("EVERLOCK_FRONTEND_HTTP_LISTEN_HTTPS", "127.0.0.1:1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", b)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never listened on the env port"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", a)).is_err(),
+        "file port must lose"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
