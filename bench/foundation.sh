@@ -11,7 +11,7 @@ for tool in wrk curl nginx; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl nginx-light)"; exit 1; }
 done
 cargo build --release -q
-BIN=$PWD/target/release/everlock
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/everlock
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=18080

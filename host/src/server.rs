@@ -143,3 +143,96 @@ pub fn cancel_on_signal(token: CancellationToken) -> Result<(), ServeError> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
+    use crate::config::ResolvedInstance;
+    use crate::registry::Registry;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    struct Echo(String);
+    impl Backend for Echo {
+        fn http_router(&self) -> Option<axum::Router> {
+            let name = self.0.clone();
+            Some(axum::Router::new().fallback(move || async move { name }))
+        }
+    }
+    fn check(_: &toml::Table) -> Result<(), BuildError> {
+        Ok(())
+    }
+    fn build(ctx: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
+        Ok(Box::new(Echo(ctx.instance.to_string())))
+    }
+    static ECHO: BackendFactory = BackendFactory {
+        kind: "echo-http",
+        frontend: Frontend::Http,
+        summary: "test",
+        check,
+        build,
+        default_instances: Vec::new,
+        example_settings: "",
+    };
+
+    fn spec(name: &str, vhost: &str) -> ResolvedInstance {
+        ResolvedInstance {
+            kind: "echo-http",
+            name: name.parse().unwrap(),
+            vhosts: vec![vhost.parse().unwrap()],
+            prefix: "/".parse().unwrap(),
+            store: format!("echo-{name}").parse().unwrap(),
+            settings: toml::Table::new(),
+        }
+    }
+
+    /// One request over HTTP/2 with prior knowledge (no TLS, no upgrade).
+    async fn h2c(addr: SocketAddr, host: &str) -> (u16, String) {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = ::http::Request::get(format!("http://{host}/"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), ::http::Version::HTTP_2);
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn instances_added_and_removed_live_are_routed_immediately() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.data_dir = dir.path().to_owned();
+        config.frontend_http.listen_http = "127.0.0.1:0".parse().unwrap();
+        config.frontend_http.listen_https = "off".parse().unwrap();
+        let shutdown = CancellationToken::new();
+        let host = Host::new(Registry::from_factories([&ECHO]).unwrap(), shutdown.clone());
+        let server = Server::bind(&config, host.clone()).await.unwrap();
+        let addr = server.http_addr().unwrap();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+
+        assert_eq!(h2c(addr, "a.example").await.0, 404);
+        host.add_instance(&spec("a", "a.example")).unwrap();
+        assert_eq!(h2c(addr, "a.example").await, (200, "a".to_owned()));
+
+        // A conflicting change is refused and the running table is untouched.
+        assert!(host.add_instance(&spec("b", "a.example")).is_err());
+        assert_eq!(h2c(addr, "a.example").await, (200, "a".to_owned()));
+
+        host.replace_instance(&spec("a", "b.example")).unwrap();
+        assert_eq!(h2c(addr, "a.example").await.0, 404);
+        assert_eq!(h2c(addr, "b.example").await, (200, "a".to_owned()));
+
+        host.remove_instance("echo-http", &"a".parse().unwrap()).unwrap();
+        assert_eq!(h2c(addr, "b.example").await.0, 404);
+
+        shutdown.cancel();
+        running.await.unwrap();
+    }
+}

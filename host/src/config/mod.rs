@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use overrides::{ConfigOverrides, KindOverrides};
-pub use types::{InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind};
+pub use types::{CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind};
 
 use crate::registry::Registry;
 
@@ -63,8 +63,8 @@ pub struct HttpFrontendConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CertificateConfig {
-    /// Hostnames (SNI) this certificate is presented for.
-    pub names: Vec<Vhost>,
+    /// Hostnames (SNI) this certificate is presented for; `*.example.com` covers one label.
+    pub names: Vec<CertName>,
     /// PEM file with the certificate chain, leaf first.
     pub cert: PathBuf,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).

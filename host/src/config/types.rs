@@ -87,6 +87,33 @@ impl FromStr for Vhost {
 }
 string_newtype!(Vhost);
 
+/// A TLS certificate name: a hostname or IP literal, or a wildcard `*.parent` that covers
+/// exactly one extra label, as in X.509.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CertName(String);
+
+impl CertName {
+    /// The normalised name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CertName {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim();
+        let (wild, rest) = match trimmed.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let name = normalize_host(rest).map_err(|e| ValueError::new("certificate name", s, e.to_string()))?;
+        Ok(CertName(if wild { format!("*.{name}") } else { name }))
+    }
+}
+string_newtype!(CertName);
+
 /// A socket address to listen on, or `off` to disable the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr(Option<SocketAddr>);
@@ -387,5 +414,9 @@ mod tests {
         );
         assert!("*".parse::<Vhost>().unwrap().is_any());
         assert!("bad host".parse::<Vhost>().is_err());
+        assert!("*.example.com".parse::<Vhost>().is_err());
+        assert_eq!("*.Example.COM.".parse::<CertName>().unwrap().as_str(), "*.example.com");
+        assert!("*".parse::<CertName>().is_err());
+        assert!("a.*.com".parse::<CertName>().is_err());
     }
 }
