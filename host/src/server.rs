@@ -190,9 +190,10 @@ mod tests {
     /// One request over HTTP/2 with prior knowledge (no TLS, no upgrade).
     async fn h2c(addr: SocketAddr, host: &str) -> (u16, String) {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
         tokio::spawn(conn);
         let req = ::http::Request::get(format!("http://{host}/"))
             .body(Empty::<bytes::Bytes>::new())
@@ -229,7 +230,8 @@ mod tests {
         assert_eq!(h2c(addr, "a.example").await.0, 404);
         assert_eq!(h2c(addr, "b.example").await, (200, "a".to_owned()));
 
-        host.remove_instance("echo-http", &"a".parse().unwrap()).unwrap();
+        host.remove_instance("echo-http", &"a".parse().unwrap())
+            .unwrap();
         assert_eq!(h2c(addr, "b.example").await.0, 404);
 
         shutdown.cancel();

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use overrides::{ConfigOverrides, KindOverrides};
-pub use types::{CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind};
+pub use types::{
+    CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
+};
 
 use crate::registry::Registry;
 

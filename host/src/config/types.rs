@@ -108,7 +108,8 @@ impl FromStr for CertName {
             Some(rest) => (true, rest),
             None => (false, trimmed),
         };
-        let name = normalize_host(rest).map_err(|e| ValueError::new("certificate name", s, e.to_string()))?;
+        let name = normalize_host(rest)
+            .map_err(|e| ValueError::new("certificate name", s, e.to_string()))?;
         Ok(CertName(if wild { format!("*.{name}") } else { name }))
     }
 }
@@ -415,7 +416,10 @@ mod tests {
         assert!("*".parse::<Vhost>().unwrap().is_any());
         assert!("bad host".parse::<Vhost>().is_err());
         assert!("*.example.com".parse::<Vhost>().is_err());
-        assert_eq!("*.Example.COM.".parse::<CertName>().unwrap().as_str(), "*.example.com");
+        assert_eq!(
+            "*.Example.COM.".parse::<CertName>().unwrap().as_str(),
+            "*.example.com"
+        );
         assert!("*".parse::<CertName>().is_err());
         assert!("a.*.com".parse::<CertName>().is_err());
     }
