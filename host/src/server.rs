@@ -208,8 +208,10 @@ mod tests {
     #[tokio::test]
     async fn instances_added_and_removed_live_are_routed_immediately() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_owned();
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
         config.frontend_http.listen_http = "127.0.0.1:0".parse().unwrap();
         config.frontend_http.listen_https = "off".parse().unwrap();
         let shutdown = CancellationToken::new();
