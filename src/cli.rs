@@ -35,6 +35,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Inspect, verify, export and garbage-collect stores (while the server is stopped).
+    Store(crate::store_cmd::StoreArgs),
 }
 
 /// `everlock config ...`.
@@ -85,6 +87,23 @@ pub(crate) struct ServeArgs {
         value_name = "N"
     )]
     max_connections: Option<usize>,
+    /// Login of the administrator created on first start when none exists.
+    #[arg(
+        long = "admin-user",
+        env = "EVERLOCK_ADMIN_USER",
+        default_value = "admin",
+        value_name = "LOGIN"
+    )]
+    pub(crate) admin_user: String,
+    /// Password of that administrator. Prefer the environment variable: command lines are
+    /// visible to other users. Without either, a password is generated and printed once.
+    #[arg(
+        long = "admin-password",
+        env = "EVERLOCK_ADMIN_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub(crate) admin_password: Option<String>,
 }
 
 /// Parses the process arguments, with bootstrap flags for every registered kind.
@@ -146,12 +165,12 @@ fn add_kind_args(cmd: clap::Command, kind: &'static str) -> clap::Command {
 
 /// Collects the flag/env layer of the configuration from a parsed `serve` command line.
 pub(crate) fn overrides(
-    cli: &Cli,
+    data_dir: Option<PathBuf>,
     serve: Option<(&ServeArgs, &ArgMatches)>,
     registry: &Registry,
 ) -> ConfigOverrides {
     let mut o = ConfigOverrides {
-        data_dir: cli.data_dir.clone(),
+        data_dir,
         ..Default::default()
     };
     let Some((args, matches)) = serve else {

@@ -4,6 +4,7 @@
 mod cli;
 mod linked;
 mod serve;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,12 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let registry = Registry::collect().context("backend registry")?;
     let (cli, matches) = cli::parse(&registry);
-    match &cli.command {
+    let cli::Cli {
+        config: config_path,
+        data_dir,
+        command,
+    } = cli;
+    match command {
         cli::Command::Backends => {
             for factory in registry.factories() {
                 println!(
@@ -38,19 +44,28 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Config {
             command: cli::ConfigCommand::Check { file },
         } => {
-            let text = std::fs::read_to_string(file)
+            let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read config file {}", file.display()))?;
-            let config = Config::parse(&text, file)?;
+            let config = Config::parse(&text, &file)?;
             config.validate(&registry, Some(&text))?;
             let instances = config.instances(&registry);
             println!("{}: OK ({} instances)", file.display(), instances.len());
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Store(args) => {
+            let (mut config, _) = load_config(config_path.as_deref())?;
+            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            store_cmd::run(args, &config.data_dir)
+        }
         cli::Command::Serve(args) => {
-            let serve_matches = matches.subcommand_matches("serve").map(|m| (args, m));
-            let overrides = cli::overrides(&cli, serve_matches, &registry);
-            let (config, source) = load_config(cli.config.as_deref())?;
-            serve::serve(config, source.as_deref(), &overrides, registry)?;
+            let serve_matches = matches.subcommand_matches("serve").map(|m| (&args, m));
+            let overrides = cli::overrides(data_dir, serve_matches, &registry);
+            let (config, source) = load_config(config_path.as_deref())?;
+            let admin = serve::Bootstrap {
+                user: args.admin_user.clone(),
+                password: args.admin_password.clone(),
+            };
+            serve::serve(config, source.as_deref(), &overrides, registry, admin)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,8 +1,10 @@
 //! `everlock serve`: builds the host from the configuration and runs it until a signal.
 
 use anyhow::Context as _;
+use everlock_host::auth::{AdminPassword, Auth};
 use everlock_host::config::{Config, ConfigOverrides, Vhost};
 use everlock_host::server::{Server, cancel_on_signal};
+use everlock_host::storage::StoreManager;
 use everlock_host::{Host, Registry};
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +14,7 @@ pub(crate) fn serve(
     source: Option<&str>,
     overrides: &ConfigOverrides,
     registry: Registry,
+    admin: Bootstrap,
 ) -> anyhow::Result<()> {
     init_logging();
     overrides.apply(&mut config);
@@ -22,7 +25,24 @@ pub(crate) fn serve(
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let host = Host::new(registry, shutdown.clone());
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let stores = StoreManager::new(&config.data_dir);
+        let auth = Auth::open(&stores, config.auth.options()).await?;
+        let password = match admin.password {
+            Some(p) => AdminPassword::Given(p),
+            None => AdminPassword::Generate,
+        };
+        if let Some(generated) = auth.bootstrap(&admin.user, password).await? {
+            // Printed once, on stdout and never through the logger, so it does not end up
+            // in log files.
+            println!(
+                "Created the administrator '{}' with password: {generated}\n\
+                 This is the only time it is shown; change it with `/users passwd {} <new password>` in the console.",
+                admin.user, admin.user
+            );
+        }
+        let host = Host::new(registry, stores, auth, shutdown.clone());
         host.start_instances(&config)?;
         let server = Server::bind(&config, host.clone()).await?;
         cancel_on_signal(shutdown.clone())?;
@@ -31,6 +51,14 @@ pub(crate) fn serve(
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Who the first administrator is, when none exists yet.
+pub(crate) struct Bootstrap {
+    /// Login.
+    pub(crate) user: String,
+    /// Password from the environment or the command line; generated when `None`.
+    pub(crate) password: Option<String>,
 }
 
 fn init_logging() {

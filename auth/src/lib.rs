@@ -1,1 +1,50 @@
-//! Placeholder.
+//! Identity and access for Everlock: users, groups, grants, the `anon` principal, password
+//! and SSH-key credentials, HTTP Basic authentication and the one authorization function.
+//!
+//! Everything is persisted in the `everlock-users` store; every change is a commit that
+//! records the acting principal.
+//!
+//! # Layout
+//! - `access`: access paths, roles, actions, grants.
+//! - `names`, `principal`: logins, group names, who is acting.
+//! - `model`: the directory and `authorize` / `is_system_admin`.
+//! - `password`, `sshkey`: credentials.
+//! - `basic`: the `Authorization` header parser.
+//! - `cache`, `throttle`: the verified-credential cache and failed-login throttling.
+//! - `service`: the shared `Auth` handle and persistence.
+//! - `admin`: the administration API used by the console and the bootstrap.
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+mod access;
+mod admin;
+mod basic;
+mod cache;
+mod error;
+mod model;
+mod names;
+mod password;
+mod principal;
+mod service;
+mod sshkey;
+mod throttle;
+
+pub use access::{AccessPath, Action, Grant, Role};
+pub use admin::{AdminPassword, GrantSource, GroupSummary, UserSummary};
+pub use basic::{Credentials, Malformed, parse_authorization};
+pub use error::AuthError;
+pub use model::{Directory, Group, User};
+pub use names::{ANON, GroupName, Login, SYSTEM};
+pub use password::MAX_PASSWORD_BYTES;
+pub use principal::Principal;
+pub use service::{Auth, AuthOptions, LoginError, USERS_STORE};
+pub use sshkey::SshPublicKey;
+pub use throttle::ThrottlePolicy;

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use crate::config::{InstanceName, PathPrefix, StoreName, Vhost};
+use crate::config::{InstanceName, PathPrefix, Vhost};
+use crate::store::InstanceStore;
 
 /// Which frontend carries a backend kind's traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +68,8 @@ pub struct DefaultInstance {
 }
 
 /// What the host hands to a factory's `build`: everything an instance may know about its
-/// surroundings. It deliberately carries no data directory, so an instance can only reach the
-/// store the host chose for it.
+/// surroundings. It deliberately carries no data directory or store manager, so an instance
+/// can only reach the one store the host chose for it.
 #[derive(Debug, Clone)]
 pub struct BackendContext {
     /// The backend kind being built.
@@ -79,8 +80,10 @@ pub struct BackendContext {
     pub vhosts: Vec<Vhost>,
     /// Path prefix under which this instance is mounted; requests keep their full path.
     pub prefix: PathPrefix,
-    /// The name of this instance's own store.
-    pub store: StoreName,
+    /// This instance's own store, opened on first use.
+    pub store: InstanceStore,
+    /// Authentication and authorization; every read and write path must go through it.
+    pub auth: everlock_auth::Auth,
     /// Cancelled when the server shuts down, so background tasks can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

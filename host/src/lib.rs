@@ -12,6 +12,8 @@
 //! - `vhost`: host-name normalisation shared by configuration and routing.
 //! - `instance`, `routes`: live instances and the vhost/prefix routing table.
 //! - `runtime`: the running [`Host`] and the live operations on its table.
+//! - `store`: the lazily opened store handle each instance receives.
+//! - `http_auth`: HTTP Basic authentication of requests for HTTP backends.
 //! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
 //! - `server`: binding, serving and graceful shutdown.
 
@@ -28,11 +30,15 @@
 pub mod backend;
 pub mod config;
 pub mod frontend;
+pub mod http_auth;
 pub mod instance;
 pub mod registry;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 pub mod vhost;
 
 pub use backend::{
@@ -41,9 +47,12 @@ pub use backend::{
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};
 pub use runtime::{Host, HostError};
+pub use store::InstanceStore;
 
-/// Re-exported so backends use the host's exact HTTP stack versions.
+/// Re-exported so backends use the host's exact versions.
 pub use axum;
+pub use everlock_auth as auth;
+pub use everlock_storage as storage;
 pub use http;
 pub use toml;
 

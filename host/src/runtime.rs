@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use everlock_auth::Auth;
+use everlock_storage::StoreManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendContext, BuildError, Frontend};
@@ -13,6 +15,7 @@ use crate::config::{Config, InstanceName, ResolvedInstance};
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::routes::{InstanceTable, RouteError};
+use crate::store::InstanceStore;
 
 /// Why an instance could not be built or installed.
 #[derive(Debug, thiserror::Error)]
@@ -38,17 +41,32 @@ pub enum HostError {
 pub struct Host {
     registry: Registry,
     table: Arc<InstanceTable>,
+    stores: StoreManager,
+    auth: Auth,
     shutdown: CancellationToken,
 }
 
 impl Host {
-    /// A host with an empty instance table.
-    pub fn new(registry: Registry, shutdown: CancellationToken) -> Host {
+    /// A host with an empty instance table; instances get their stores from `stores` and
+    /// share `auth`.
+    pub fn new(
+        registry: Registry,
+        stores: StoreManager,
+        auth: Auth,
+        shutdown: CancellationToken,
+    ) -> Host {
         Host {
             registry,
             table: Arc::new(InstanceTable::new()),
+            stores,
+            auth,
             shutdown,
         }
+    }
+
+    /// The shared auth service.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// The compiled-in kinds.
@@ -84,7 +102,8 @@ impl Host {
             instance: spec.name.clone(),
             vhosts: spec.vhosts.clone(),
             prefix: spec.prefix.clone(),
-            store: spec.store.clone(),
+            store: InstanceStore::new(self.stores.clone(), spec.store.clone()),
+            auth: self.auth.clone(),
             shutdown: self.shutdown.child_token(),
         };
         let backend = (factory.build)(ctx, &spec.settings).map_err(|error| HostError::Build {

@@ -215,7 +215,13 @@ mod tests {
         config.frontend_http.listen_http = "127.0.0.1:0".parse().unwrap();
         config.frontend_http.listen_https = "off".parse().unwrap();
         let shutdown = CancellationToken::new();
-        let host = Host::new(Registry::from_factories([&ECHO]).unwrap(), shutdown.clone());
+        let env = crate::test_util::TestEnv::new().await;
+        let host = Host::new(
+            Registry::from_factories([&ECHO]).unwrap(),
+            env.stores.clone(),
+            env.auth.clone(),
+            shutdown.clone(),
+        );
         let server = Server::bind(&config, host.clone()).await.unwrap();
         let addr = server.http_addr().unwrap();
         let running = tokio::spawn(server.run(shutdown.clone()));

@@ -1,4 +1,61 @@
-//! `everlock-storage`: the versioned store behind every Everlock backend.
+//! Everlock's versioned store: every write is a commit, every past state stays readable, and
+//! multi-GB content streams through with bounded memory and survives `kill -9`.
 //!
-//! Not implemented yet (issue "Versioned storage engine"); the crate exists so the workspace
-//! has its final shape.
+//! A store is a directory holding immutable object files named by their blake3 hash and a
+//! SQLite database (WAL, `synchronous=FULL`) with a hash-chained commit log. The design, its
+//! write order and its crash matrix are in `docs/reference/storage.md`.
+//!
+//! # Layout
+//! - `manager`: [`StoreManager`], named stores under a data directory.
+//! - `store`: [`Store`], the async API (read, write, delete, commit, list, history, read_at).
+//! - `stage`: streaming content in, hashing and writing in parallel.
+//! - `content`: [`Content`], streaming content out with seek for ranges.
+//! - `objects`: the object-bytes interface and its filesystem implementation.
+//! - `meta`: the SQL schema and every query.
+//! - `record`: the canonical commit record whose hash is the commit id.
+//! - `verify`: re-hash objects and check the chain.
+//! - `gc`: retention and object garbage collection.
+//! - `export`: `git fast-import` export.
+//! - `digest`, `hashing`, `path`, `types`, `lock`, `stripes`, `error`: supporting pieces.
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+mod content;
+mod digest;
+mod error;
+mod export;
+mod gc;
+mod hashing;
+mod lock;
+mod manager;
+mod meta;
+mod objects;
+mod path;
+mod record;
+mod stage;
+mod store;
+mod stripes;
+mod types;
+mod verify;
+
+pub use content::Content;
+pub use digest::{CommitId, Digest, ObjectId, Sha256, Sha512};
+pub use error::{Result, StorageError};
+pub use export::ExportOptions;
+pub use gc::{DEFAULT_GRACE, GcOptions, GcReport};
+pub use manager::StoreManager;
+pub use path::{MAX_PATH_LEN, validate_path, validate_prefix, validate_store_name};
+pub use store::{INLINE_MAX, READ_MAX, Store};
+pub use types::{
+    CommitInfo, CommitMeta, Entry, Expected, HistoryEntry, ObjectRef, Op, Precondition,
+    StageOptions, VersionContent,
+};
+pub use verify::{Problem, VerifyReport};

@@ -54,6 +54,11 @@ impl Server {
         Self::start_in(&root, &root.join("data"), config, Some(dir))
     }
 
+    /// Like `start_in`, with extra environment variables for the server process.
+    pub fn start_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
+        Self::spawn(dir, &dir.join("data"), config, None, env)
+    }
+
     /// Like `start`, but in a caller-owned directory (to restart on the same data).
     pub fn start_in(
         dir: &Path,
@@ -61,11 +66,21 @@ impl Server {
         config: &str,
         owned: Option<tempfile::TempDir>,
     ) -> Server {
+        Self::spawn(dir, data_dir, config, owned, &[])
+    }
+
+    fn spawn(
+        dir: &Path,
+        data_dir: &Path,
+        config: &str,
+        owned: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let file = dir.join("everlock.toml");
         let text = format!(
-            "data-dir = {:?}\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
+            "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
             data_dir.display().to_string(),
         );
         std::fs::write(&file, text).unwrap();
@@ -73,6 +88,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&file)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -277,4 +293,32 @@ pub fn have_binary(name: &str) -> bool {
         eprintln!("SKIP: `{name}` is not installed");
     }
     found
+}
+
+/// Sends one HTTP/1.1 request from a chosen loopback address (e.g. 127.0.0.2), to test
+/// per-client-address behaviour.
+pub async fn http1_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(local, 0)).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    collect(sender.send_request(req).await.unwrap()).await
+}
+
+/// A GET with a Host header and HTTP Basic credentials.
+pub fn get_as(host: &str, path: &str, login: &str, password: &str) -> Request<Full<Bytes>> {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    Request::get(path)
+        .header("host", host)
+        .header("authorization", format!("Basic {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }

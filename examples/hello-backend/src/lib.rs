@@ -9,17 +9,25 @@
 //! - `GET /`: a plain-text greeting naming the instance.
 //! - `POST /echo`: streams the request body and answers with its length and sha256, without
 //!   buffering it.
+//!
+//! With `private = true`, every request needs read access on `http/hello/<instance>`: it shows
+//! how a third-party backend uses the host's authentication (401 with a challenge without
+//! credentials, 403 without a grant, 429 when throttled).
 
 #![cfg_attr(
     test,
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use everlock_host::auth::{AccessPath, Action, Auth};
 use everlock_host::axum::Router;
 use everlock_host::axum::body::Body;
-use everlock_host::axum::extract::State;
+use everlock_host::axum::extract::{Request, State};
 use everlock_host::axum::http::StatusCode;
+use everlock_host::axum::middleware::{self, Next};
+use everlock_host::axum::response::Response;
 use everlock_host::axum::routing::{get, post};
+use everlock_host::http_auth;
 use everlock_host::{
     Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend, parse_settings,
     register_backend,
@@ -38,6 +46,9 @@ struct Settings {
     /// First line of the page at `/`.
     #[serde(default = "default_greeting")]
     greeting: String,
+    /// Require read access on `http/hello/<instance>` for every request.
+    #[serde(default)]
+    private: bool,
 }
 
 fn default_greeting() -> String {
@@ -46,6 +57,8 @@ fn default_greeting() -> String {
 
 const EXAMPLE_SETTINGS: &str = r#"# First line of the page at `/`.
 greeting = "Hello from Everlock"
+# Require read access on http/hello/<instance> (401 without credentials, 403 without a grant).
+private = false
 "#;
 
 register_backend!(BackendFactory {
@@ -76,7 +89,13 @@ fn build(
     table: &everlock_host::toml::Table,
 ) -> Result<Box<dyn Backend>, BuildError> {
     let settings: Settings = parse_settings(table)?;
+    let resource = AccessPath::from_segments(["http", "hello", ctx.instance.as_str()])
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
     Ok(Box::new(Hello {
+        guard: settings.private.then(|| Guard {
+            auth: ctx.auth.clone(),
+            resource,
+        }),
         page: format!(
             "{}\n\nThis is instance `{}` of the `{KIND}` example backend, mounted at {} on {}.\n",
             settings.greeting,
@@ -96,6 +115,14 @@ fn build(
 struct Hello {
     page: String,
     prefix: String,
+    guard: Option<Guard>,
+}
+
+/// What a private instance checks on every request.
+#[derive(Clone)]
+struct Guard {
+    auth: Auth,
+    resource: AccessPath,
 }
 
 impl Backend for Hello {
@@ -107,12 +134,36 @@ impl Backend for Hello {
         if !base.is_empty() {
             router = router.route(base, get(page));
         }
-        Some(
-            router
-                .route(&format!("{base}/echo"), post(echo))
-                .with_state(self.page.clone()),
-        )
+        let router = router
+            .route(&format!("{base}/echo"), post(echo))
+            .with_state(self.page.clone());
+        Some(match &self.guard {
+            Some(guard) => {
+                router.layer(middleware::from_fn_with_state(guard.clone(), require_read))
+            }
+            None => router,
+        })
     }
+}
+
+/// Authenticates the request and requires read access on the instance.
+async fn require_read(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    const REALM: &str = "hello";
+    let (parts, body) = req.into_parts();
+    let principal = match http_auth::authenticate(&guard.auth, &parts).await {
+        Ok(p) => p,
+        Err(e) => return http_auth::reject(&e, REALM),
+    };
+    if !guard
+        .auth
+        .authorize(&principal, &guard.resource, Action::Read)
+    {
+        return match principal {
+            everlock_host::auth::Principal::Anon => http_auth::unauthorized(REALM),
+            _ => http_auth::forbidden(),
+        };
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 async fn page(State(page): State<String>) -> String {
@@ -148,16 +199,8 @@ mod tests {
     use everlock_host::axum::http::Request;
     use tower::ServiceExt;
 
-    fn ctx(prefix: &str) -> BackendContext {
-        BackendContext {
-            kind: KIND,
-            instance: "t".parse().unwrap(),
-            vhosts: vec!["h.example".parse().unwrap()],
-            prefix: prefix.parse().unwrap(),
-            store: "hello-http-t".parse().unwrap(),
-            shutdown: Default::default(),
-        }
-    }
+    use everlock_host::auth::Principal;
+    use everlock_host::test_util::TestEnv;
 
     async fn call(router: Router, req: Request<Body>) -> (StatusCode, String) {
         let resp = router.oneshot(req).await.unwrap();
@@ -181,8 +224,12 @@ mod tests {
 
     #[tokio::test]
     async fn greets_and_echoes_under_a_prefix() {
+        let env = TestEnv::new().await;
         let table: everlock_host::toml::Table = "greeting = \"Hi\"".parse().unwrap();
-        let router = build(ctx("/hello"), &table).unwrap().http_router().unwrap();
+        let router = build(env.context(KIND, "t", "h.example", "/hello"), &table)
+            .unwrap()
+            .http_router()
+            .unwrap();
         for path in ["/hello", "/hello/"] {
             let (status, body) = call(
                 router.clone(),
@@ -210,5 +257,83 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn private_instances_authenticate_and_authorize() {
+        use everlock_host::auth::AdminPassword;
+        let env = TestEnv::new().await;
+        env.auth
+            .bootstrap("admin", AdminPassword::Given("admin-pw".into()))
+            .await
+            .unwrap();
+        let admin = Principal::User("admin".parse().unwrap());
+        env.auth
+            .add_user(&admin, "alice", "alice-pw")
+            .await
+            .unwrap();
+        env.auth.add_user(&admin, "bob", "bob-pw").await.unwrap();
+        env.auth
+            .grant(&admin, "alice", "http/hello/p", "reader")
+            .await
+            .unwrap();
+        let table: everlock_host::toml::Table = "private = true".parse().unwrap();
+        let router = build(env.context(KIND, "p", "h.example", "/"), &table)
+            .unwrap()
+            .http_router()
+            .unwrap();
+        let get = |auth: Option<&str>| {
+            let mut b = Request::get("/");
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            b.body(Body::empty()).unwrap()
+        };
+        let basic = |l: &str, p: &str| {
+            use base64::Engine as _;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{l}:{p}"))
+            )
+        };
+        let resp = router.clone().oneshot(get(None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Basic realm=\"hello\", charset=\"UTF-8\""
+        );
+        assert_eq!(
+            call(router.clone(), get(Some(&basic("alice", "alice-pw"))))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(router.clone(), get(Some(&basic("bob", "bob-pw"))))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            call(router.clone(), get(Some(&basic("alice", "nope"))))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(router.clone(), get(Some("Basic !!"))).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        // Granting anon reader opens the instance to everyone, immediately.
+        env.auth
+            .grant(&admin, "anon", "http/hello/p", "reader")
+            .await
+            .unwrap();
+        assert_eq!(call(router.clone(), get(None)).await.0, StatusCode::OK);
+        env.auth
+            .revoke(&admin, "anon", "http/hello/p")
+            .await
+            .unwrap();
+        assert_eq!(call(router, get(None)).await.0, StatusCode::UNAUTHORIZED);
     }
 }

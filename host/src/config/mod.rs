@@ -30,6 +30,9 @@ pub struct Config {
     /// The HTTP(S) frontend.
     #[serde(default)]
     pub frontend_http: HttpFrontendConfig,
+    /// Password hashing, the credential cache and login throttling.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Per backend kind: whether it is enabled, and its instances.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendKindConfig>,
@@ -59,6 +62,86 @@ pub struct HttpFrontendConfig {
     /// self-signed one.
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+}
+
+/// Settings of authentication (`[auth]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthConfig {
+    /// bcrypt cost for new password hashes (4-31, default 12; each step doubles the work;
+    /// use 10 or more in production).
+    #[serde(default = "default_bcrypt_cost")]
+    pub bcrypt_cost: BcryptCost,
+    /// Seconds a verified (login, password) pair is trusted without running bcrypt again.
+    #[serde(default = "default_credential_cache_secs")]
+    pub credential_cache_secs: u64,
+    /// Failed logins allowed per (login, client address) before lockouts start.
+    #[serde(default = "default_throttle_free_failures")]
+    pub throttle_free_failures: u32,
+    /// First lockout in seconds; it doubles with each further failure, up to 15 minutes.
+    #[serde(default = "default_throttle_lockout_secs")]
+    pub throttle_lockout_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            bcrypt_cost: default_bcrypt_cost(),
+            credential_cache_secs: default_credential_cache_secs(),
+            throttle_free_failures: default_throttle_free_failures(),
+            throttle_lockout_secs: default_throttle_lockout_secs(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The auth service options these settings describe.
+    pub fn options(&self) -> everlock_auth::AuthOptions {
+        let defaults = everlock_auth::ThrottlePolicy::default();
+        everlock_auth::AuthOptions {
+            bcrypt_cost: self.bcrypt_cost.0,
+            cache_ttl: std::time::Duration::from_secs(self.credential_cache_secs),
+            throttle: everlock_auth::ThrottlePolicy {
+                free_failures: self.throttle_free_failures,
+                base_lockout: std::time::Duration::from_secs(self.throttle_lockout_secs.max(1)),
+                ..defaults
+            },
+        }
+    }
+}
+
+/// A bcrypt cost. Production floors at 10; tests may use 4 to stay fast, which only the
+/// configuration file can ask for (and `config check` accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BcryptCost(u32);
+
+impl<'de> Deserialize<'de> for BcryptCost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let cost = u32::deserialize(d)?;
+        if (4..=31).contains(&cost) {
+            Ok(BcryptCost(cost))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid bcrypt cost {cost}: use 4-31 (10 or more in production)"
+            )))
+        }
+    }
+}
+
+fn default_bcrypt_cost() -> BcryptCost {
+    BcryptCost(12)
+}
+
+fn default_credential_cache_secs() -> u64 {
+    300
+}
+
+fn default_throttle_free_failures() -> u32 {
+    5
+}
+
+fn default_throttle_lockout_secs() -> u64 {
+    30
 }
 
 /// One certificate/key pair and the SNI names it serves (`[[frontend-http.certificates]]`).
@@ -132,6 +215,7 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             frontend_http: HttpFrontendConfig::default(),
+            auth: AuthConfig::default(),
             backends: BTreeMap::new(),
         }
     }

@@ -1,0 +1,928 @@
+//! The store handle: the async API over one store directory.
+//!
+//! Every metadata or file operation runs on tokio's blocking pool, so callers on an async
+//! runtime never block a worker thread. Writes go through one writer connection (SQLite has one
+//! writer anyway); reads use a small pool of read-only connections that see consistent WAL
+//! snapshots while commits proceed.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::io::AsyncRead;
+
+use crate::content::Content;
+use crate::digest::{CommitId, Digest};
+use crate::error::{Result, StorageError};
+use crate::hashing::digest_bytes;
+use crate::lock::StoreLock;
+use crate::meta::{self, CommitRequest, PreparedOp, Resolved};
+use crate::objects::{FsObjects, ObjectBackend};
+use crate::path::{validate_path, validate_prefix};
+use crate::stripes::Stripes;
+use crate::types::{
+    CommitInfo, CommitMeta, Entry, HistoryEntry, ObjectRef, Op, Precondition, StageOptions,
+};
+
+/// Content up to this size given as bytes is stored inline in the metadata: a small commit then
+/// costs one SQLite fsync instead of an extra file fsync and directory fsync.
+pub const INLINE_MAX: usize = 16 * 1024;
+
+/// `read` and `read_at` refuse content larger than this; stream it with `open` instead.
+pub const READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// How many recent commits the startup check examines for missing objects.
+const STARTUP_CHECK_COMMITS: u64 = 64;
+
+/// Idle read connections kept for reuse.
+const READER_POOL: usize = 8;
+
+const FORMAT: &str = "everlock-store 1\nobjects=blake3, digest-index=sha256\n";
+
+/// A handle to one open store. Cloning is cheap and every clone shares the same state; the
+/// store is closed (and its `LOCK` released) when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The shared state behind [`Store`].
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// The store directory.
+    pub(crate) dir: PathBuf,
+    /// Object bytes.
+    pub(crate) objects: FsObjects,
+    /// Serialises stage publishes against GC deletes of the same object.
+    pub(crate) stripes: Stripes,
+    /// The only connection that writes.
+    writer: Mutex<Connection>,
+    /// Idle read-only connections.
+    readers: Mutex<Vec<Connection>>,
+    /// Commits waiting for the next group commit.
+    queue: Mutex<Vec<(CommitRequest, SyncSender<Result<CommitInfo>>)>>,
+    /// Group-commit transactions run so far (each holds one or more commits).
+    pub(crate) batches: AtomicU64,
+    /// Held for the lifetime of the store; declared last so it is released last.
+    _lock: StoreLock,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`; fails with [`StorageError::InUse`] if
+    /// another process has it open.
+    pub async fn open_dir(dir: impl Into<PathBuf>) -> Result<Store> {
+        let dir = dir.into();
+        run(move || Store::open_dir_blocking(&dir)).await
+    }
+
+    /// Blocking version of [`Store::open_dir`], for code outside an async runtime.
+    pub fn open_dir_blocking(dir: &Path) -> Result<Store> {
+        Ok(Store {
+            inner: Arc::new(Inner::open(dir, Duration::ZERO)?),
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The content of `path` at HEAD. Fails with `NotFound`, or `TooLarge` above [`READ_MAX`].
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let path = path.to_owned();
+        self.blocking(move |inner| {
+            let entry = inner
+                .with_reader(|c| meta::head_entry(c, &path))?
+                .ok_or(StorageError::NotFound(path))?;
+            inner.read_entry(&entry)
+        })
+        .await
+    }
+
+    /// The HEAD entry of `path` (its version and digests), if it exists.
+    pub async fn stat(&self, path: &str) -> Result<Option<Entry>> {
+        let path = path.to_owned();
+        self.blocking(move |inner| inner.with_reader(|c| meta::head_entry(c, &path)))
+            .await
+    }
+
+    /// The content of `path` as of commit `commit`. A purged version fails with `Purged`.
+    pub async fn read_at(&self, path: &str, commit: CommitId) -> Result<Vec<u8>> {
+        let path = path.to_owned();
+        self.blocking(move |inner| {
+            let entry = inner.resolve_at(&path, &commit)?;
+            inner.read_entry(&entry)
+        })
+        .await
+    }
+
+    /// Writes one path in its own commit.
+    pub async fn write(&self, path: &str, bytes: Vec<u8>, meta: CommitMeta) -> Result<CommitInfo> {
+        self.commit(
+            vec![Op::PutBytes {
+                path: path.to_owned(),
+                bytes,
+            }],
+            Vec::new(),
+            meta,
+        )
+        .await
+    }
+
+    /// Deletes one path in its own commit.
+    pub async fn delete(&self, path: &str, meta: CommitMeta) -> Result<CommitInfo> {
+        self.commit(
+            vec![Op::Delete {
+                path: path.to_owned(),
+            }],
+            Vec::new(),
+            meta,
+        )
+        .await
+    }
+
+    /// Applies several operations atomically, after checking every precondition inside the
+    /// same transaction (compare-and-swap). Nothing is applied if anything fails.
+    pub async fn commit(
+        &self,
+        ops: Vec<Op>,
+        preconditions: Vec<Precondition>,
+        meta: CommitMeta,
+    ) -> Result<CommitInfo> {
+        self.blocking(move |inner| inner.commit(ops, &preconditions, &meta))
+            .await
+    }
+
+    /// Blocking version of [`Store::commit`] for synchronous callers (CLI tools, benchmarks);
+    /// do not call it on an async worker thread.
+    pub fn commit_blocking(
+        &self,
+        ops: Vec<Op>,
+        preconditions: &[Precondition],
+        meta: &CommitMeta,
+    ) -> Result<CommitInfo> {
+        self.inner.commit(ops, preconditions, meta)
+    }
+
+    /// Every live path starting with `prefix` at HEAD, in path order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
+        validate_prefix(prefix)?;
+        let prefix = prefix.to_owned();
+        self.blocking(move |inner| inner.with_reader(|c| meta::list_head(c, &prefix)))
+            .await
+    }
+
+    /// Every path starting with `prefix` as of commit `commit`, in path order.
+    pub async fn list_at(&self, prefix: &str, commit: CommitId) -> Result<Vec<Entry>> {
+        validate_prefix(prefix)?;
+        let prefix = prefix.to_owned();
+        self.blocking(move |inner| {
+            inner.with_reader(|c| {
+                let seq = meta::commit_by_id(c, &commit)?.seq;
+                meta::list_at(c, &prefix, seq)
+            })
+        })
+        .await
+    }
+
+    /// Every change of `path`, oldest first, including deletes and purged versions.
+    pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
+        validate_path(path)?;
+        let path = path.to_owned();
+        self.blocking(move |inner| inner.with_reader(|c| meta::history(c, &path)))
+            .await
+    }
+
+    /// The newest commit, `None` for an empty store.
+    pub async fn head(&self) -> Result<Option<CommitInfo>> {
+        self.blocking(|inner| inner.with_reader(|c| meta::last_commit(c)))
+            .await
+    }
+
+    /// A commit by id.
+    pub async fn commit_info(&self, id: CommitId) -> Result<CommitInfo> {
+        self.blocking(move |inner| inner.with_reader(|c| meta::commit_by_id(c, &id)))
+            .await
+    }
+
+    /// The newest commits first, at most `limit`.
+    pub async fn log(&self, limit: u64) -> Result<Vec<CommitInfo>> {
+        self.blocking(move |inner| inner.with_reader(|c| meta::log(c, limit)))
+            .await
+    }
+
+    /// Streams content into the store without committing it; `expect` rejects the content
+    /// (and deletes it) unless it has that digest. Memory use does not depend on the size.
+    pub async fn stage<R>(&self, reader: R, expect: Option<Digest>) -> Result<ObjectRef>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        self.stage_with(
+            reader,
+            StageOptions {
+                expect,
+                sha512: false,
+            },
+        )
+        .await
+    }
+
+    /// [`Store::stage`] with all options (sha512 on request).
+    pub async fn stage_with<R>(&self, reader: R, opts: StageOptions) -> Result<ObjectRef>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        crate::stage::stage(self.inner.clone(), reader, opts).await
+    }
+
+    /// Opens `path` at HEAD for streaming, with its length and seek support for ranges.
+    pub async fn open(&self, path: &str) -> Result<Content> {
+        let path = path.to_owned();
+        self.blocking(move |inner| {
+            let entry = inner
+                .with_reader(|c| meta::head_entry(c, &path))?
+                .ok_or(StorageError::NotFound(path))?;
+            inner.open_entry(entry)
+        })
+        .await
+    }
+
+    /// Opens `path` as of commit `commit` for streaming.
+    pub async fn open_at(&self, path: &str, commit: CommitId) -> Result<Content> {
+        let path = path.to_owned();
+        self.blocking(move |inner| {
+            let entry = inner.resolve_at(&path, &commit)?;
+            inner.open_entry(entry)
+        })
+        .await
+    }
+
+    /// Writes the whole history as a `git fast-import` stream; see [`crate::ExportOptions`].
+    pub async fn export<W: Write + Send + 'static>(
+        &self,
+        writer: W,
+        opts: crate::ExportOptions,
+    ) -> Result<W> {
+        self.blocking(move |inner| {
+            let mut writer = writer;
+            crate::export::export(inner, &mut writer, &opts)?;
+            Ok(writer)
+        })
+        .await
+    }
+
+    /// Blocking version of [`Store::export`] for synchronous callers such as the CLI; do not
+    /// call it on an async worker thread.
+    pub fn export_blocking(
+        &self,
+        writer: &mut dyn Write,
+        opts: &crate::ExportOptions,
+    ) -> Result<()> {
+        crate::export::export(&self.inner, writer, opts)
+    }
+
+    /// Runs a closure on the blocking pool with the shared state.
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run(move || f(&inner)).await
+    }
+}
+
+impl Inner {
+    /// Opens a store directory: lock, format check, `tmp/` cleanup, schema, startup check.
+    pub(crate) fn open(dir: &Path, lock_wait: Duration) -> Result<Inner> {
+        fs::create_dir_all(dir)?;
+        let lock = StoreLock::acquire(&dir.join("LOCK"), lock_wait)?;
+        check_or_write_format(dir)?;
+        let objects = FsObjects::open(dir)?;
+        // We hold the lock, so no stage of any process is in flight: every temp file is debris
+        // of a crash (reference/storage.md §4).
+        let cleaned = objects.clean_temp()?;
+        if cleaned > 0 {
+            tracing::info!(dir = %dir.display(), cleaned, "removed interrupted uploads from tmp/");
+        }
+        let writer = meta::open_writer(&dir.join("meta.sqlite"))?;
+        let inner = Inner {
+            dir: dir.to_path_buf(),
+            objects,
+            stripes: Stripes::default(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            queue: Mutex::new(Vec::new()),
+            batches: AtomicU64::new(0),
+            _lock: lock,
+        };
+        inner.startup_check()?;
+        Ok(inner)
+    }
+
+    /// The writer connection. A poisoned mutex is still usable: SQLite rolled back whatever
+    /// transaction the panicking thread had open when its `Transaction` was dropped.
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => meta::open_reader(&self.dir.join("meta.sqlite"))?,
+        };
+        let out = f(&mut conn);
+        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Resolves `path` at a commit to a live entry.
+    pub(crate) fn resolve_at(&self, path: &str, commit: &CommitId) -> Result<Entry> {
+        self.with_reader(|c| {
+            let seq = meta::commit_by_id(c, commit)?.seq;
+            match meta::resolve_at(c, path, seq)? {
+                Resolved::Live(e) => Ok(e),
+                Resolved::Purged { version } => Err(StorageError::Purged {
+                    path: path.to_owned(),
+                    version,
+                }),
+                Resolved::Absent => Err(StorageError::NotFound(path.to_owned())),
+            }
+        })
+    }
+
+    /// Reads an entry's content into memory.
+    pub(crate) fn read_entry(&self, entry: &Entry) -> Result<Vec<u8>> {
+        if entry.size > READ_MAX {
+            return Err(StorageError::TooLarge {
+                path: entry.path.clone(),
+                size: entry.size,
+            });
+        }
+        if let Some(bytes) = self.with_reader(|c| meta::inline_bytes(c, &entry.object))? {
+            return Ok(bytes);
+        }
+        let mut file = self
+            .objects
+            .open(&entry.object)
+            .map_err(|e| missing(entry, e))?;
+        let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut out)?;
+        Ok(out)
+    }
+
+    /// Opens an entry's content for streaming.
+    pub(crate) fn open_entry(&self, entry: Entry) -> Result<Content> {
+        if let Some(bytes) = self.with_reader(|c| meta::inline_bytes(c, &entry.object))? {
+            return Ok(Content::memory(entry, bytes));
+        }
+        let file = self
+            .objects
+            .open(&entry.object)
+            .map_err(|e| missing(&entry, e))?;
+        Ok(Content::file(entry, file))
+    }
+
+    /// Validates and applies a commit.
+    pub(crate) fn commit(
+        &self,
+        ops: Vec<Op>,
+        preconditions: &[Precondition],
+        meta: &CommitMeta,
+    ) -> Result<CommitInfo> {
+        if ops.is_empty() {
+            return Err(StorageError::invalid("commit", "no operations"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for op in &ops {
+            validate_path(op.path())?;
+            if !seen.insert(op.path().to_owned()) {
+                return Err(StorageError::invalid(
+                    "commit",
+                    format!("{:?} appears twice", op.path()),
+                ));
+            }
+        }
+        for pre in preconditions {
+            validate_path(&pre.path)?;
+        }
+        let mut prepared = Vec::with_capacity(ops.len());
+        for op in ops {
+            prepared.push(match op {
+                Op::Put { path, object } => PreparedOp::Put {
+                    path,
+                    object: object.id,
+                },
+                Op::Delete { path } => PreparedOp::Delete { path },
+                Op::PutBytes { path, bytes } => {
+                    let digests = digest_bytes(&bytes);
+                    if bytes.len() <= INLINE_MAX {
+                        PreparedOp::PutInline {
+                            path,
+                            digests,
+                            bytes,
+                        }
+                    } else {
+                        crate::stage::stage_bytes(self, &bytes, &digests)?;
+                        PreparedOp::Put {
+                            path,
+                            object: digests.blake3,
+                        }
+                    }
+                }
+            });
+        }
+        self.group_commit(CommitRequest {
+            ops: prepared,
+            preconditions: preconditions.to_vec(),
+            meta: meta.clone(),
+        })
+    }
+
+    /// Queues a commit and waits until it is durable.
+    ///
+    /// Whoever holds the writer connection applies every queued commit in one transaction, so
+    /// concurrent committers share one fsync (group commit, reference/storage.md §5). A waiting
+    /// committer either finds its result already delivered by the previous leader or becomes
+    /// the next leader itself; its request can never be left behind, because every leader
+    /// drains the whole queue.
+    fn group_commit(&self, request: CommitRequest) -> Result<CommitInfo> {
+        let (reply, result) = std::sync::mpsc::sync_channel(1);
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((request, reply));
+        let mut conn = self.writer();
+        if let Ok(done) = result.try_recv() {
+            return done;
+        }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let results = meta::apply_batch(&mut conn, requests, meta::now_ms());
+        // Replies go out while the writer is still held, so the next leader never finds a
+        // processed request without its answer. A channel of capacity one never blocks here.
+        for (reply, r) in replies.into_iter().zip(results) {
+            // A committer that gave up waiting is gone; its commit is durable regardless.
+            let _ = reply.send(r);
+        }
+        drop(conn);
+        result
+            .recv()
+            .map_err(|_| StorageError::Worker("group commit lost a request".into()))?
+    }
+
+    /// Fails loudly if a recent commit references an object that is not there: that can only
+    /// happen if the write order was broken, and serving on would hide lost data.
+    fn startup_check(&self) -> Result<()> {
+        let conn = self.writer();
+        for id in meta::recent_objects(&conn, STARTUP_CHECK_COMMITS)? {
+            let Some(row) = meta::object_row(&conn, &id)? else {
+                return Err(StorageError::Corrupt(format!(
+                    "a recent commit references object {id}, which has no row"
+                )));
+            };
+            if row.inline.is_none() && !self.objects.exists(&id)? {
+                return Err(StorageError::Corrupt(format!(
+                    "a recent commit references object {id}, whose file is missing"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn missing(entry: &Entry, e: std::io::Error) -> StorageError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StorageError::Corrupt(format!(
+            "object {} of {} is missing",
+            entry.object, entry.path
+        ))
+    } else {
+        e.into()
+    }
+}
+
+/// Writes `FORMAT` in a new store, or checks it in an existing one.
+fn check_or_write_format(dir: &Path) -> Result<()> {
+    let path = dir.join("FORMAT");
+    match fs::read_to_string(&path) {
+        Ok(text) if text == FORMAT => Ok(()),
+        Ok(text) => Err(StorageError::Corrupt(format!(
+            "{} says {:?}, this build reads {:?}",
+            path.display(),
+            text.lines().next().unwrap_or(""),
+            FORMAT.lines().next().unwrap_or("")
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = dir.join("FORMAT.tmp");
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(FORMAT.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(dir)?.sync_all()?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `dir` holds a store (has a `FORMAT` file).
+pub(crate) fn is_store(dir: &Path) -> bool {
+    dir.join("FORMAT").is_file()
+}
+
+async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Worker(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+    use super::*;
+    use crate::types::Expected;
+    use crate::{Digest, StageOptions};
+
+    fn who() -> CommitMeta {
+        CommitMeta::new("alice", "test")
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_dir(dir.path().join("s")).await.unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn write_read_delete_and_history() {
+        let (_d, s) = store().await;
+        let c1 = s.write("a/x", b"one".to_vec(), who()).await.unwrap();
+        let c2 = s
+            .write("a/x", b"two".to_vec(), CommitMeta::new("bob", "second"))
+            .await
+            .unwrap();
+        assert_eq!((c1.seq, c2.seq), (1, 2));
+        assert_eq!(c2.parent, Some(c1.id));
+        assert_eq!(s.read("a/x").await.unwrap(), b"two");
+        assert_eq!(s.read_at("a/x", c1.id).await.unwrap(), b"one");
+        let c3 = s.delete("a/x", who()).await.unwrap();
+        assert!(matches!(
+            s.read("a/x").await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.read_at("a/x", c3.id).await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert_eq!(s.read_at("a/x", c2.id).await.unwrap(), b"two");
+        assert!(matches!(
+            s.delete("a/x", who()).await,
+            Err(StorageError::NotFound(_))
+        ));
+        let h = s.history("a/x").await.unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[1].commit.principal, "bob");
+        assert_eq!(h[1].commit.message, "second");
+        assert!(h[2].content.is_none());
+        assert_eq!(s.head().await.unwrap().unwrap().id, c3.id);
+        assert_eq!(
+            s.log(10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.seq)
+                .collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+        assert!(matches!(
+            s.read_at("a/x", CommitId([9; 32])).await,
+            Err(StorageError::UnknownCommit(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn batch_is_atomic_and_preconditions_compare_and_swap() {
+        let (_d, s) = store().await;
+        let c1 = s
+            .commit(
+                vec![
+                    Op::PutBytes {
+                        path: "a".into(),
+                        bytes: b"1".to_vec(),
+                    },
+                    Op::PutBytes {
+                        path: "b".into(),
+                        bytes: b"2".to_vec(),
+                    },
+                ],
+                vec![Precondition {
+                    path: "a".into(),
+                    expected: Expected::Absent,
+                }],
+                who(),
+            )
+            .await
+            .unwrap();
+        // The delete of a missing path fails the whole batch: "c" must not appear.
+        let err = s
+            .commit(
+                vec![
+                    Op::PutBytes {
+                        path: "c".into(),
+                        bytes: vec![],
+                    },
+                    Op::Delete { path: "zz".into() },
+                ],
+                vec![],
+                who(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::NotFound(_)));
+        assert!(s.stat("c").await.unwrap().is_none());
+        let stale = Precondition {
+            path: "a".into(),
+            expected: Expected::Version(c1.seq + 5),
+        };
+        let err = s
+            .commit(vec![Op::Delete { path: "b".into() }], vec![stale], who())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Conflict { .. }), "{err}");
+        assert!(s.stat("b").await.unwrap().is_some());
+        let a = s.stat("a").await.unwrap().unwrap();
+        let ok = [
+            Precondition {
+                path: "a".into(),
+                expected: Expected::Version(a.version),
+            },
+            Precondition {
+                path: "b".into(),
+                expected: Expected::Object(s.stat("b").await.unwrap().unwrap().object),
+            },
+        ];
+        s.commit(vec![Op::Delete { path: "b".into() }], ok.to_vec(), who())
+            .await
+            .unwrap();
+        assert_eq!(s.list("").await.unwrap().len(), 1);
+        for bad in [vec![], vec![Op::Delete { path: "/x".into() }]] {
+            assert!(matches!(
+                s.commit(bad, vec![], who()).await,
+                Err(StorageError::Invalid { .. })
+            ));
+        }
+        let dup = vec![
+            Op::Delete { path: "a".into() },
+            Op::PutBytes {
+                path: "a".into(),
+                bytes: vec![],
+            },
+        ];
+        assert!(matches!(
+            s.commit(dup, vec![], who()).await,
+            Err(StorageError::Invalid { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_by_prefix_now_and_then() {
+        let (_d, s) = store().await;
+        for p in ["a/1", "a/2", "a0", "b/1", "a/\u{10FFFD}"] {
+            s.write(p, p.as_bytes().to_vec(), who()).await.unwrap();
+        }
+        let mid = s.head().await.unwrap().unwrap();
+        s.delete("a/1", who()).await.unwrap();
+        let now: Vec<_> = s
+            .list("a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(now, vec!["a/2", "a/\u{10FFFD}"]);
+        let then: Vec<_> = s
+            .list_at("a/", mid.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(then, vec!["a/1", "a/2", "a/\u{10FFFD}"]);
+        assert_eq!(s.list("").await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn stage_checks_digests_streams_and_dedupes() {
+        let (_d, s) = store().await;
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let sha = crate::hashing::digest_bytes(&data).sha256;
+        let obj = s.stage(&data[..], Some(Digest::Sha256(sha))).await.unwrap();
+        assert_eq!(obj.size, data.len() as u64);
+        let again = s
+            .stage_with(
+                &data[..],
+                StageOptions {
+                    expect: None,
+                    sha512: true,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.id, obj.id);
+        assert!(again.sha512.is_some());
+        let err = s
+            .stage(&b"other"[..], Some(Digest::Sha256(sha)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        assert_eq!(
+            fs::read_dir(s.dir().join("tmp")).unwrap().count(),
+            0,
+            "mismatch leaves no temp file"
+        );
+        s.commit(
+            vec![Op::Put {
+                path: "big".into(),
+                object: obj.clone(),
+            }],
+            vec![],
+            who(),
+        )
+        .await
+        .unwrap();
+        let mut c = s.open("big").await.unwrap();
+        assert_eq!(c.len(), data.len() as u64);
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).await.unwrap();
+        assert!(all == data);
+        let mut part = Vec::new();
+        s.open("big")
+            .await
+            .unwrap()
+            .range(1_000_000, 10)
+            .await
+            .unwrap()
+            .read_to_end(&mut part)
+            .await
+            .unwrap();
+        assert_eq!(part, &data[1_000_000..1_000_010]);
+        let mut c = s.open("big").await.unwrap();
+        c.seek(std::io::SeekFrom::End(-3)).await.unwrap();
+        let mut tail = Vec::new();
+        c.read_to_end(&mut tail).await.unwrap();
+        assert_eq!(tail, &data[data.len() - 3..]);
+        // Large PutBytes goes to a file too, and dedupes with the staged object.
+        s.write("big2", data.clone(), who()).await.unwrap();
+        assert_eq!(s.stat("big2").await.unwrap().unwrap().object, obj.id);
+        assert_eq!(s.inner.objects.list().unwrap().len(), 1);
+        let mut small = Vec::new();
+        s.write("s", b"tiny".to_vec(), who()).await.unwrap();
+        s.open("s")
+            .await
+            .unwrap()
+            .read_to_end(&mut small)
+            .await
+            .unwrap();
+        assert_eq!(small, b"tiny");
+    }
+
+    #[tokio::test]
+    async fn a_failing_reader_leaves_nothing_behind() {
+        struct Failing(u32);
+        impl AsyncRead for Failing {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.0 += 1;
+                if self.0 > 3 {
+                    return std::task::Poll::Ready(Err(std::io::Error::other("client went away")));
+                }
+                buf.put_slice(&[7; 100_000]);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let (_d, s) = store().await;
+        assert!(matches!(
+            s.stage(Failing(0), None).await,
+            Err(StorageError::Io(_))
+        ));
+        assert_eq!(fs::read_dir(s.dir().join("tmp")).unwrap().count(), 0);
+        assert!(s.inner.objects.list().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reopen_cleans_tmp_and_fails_loudly_on_a_missing_object() {
+        let (d, s) = store().await;
+        let data = vec![5u8; INLINE_MAX + 1];
+        s.write("f", data.clone(), who()).await.unwrap();
+        let id = s.stat("f").await.unwrap().unwrap().object;
+        let path = s.inner.objects.path_of(&id);
+        drop(s);
+        fs::write(d.path().join("s/tmp/leftover"), b"partial").unwrap();
+        let s = Store::open_dir(d.path().join("s")).await.unwrap();
+        assert_eq!(fs::read_dir(d.path().join("s/tmp")).unwrap().count(), 0);
+        assert_eq!(s.read("f").await.unwrap(), data);
+        drop(s);
+        fs::remove_file(path).unwrap();
+        let err = Store::open_dir(d.path().join("s")).await.unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains(&id.to_hex()));
+    }
+
+    #[tokio::test]
+    async fn queued_commits_share_one_transaction_and_fail_alone() {
+        let (_d, s) = store().await;
+        s.write("taken", b"x".to_vec(), who()).await.unwrap();
+        let before = s.inner.batches.load(std::sync::atomic::Ordering::Relaxed);
+        // Hold the writer so that every committer queues up behind it.
+        let guard = s.inner.writer();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let inner = s.inner.clone();
+                std::thread::spawn(move || {
+                    let pre = if i == 3 {
+                        vec![Precondition {
+                            path: "taken".into(),
+                            expected: Expected::Absent,
+                        }]
+                    } else {
+                        vec![]
+                    };
+                    let op = Op::PutBytes {
+                        path: format!("p{i}"),
+                        bytes: vec![i],
+                    };
+                    inner.commit(vec![op], &pre, &CommitMeta::new(format!("t{i}"), "group"))
+                })
+            })
+            .collect();
+        while s.inner.queue.lock().unwrap().len() < 8 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(guard);
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let after = s.inner.batches.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            after - before,
+            1,
+            "all eight commits went into one transaction"
+        );
+        let mut seqs = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(info) => seqs.push(info.seq),
+                Err(StorageError::Conflict { .. }) if i == 3 => {}
+                Err(e) => panic!("commit {i}: {e}"),
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (2..=8).collect::<Vec<_>>());
+        assert!(s.stat("p3").await.unwrap().is_none());
+        assert_eq!(s.list("p").await.unwrap().len(), 7);
+        assert!(s.verify().await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn read_refuses_huge_content_and_rejects_bad_format() {
+        let (d, s) = store().await;
+        let entry = Entry {
+            path: "x".into(),
+            version: 1,
+            object: crate::ObjectId([0; 32]),
+            sha256: crate::Sha256([0; 32]),
+            size: READ_MAX + 1,
+        };
+        assert!(matches!(
+            s.inner.read_entry(&entry),
+            Err(StorageError::TooLarge { .. })
+        ));
+        drop(s);
+        fs::write(d.path().join("s/FORMAT"), "everlock-store 99\n").unwrap();
+        assert!(matches!(
+            Store::open_dir(d.path().join("s")).await,
+            Err(StorageError::Corrupt(_))
+        ));
+    }
+}

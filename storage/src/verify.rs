@@ -1,0 +1,366 @@
+//! `verify`: re-hash every object and re-check the hash chain and the derived tables.
+//!
+//! The chain makes history tamper-evident: changing any commit row, record or version row
+//! breaks either an id, a parent link or the agreement between a record and its rows. Object
+//! files are re-hashed against their names, so a flipped byte is found too.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::io::Read;
+
+use rusqlite::{Connection, params};
+
+use crate::digest::{CommitId, ObjectId, Sha256};
+use crate::error::Result;
+use crate::hashing::{Digests, MultiHasher, digest_bytes};
+use crate::meta::{to_i64, to_u64};
+use crate::objects::ObjectBackend;
+use crate::record::{Record, RecordOp, id_of};
+use crate::store::{Inner, Store};
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Commits checked.
+    pub commits: u64,
+    /// Objects re-hashed (rows and orphan files).
+    pub objects: u64,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Everything found wrong, in the order found: commits first, then objects.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether the store verified cleanly.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One thing wrong with a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A commit row, its record or its version rows are inconsistent.
+    Commit {
+        /// The commit's seq.
+        seq: u64,
+        /// The commit's id as stored.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An object's bytes, row or file are wrong.
+    Object {
+        /// The object id.
+        id: ObjectId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The `head` table disagrees with `versions`.
+    Head {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Commit { seq, id, reason } => write!(f, "bad commit {seq} ({id}): {reason}"),
+            Problem::Object { id, reason } => write!(f, "bad object {id}: {reason}"),
+            Problem::Head { path, reason } => write!(f, "bad head entry {path:?}: {reason}"),
+        }
+    }
+}
+
+impl Store {
+    /// Verifies the whole store; see [`VerifyReport`]. Runs concurrently with commits, on a
+    /// consistent snapshot of the metadata.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.blocking(verify).await
+    }
+}
+
+pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
+    inner.with_reader(|conn| {
+        let tx = conn.transaction()?;
+        let mut report = VerifyReport::default();
+        check_chain(&tx, &mut report)?;
+        check_head(&tx, &mut report)?;
+        check_objects(inner, &tx, &mut report)?;
+        Ok(report)
+    })
+}
+
+type VersionRow = (Option<ObjectId>, u64, Option<Sha256>);
+
+fn check_chain(conn: &Connection, report: &mut VerifyReport) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, id, parent, ts, principal, message, record FROM commits ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut prev: Option<(u64, CommitId, i64)> = None;
+    let mut purge_ops = 0u64;
+    while let Some(r) = rows.next()? {
+        report.commits += 1;
+        let seq = to_u64(r.get(0)?);
+        let id_raw: Vec<u8> = r.get(1)?;
+        let parent_raw: Option<Vec<u8>> = r.get(2)?;
+        let ts: i64 = r.get(3)?;
+        let principal: String = r.get(4)?;
+        let message: String = r.get(5)?;
+        let bytes: Vec<u8> = r.get(6)?;
+        let mut bad = |reason: String| {
+            report.problems.push(Problem::Commit {
+                seq,
+                id: hex::encode(&id_raw),
+                reason,
+            });
+        };
+        let expected_seq = prev.map_or(1, |p| p.0 + 1);
+        if seq != expected_seq {
+            bad(format!("expected seq {expected_seq}: a commit is missing"));
+        }
+        let computed = id_of(&bytes);
+        if computed.as_bytes().as_slice() != id_raw.as_slice() {
+            bad(format!(
+                "id does not match the record, which hashes to {computed}"
+            ));
+        }
+        let prev_id = prev.map(|p| p.1);
+        if parent_raw.as_deref() != prev_id.as_ref().map(|p| p.as_bytes().as_slice()) {
+            bad("parent column does not link to the previous commit".into());
+        }
+        let record = match Record::decode(&bytes) {
+            Ok(rec) => rec,
+            Err(e) => {
+                bad(e.to_string());
+                prev = CommitId::from_slice(&id_raw).ok().map(|id| (seq, id, ts));
+                continue;
+            }
+        };
+        if record.seq != seq || record.parent != prev_id {
+            bad("record's seq or parent does not match the chain".into());
+        }
+        if record.time_ms != ts || record.principal != principal || record.message != message {
+            bad("time, principal or message column differs from the record".into());
+        }
+        if prev.is_some_and(|p| ts < p.2) {
+            bad("time goes backwards".into());
+        }
+        if let Some(reason) = compare_versions(conn, seq, &record)? {
+            bad(reason);
+        }
+        for op in &record.ops {
+            if let RecordOp::Purge { path, version } = op {
+                purge_ops += 1;
+                let purged: Option<bool> = conn
+                    .prepare_cached("SELECT purged FROM versions WHERE path = ?1 AND seq = ?2")?
+                    .query_row(params![path, to_i64(*version)], |r| r.get(0))
+                    .ok();
+                if purged != Some(true) || *version >= seq {
+                    bad(format!(
+                        "purge of {path:?} at {version} is not reflected in versions"
+                    ));
+                }
+            }
+        }
+        prev = Some((seq, computed, ts));
+    }
+    let purged_rows: i64 =
+        conn.query_row("SELECT count(*) FROM versions WHERE purged != 0", [], |r| {
+            r.get(0)
+        })?;
+    if to_u64(purged_rows) != purge_ops {
+        let (seq, id) = prev.map_or((0, String::new()), |p| (p.0, p.1.to_hex()));
+        report.problems.push(Problem::Commit {
+            seq,
+            id,
+            reason: format!(
+                "{purged_rows} versions are marked purged but the log records {purge_ops} purges"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Compares a record's put and delete operations with the version rows of its seq.
+fn compare_versions(conn: &Connection, seq: u64, record: &Record) -> Result<Option<String>> {
+    let mut expected: BTreeMap<String, VersionRow> = BTreeMap::new();
+    for op in &record.ops {
+        match op {
+            RecordOp::Put {
+                path,
+                object,
+                size,
+                sha256,
+            } => {
+                expected.insert(path.clone(), (Some(*object), *size, Some(*sha256)));
+            }
+            RecordOp::Delete { path } => {
+                expected.insert(path.clone(), (None, 0, None));
+            }
+            RecordOp::Purge { .. } => {}
+        }
+    }
+    let mut actual: BTreeMap<String, VersionRow> = BTreeMap::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT path, object, size, sha256 FROM versions WHERE seq = ?1")?;
+    let mut rows = stmt.query([to_i64(seq)])?;
+    while let Some(r) = rows.next()? {
+        let object: Option<Vec<u8>> = r.get(1)?;
+        let sha: Option<Vec<u8>> = r.get(3)?;
+        let parsed = (
+            object.map(|o| ObjectId::from_slice(&o)).transpose(),
+            sha.map(|s| Sha256::from_slice(&s)).transpose(),
+        );
+        let (Ok(object), Ok(sha)) = parsed else {
+            return Ok(Some("a version row holds a malformed hash".into()));
+        };
+        actual.insert(r.get(0)?, (object, to_u64(r.get(2)?), sha));
+    }
+    if expected == actual {
+        return Ok(None);
+    }
+    let differing = expected
+        .keys()
+        .chain(actual.keys())
+        .find(|p| expected.get(*p) != actual.get(*p))
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some(format!(
+        "version rows differ from the record at path {differing:?}"
+    )))
+}
+
+fn check_head(conn: &Connection, report: &mut VerifyReport) -> Result<()> {
+    let mut derived: BTreeMap<String, (u64, Vec<u8>, u64, Vec<u8>)> = BTreeMap::new();
+    let mut stmt =
+        conn.prepare("SELECT path, max(seq), object, size, sha256 FROM versions GROUP BY path")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let object: Option<Vec<u8>> = r.get(2)?;
+        let sha: Option<Vec<u8>> = r.get(4)?;
+        if let (Some(o), Some(s)) = (object, sha) {
+            derived.insert(r.get(0)?, (to_u64(r.get(1)?), o, to_u64(r.get(3)?), s));
+        }
+    }
+    let mut stmt = conn.prepare("SELECT path, seq, object, size, sha256 FROM head")?;
+    let mut rows = stmt.query([])?;
+    let mut seen = HashSet::new();
+    while let Some(r) = rows.next()? {
+        let path: String = r.get(0)?;
+        let row = (to_u64(r.get(1)?), r.get(2)?, to_u64(r.get(3)?), r.get(4)?);
+        if derived.get(&path) != Some(&row) {
+            report.problems.push(Problem::Head {
+                path: path.clone(),
+                reason: "differs from the latest version".into(),
+            });
+        }
+        seen.insert(path);
+    }
+    for path in derived.keys().filter(|p| !seen.contains(*p)) {
+        report.problems.push(Problem::Head {
+            path: path.clone(),
+            reason: "live path missing from head".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT v.object FROM versions v LEFT JOIN objects o ON o.blake3 = v.object
+         WHERE v.object IS NOT NULL AND v.purged = 0 AND o.blake3 IS NULL",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let raw: Vec<u8> = r.get(0)?;
+        if let Ok(id) = ObjectId::from_slice(&raw) {
+            report.problems.push(Problem::Object {
+                id,
+                reason: "referenced but has no row".into(),
+            });
+        }
+    }
+    let mut with_row = BTreeSet::new();
+    let mut stmt =
+        conn.prepare("SELECT blake3, sha256, size, inline FROM objects ORDER BY blake3")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let raw: Vec<u8> = r.get(0)?;
+        let sha: Vec<u8> = r.get(1)?;
+        let size = to_u64(r.get(2)?);
+        let inline: Option<Vec<u8>> = r.get(3)?;
+        let (Ok(id), Ok(sha)) = (ObjectId::from_slice(&raw), Sha256::from_slice(&sha)) else {
+            report.problems.push(Problem::Object {
+                id: ObjectId([0; 32]),
+                reason: "malformed row".into(),
+            });
+            continue;
+        };
+        with_row.insert(id);
+        report.objects += 1;
+        let digests = match inline {
+            Some(bytes) => digest_bytes(&bytes),
+            None => match hash_file(inner, &id) {
+                Ok(d) => d,
+                Err(e) => {
+                    report.problems.push(Problem::Object {
+                        id,
+                        reason: format!("cannot read the file: {e}"),
+                    });
+                    continue;
+                }
+            },
+        };
+        report.bytes += digests.size;
+        if digests.blake3 != id {
+            report.problems.push(Problem::Object {
+                id,
+                reason: format!("content hashes to {}", digests.blake3),
+            });
+        } else if digests.sha256 != sha || digests.size != size {
+            report.problems.push(Problem::Object {
+                id,
+                reason: "sha256 or size differs from the row".into(),
+            });
+        }
+    }
+    // Files without a row are debris of a crash between publish and commit; they must still be
+    // intact, because nothing half-written may ever carry an object name.
+    for (id, _) in inner.objects.list()? {
+        if with_row.contains(&id) {
+            continue;
+        }
+        report.objects += 1;
+        match hash_file(inner, &id) {
+            Ok(d) if d.blake3 == id => report.bytes += d.size,
+            Ok(d) => report.problems.push(Problem::Object {
+                id,
+                reason: format!("orphan file hashes to {}", d.blake3),
+            }),
+            Err(e) => report.problems.push(Problem::Object {
+                id,
+                reason: format!("cannot read the orphan file: {e}"),
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(inner: &Inner, id: &ObjectId) -> std::io::Result<Digests> {
+    let mut file = inner.objects.open(id)?;
+    let mut hasher = MultiHasher::new(false);
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+}
