@@ -42,7 +42,8 @@ impl CredentialCache {
         }
     }
 
-    fn digest(&self, password: &str) -> [u8; 32] {
+    /// The keyed digest entries are stored under; also names in-flight verifications.
+    pub(crate) fn digest(&self, password: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.key);
         h.update(password.as_bytes());

@@ -4,10 +4,13 @@
 //! every change, after the change is committed to the `everlock-users` store; readers never
 //! block on writers and never see half a change.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+use tokio::sync::OnceCell;
 
 use everlock_storage::{CommitMeta, Op, Store, StoreManager};
 
@@ -21,6 +24,9 @@ use crate::password;
 use crate::principal::Principal;
 use crate::sshkey::SshPublicKey;
 use crate::throttle::{Throttle, ThrottlePolicy};
+
+/// Shared bcrypt outcomes of verifications in progress, by (login, keyed password digest).
+type InFlight = HashMap<(String, [u8; 32]), Arc<OnceCell<bool>>>;
 
 /// The store holding users, groups and grants.
 pub const USERS_STORE: &str = "everlock-users";
@@ -79,8 +85,12 @@ struct Inner {
     throttle: Throttle,
     cost: u32,
     /// A valid hash of a random password: unknown logins are verified against it so they
-    /// cost the same bcrypt work as known ones and timing reveals nothing.
-    dummy_hash: String,
+    /// cost the same bcrypt work as known ones and timing reveals nothing. Computed on first
+    /// need, so startup does not pay for it.
+    dummy_hash: OnceCell<String>,
+    /// Verifications in progress, by (login, keyed password digest): identical concurrent
+    /// attempts wait for one bcrypt run instead of each starting their own.
+    in_flight: Mutex<InFlight>,
     bcrypt_runs: AtomicU64,
 }
 
@@ -90,10 +100,6 @@ impl Auth {
         let store = manager.open(USERS_STORE).await?;
         let directory = load(&store).await?;
         let cost = options.bcrypt_cost;
-        let dummy = password::generate()?;
-        let dummy_hash = tokio::task::spawn_blocking(move || password::hash(&dummy, cost))
-            .await
-            .map_err(|e| AuthError::Hash(e.to_string()))??;
         Ok(Auth {
             inner: Arc::new(Inner {
                 store,
@@ -102,7 +108,8 @@ impl Auth {
                 cache: CredentialCache::new(options.cache_ttl),
                 throttle: Throttle::new(options.throttle),
                 cost,
-                dummy_hash,
+                dummy_hash: OnceCell::new(),
+                in_flight: Mutex::new(HashMap::new()),
                 bcrypt_runs: AtomicU64::new(0),
             }),
         })
@@ -177,27 +184,23 @@ impl Auth {
             return Ok(Principal::User(login.clone()));
         }
         // Unknown logins are checked against a dummy hash: the same work, always false.
-        let hash = known
-            .as_ref()
-            .map_or_else(|| self.inner.dummy_hash.clone(), |(_, h)| h.clone());
-        let candidate = password.to_owned();
-        self.inner.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
-            .await
-            .unwrap_or(false);
+        let hash = match &known {
+            Some((_, h)) => h.clone(),
+            None => self.dummy_hash().await?,
+        };
+        let ok = self.bcrypt_once(login, password, hash.clone()).await;
+        // The user may have been removed or re-passworded while bcrypt ran: only a hash
+        // that is still current proves anything, so the old password fails at once.
+        let current = |login: &Login| {
+            self.directory()
+                .users
+                .get(login)
+                .and_then(|u| u.password_hash.clone())
+                == Some(hash.clone())
+        };
         match known {
-            Some((login, _)) if ok => {
-                // The user may have been removed or re-passworded while bcrypt ran; only
-                // cache if the hash we checked is still the current one.
-                let still_current = self
-                    .directory()
-                    .users
-                    .get(&login)
-                    .and_then(|u| u.password_hash.as_deref())
-                    .is_some();
-                if still_current {
-                    self.inner.cache.insert(&login, password);
-                }
+            Some((login, _)) if ok && current(&login) => {
+                self.inner.cache.insert(&login, password);
                 self.inner.throttle.success(login.as_str(), remote);
                 Ok(Principal::User(login))
             }
@@ -208,6 +211,56 @@ impl Auth {
                 Err(LoginError::BadCredentials)
             }
         }
+    }
+
+    /// Runs bcrypt for (login, password), sharing one run among identical concurrent
+    /// attempts.
+    async fn bcrypt_once(&self, login: &str, password: &str, hash: String) -> bool {
+        let key = (login.to_owned(), self.inner.cache.digest(password));
+        let cell = {
+            let mut in_flight = self
+                .inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(in_flight.entry(key.clone()).or_default())
+        };
+        let candidate = password.to_owned();
+        let ok = *cell
+            .get_or_init(|| async {
+                self.inner.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
+                    .await
+                    .unwrap_or(false)
+            })
+            .await;
+        let mut in_flight = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_flight.remove(&key);
+        }
+        ok
+    }
+
+    async fn dummy_hash(&self) -> Result<String, LoginError> {
+        let cost = self.inner.cost;
+        self.inner
+            .dummy_hash
+            .get_or_try_init(|| async move {
+                let dummy = password::generate()?;
+                tokio::task::spawn_blocking(move || password::hash(&dummy, cost))
+                    .await
+                    .map_err(|e| AuthError::Hash(e.to_string()))?
+            })
+            .await
+            .cloned()
+            .map_err(|e: AuthError| {
+                tracing::error!(error = %e, "cannot prepare the dummy password hash");
+                LoginError::BadCredentials
+            })
     }
 
     /// The user holding `key`, if `login` has registered it (SSH public-key login). The
@@ -433,7 +486,7 @@ mod tests {
         assert_eq!(p.name(), "root");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn one_thousand_requests_cost_one_bcrypt_and_passwd_takes_effect_at_once() {
         let (_dir, auth, admin) = setup().await;
         auth.add_user(&admin, "alice", "old-pw").await.unwrap();
