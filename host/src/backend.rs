@@ -3,6 +3,11 @@
 //! built instance implements.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use everlock_auth::Principal;
 
 use crate::config::{InstanceName, PathPrefix, Vhost};
 use crate::store::InstanceStore;
@@ -99,6 +104,52 @@ pub trait Backend: Send + Sync + 'static {
     fn http_router(&self) -> Option<axum::Router> {
         None
     }
+
+    /// Maintenance commands this instance offers to the admin console (for example
+    /// `/site history <name>`, `/site rollback <name> <commit>`, `/oci gc <name>`). The host
+    /// asks once after `build`; `None` means the instance has none.
+    fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
+        None
+    }
+}
+
+/// The future an instance command returns: its output text, or an error for the operator.
+pub type CommandFuture = Pin<Box<dyn Future<Output = Result<String, CommandError>> + Send>>;
+
+/// One console command an instance offers, for help and completion.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandHelp {
+    /// The subcommand word, e.g. `rollback`.
+    pub name: &'static str,
+    /// Arguments after the instance name, e.g. `<commit>`.
+    pub args: &'static str,
+    /// One line of help.
+    pub summary: &'static str,
+}
+
+/// Console commands addressed to one instance: `/<backend> <command> <instance> <args...>`.
+/// The console checks the caller's tier before calling; implementations authorize again with
+/// `Auth::authorize` for anything instance-specific and record `actor` in their commits.
+pub trait InstanceCommands: Send + Sync + 'static {
+    /// The commands, in help order.
+    fn help(&self) -> &'static [CommandHelp];
+
+    /// Runs `command` with `args` (the words after the instance name) as `actor`.
+    fn run(&self, actor: Principal, command: &str, args: Vec<String>) -> CommandFuture;
+}
+
+/// Why an instance command failed; the console prints it and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Wrong arguments; the message says what is wrong and shows the usage.
+    #[error("{0}")]
+    Usage(String),
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    Denied(String),
+    /// The command ran and failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Why a backend instance could not be built or its settings were rejected.

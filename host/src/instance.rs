@@ -19,6 +19,8 @@ pub struct Instance {
     pub store: StoreName,
     /// The HTTP service; `Some` for every HTTP instance (checked when it is built).
     pub router: Option<axum::Router>,
+    /// Console commands the instance offers, if any.
+    pub commands: Option<std::sync::Arc<dyn crate::backend::InstanceCommands>>,
     /// The backend itself, kept alive as long as the instance is in a table.
     pub backend: Box<dyn Backend>,
 }

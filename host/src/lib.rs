@@ -42,7 +42,8 @@ pub mod test_util;
 pub mod vhost;
 
 pub use backend::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend, parse_settings,
+    Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
+    DefaultInstance, Frontend, InstanceCommands, parse_settings,
 };
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};

@@ -219,6 +219,7 @@ mod tests {
             prefix: prefix.parse().unwrap(),
             store: format!("s-{name}").parse().unwrap(),
             router: None,
+            commands: None,
             backend: Box::new(Nothing),
         }
     }

@@ -111,6 +111,7 @@ impl Host {
             error,
         })?;
         let router = backend.http_router();
+        let commands = backend.commands();
         if factory.frontend == Frontend::Http && router.is_none() {
             return Err(HostError::Build {
                 id,
@@ -124,6 +125,7 @@ impl Host {
             prefix: spec.prefix.clone(),
             store: spec.store.clone(),
             router,
+            commands,
             backend,
         })
     }

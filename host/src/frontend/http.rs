@@ -304,6 +304,7 @@ mod tests {
             prefix: "/".parse().unwrap(),
             store: "s".parse().unwrap(),
             router: Some(router),
+            commands: None,
             backend: Box::new(Nothing),
         })
         .unwrap();
