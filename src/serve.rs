@@ -43,7 +43,7 @@ pub(crate) fn serve(
             );
         }
         let host = Host::new(registry, stores, auth, shutdown.clone());
-        host.start_instances(&config)?;
+        host.start(config.clone()).await?;
         let server = Server::bind(&config, host.clone()).await?;
         cancel_on_signal(shutdown.clone())?;
         log_urls(&host, server.http_addr(), server.https_addr());

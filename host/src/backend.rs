@@ -57,6 +57,9 @@ pub struct BackendFactory {
     pub default_instances: fn() -> Vec<DefaultInstance>,
     /// A documented example of the settings table, as TOML; a test parses it with `check`.
     pub example_settings: &'static str,
+    /// Whether instances receive the host administration handle (`BackendContext::admin`).
+    /// Only the admin console needs it; every other backend sees nothing but its own store.
+    pub admin: bool,
 }
 
 /// One zero-config instance proposed by a backend kind.
@@ -91,6 +94,8 @@ pub struct BackendContext {
     pub auth: everlock_auth::Auth,
     /// Cancelled when the server shuts down, so background tasks can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The host itself, for administration; `Some` only for kinds whose factory sets `admin`.
+    pub admin: Option<crate::runtime::Host>,
 }
 
 /// A built backend instance.

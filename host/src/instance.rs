@@ -9,6 +9,8 @@ use crate::config::{InstanceName, PathPrefix, StoreName, Vhost};
 pub struct Instance {
     /// Backend kind.
     pub kind: &'static str,
+    /// The frontend carrying its traffic; only HTTP instances are routed by vhost.
+    pub frontend: crate::backend::Frontend,
     /// Instance name, unique within the kind.
     pub name: InstanceName,
     /// Hostnames routed here.
@@ -17,6 +19,8 @@ pub struct Instance {
     pub prefix: PathPrefix,
     /// The instance's own store.
     pub store: StoreName,
+    /// Kind-specific settings it was built with.
+    pub settings: toml::Table,
     /// The HTTP service; `Some` for every HTTP instance (checked when it is built).
     pub router: Option<axum::Router>,
     /// Console commands the instance offers, if any.

@@ -12,6 +12,7 @@
 //! - `vhost`: host-name normalisation shared by configuration and routing.
 //! - `instance`, `routes`: live instances and the vhost/prefix routing table.
 //! - `runtime`: the running [`Host`] and the live operations on its table.
+//! - `admin`: live, persisted administration of instances and backend kinds.
 //! - `store`: the lazily opened store handle each instance receives.
 //! - `http_auth`: HTTP Basic authentication of requests for HTTP backends.
 //! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
@@ -27,6 +28,7 @@
     )
 )]
 
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod frontend;
@@ -41,6 +43,7 @@ pub mod store;
 pub mod test_util;
 pub mod vhost;
 
+pub use admin::{AdminError, BackendInfo, InstanceEdit, InstanceInfo, InstanceSpec};
 pub use backend::{
     Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
     DefaultInstance, Frontend, InstanceCommands, parse_settings,

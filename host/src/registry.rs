@@ -88,6 +88,7 @@ mod tests {
             build,
             default_instances: Vec::new,
             example_settings: "",
+            admin: false,
         }
     }
     static A: BackendFactory = factory("alpha-http");

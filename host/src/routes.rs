@@ -61,7 +61,10 @@ impl Snapshot {
         instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
     ) -> Result<Self, RouteError> {
         let mut hosts: HashMap<String, Vec<Arc<Instance>>> = HashMap::new();
-        for instance in instances.values() {
+        for instance in instances
+            .values()
+            .filter(|i| i.frontend == crate::backend::Frontend::Http)
+        {
             if instance.vhosts.is_empty() {
                 return Err(RouteError::NoVhosts(instance.id()));
             }
@@ -170,6 +173,28 @@ impl InstanceTable {
         })
     }
 
+    /// Inserts the instance, or replaces the one with the same kind and name, live.
+    pub fn upsert(&self, instance: Instance) -> Result<(), RouteError> {
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            map.insert((instance.kind, instance.name.clone()), Arc::new(instance));
+            Ok(map)
+        })
+    }
+
+    /// Replaces every instance of `kind` with `instances` in one swap (enabling or disabling
+    /// a backend kind).
+    pub fn replace_kind(&self, kind: &str, instances: Vec<Instance>) -> Result<(), RouteError> {
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            map.retain(|(k, _), _| *k != kind);
+            for instance in instances {
+                map.insert((instance.kind, instance.name.clone()), Arc::new(instance));
+            }
+            Ok(map)
+        })
+    }
+
     /// Removes the instance `kind/name` live and returns it.
     pub fn remove(&self, kind: &str, name: &InstanceName) -> Result<Arc<Instance>, RouteError> {
         let mut removed = None;
@@ -214,6 +239,8 @@ mod tests {
     fn inst(kind: &'static str, name: &str, vhosts: &[&str], prefix: &str) -> Instance {
         Instance {
             kind,
+            frontend: crate::backend::Frontend::Http,
+            settings: toml::Table::new(),
             name: name.parse().unwrap(),
             vhosts: vhosts.iter().map(|v| v.parse().unwrap()).collect(),
             prefix: prefix.parse().unwrap(),

@@ -10,6 +10,7 @@ use everlock_auth::Auth;
 use everlock_storage::StoreManager;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{AdminError, AdminState, SYSTEM_STORE, overlay};
 use crate::backend::{BackendContext, BuildError, Frontend};
 use crate::config::{Config, InstanceName, ResolvedInstance};
 use crate::instance::Instance;
@@ -44,6 +45,9 @@ pub struct Host {
     stores: StoreManager,
     auth: Auth,
     shutdown: CancellationToken,
+    /// The effective configuration and the system store, for live administration; the lock
+    /// serialises administrative changes.
+    admin: Arc<tokio::sync::Mutex<AdminState>>,
 }
 
 impl Host {
@@ -61,7 +65,30 @@ impl Host {
             stores,
             auth,
             shutdown,
+            admin: Arc::new(tokio::sync::Mutex::new(AdminState {
+                config: Config::default(),
+                system: None,
+            })),
         }
+    }
+
+    /// Starts serving `config`: opens the `everlock-system` store, lays the runtime changes
+    /// recorded there over `config`, validates the result and installs every instance at once.
+    pub async fn start(&self, mut config: Config) -> Result<(), AdminError> {
+        let system = self.stores.open(SYSTEM_STORE).await?;
+        overlay(&mut config, self, &system).await?;
+        config
+            .validate(&self.registry, None)
+            .map_err(|e| AdminError::Conflict(e.to_string()))?;
+        self.start_instances(&config)?;
+        let mut state = self.admin.lock().await;
+        state.config = config;
+        state.system = Some(system);
+        Ok(())
+    }
+
+    pub(crate) fn admin_state(&self) -> &tokio::sync::Mutex<AdminState> {
+        &self.admin
     }
 
     /// The shared auth service.
@@ -105,6 +132,7 @@ impl Host {
             store: InstanceStore::new(self.stores.clone(), spec.store.clone()),
             auth: self.auth.clone(),
             shutdown: self.shutdown.child_token(),
+            admin: factory.admin.then(|| self.clone()),
         };
         let backend = (factory.build)(ctx, &spec.settings).map_err(|error| HostError::Build {
             id: id.clone(),
@@ -120,6 +148,8 @@ impl Host {
         }
         Ok(Instance {
             kind: factory.kind,
+            frontend: factory.frontend,
+            settings: spec.settings.clone(),
             name: spec.name.clone(),
             vhosts: spec.vhosts.clone(),
             prefix: spec.prefix.clone(),

@@ -174,11 +174,13 @@ mod tests {
         build,
         default_instances: Vec::new,
         example_settings: "",
+        admin: false,
     };
 
     fn spec(name: &str, vhost: &str) -> ResolvedInstance {
         ResolvedInstance {
             kind: "echo-http",
+            frontend: Frontend::Http,
             name: name.parse().unwrap(),
             vhosts: vec![vhost.parse().unwrap()],
             prefix: "/".parse().unwrap(),

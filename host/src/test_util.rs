@@ -60,6 +60,7 @@ impl TestEnv {
             ),
             auth: self.auth.clone(),
             shutdown: Default::default(),
+            admin: None,
         }
     }
 }

@@ -69,6 +69,7 @@ register_backend!(BackendFactory {
     build,
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
+    admin: false,
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {

@@ -312,6 +312,8 @@ pub enum ConfigError {
 pub struct ResolvedInstance {
     /// Backend kind.
     pub kind: &'static str,
+    /// The frontend carrying the kind's traffic (only HTTP instances need vhosts).
+    pub frontend: crate::backend::Frontend,
     /// Instance name.
     pub name: InstanceName,
     /// Hostnames.
@@ -390,6 +392,31 @@ impl Config {
         Ok(())
     }
 
+    /// Makes `kind`'s zero-config defaults explicit instances, so that adding or removing one
+    /// instance at runtime does not make the others disappear. A no-op when the kind already
+    /// has an instance table.
+    pub fn materialize_defaults(&mut self, factory: &crate::backend::BackendFactory) {
+        let section = self.backends.entry(factory.kind.to_owned()).or_default();
+        if section.instances.is_some() {
+            return;
+        }
+        let mut instances = BTreeMap::new();
+        for d in (factory.default_instances)() {
+            if let Some(r) = resolve_default(factory, &d) {
+                instances.insert(
+                    r.name,
+                    InstanceConfig {
+                        vhosts: r.vhosts,
+                        prefix: r.prefix,
+                        store: Some(r.store),
+                        settings: None,
+                    },
+                );
+            }
+        }
+        section.instances = Some(instances);
+    }
+
     /// Whether `kind` is enabled (compiled-in kinds are enabled unless configured off).
     pub fn is_enabled(&self, kind: &str) -> bool {
         self.backends
@@ -419,6 +446,7 @@ impl Config {
                             .unwrap_or_else(|| default_store_name(factory.kind, name));
                         out.push(ResolvedInstance {
                             kind: factory.kind,
+                            frontend: factory.frontend,
                             name: name.clone(),
                             vhosts: inst.vhosts.clone(),
                             prefix: inst.prefix.clone(),
@@ -429,7 +457,7 @@ impl Config {
                 }
                 None => {
                     for d in (factory.default_instances)() {
-                        if let Some(resolved) = resolve_default(factory.kind, &d) {
+                        if let Some(resolved) = resolve_default(factory, &d) {
                             out.push(resolved);
                         } else {
                             tracing::error!(
@@ -453,11 +481,12 @@ fn default_store_name(kind: &str, name: &InstanceName) -> StoreName {
 }
 
 fn resolve_default(
-    kind: &'static str,
+    factory: &crate::backend::BackendFactory,
     d: &crate::backend::DefaultInstance,
 ) -> Option<ResolvedInstance> {
     Some(ResolvedInstance {
-        kind,
+        kind: factory.kind,
+        frontend: factory.frontend,
         name: d.name.parse().ok()?,
         vhosts: d
             .vhosts
@@ -474,7 +503,10 @@ fn resolve_default(
 /// Rejects vhost-less instances and two instances on the same vhost and prefix.
 pub fn check_routes(instances: &[ResolvedInstance]) -> Result<(), ConfigError> {
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
-    for inst in instances {
+    for inst in instances
+        .iter()
+        .filter(|i| i.frontend == crate::backend::Frontend::Http)
+    {
         let who = format!("{}/{}", inst.kind, inst.name);
         if inst.vhosts.is_empty() {
             return Err(ConfigError::NoVhosts {

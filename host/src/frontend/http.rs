@@ -299,6 +299,8 @@ mod tests {
         let t = InstanceTable::new();
         t.insert(Instance {
             kind: "test-http",
+            frontend: crate::backend::Frontend::Http,
+            settings: toml::Table::new(),
             name: "a".parse().unwrap(),
             vhosts: vec!["localhost".parse().unwrap(), "::1".parse().unwrap()],
             prefix: "/".parse().unwrap(),

@@ -1,0 +1,837 @@
+//! Live administration of the host: create, change and delete instances and enable or
+//! disable backend kinds while the server runs.
+//!
+//! Every change is checked (system administrators only), validated against the whole
+//! effective configuration (no two instances on one vhost and prefix), applied to the live
+//! instance table, and persisted as TOML in the `everlock-system` store under `config/` as a
+//! commit by the acting principal, so it survives restarts and is auditable. Runtime records
+//! overlay the configuration file at startup.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use everlock_auth::Principal;
+use everlock_storage::{CommitMeta, Op, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Frontend, InstanceCommands};
+use crate::config::{
+    Config, ConfigError, InstanceConfig, InstanceName, PathPrefix, StoreName, Vhost,
+};
+use crate::runtime::{Host, HostError};
+
+/// The store holding the host's runtime configuration.
+pub const SYSTEM_STORE: &str = "everlock-system";
+
+/// Why an administrative change was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The acting principal is not a system administrator.
+    #[error("permission denied: {0} is not a system administrator")]
+    Denied(String),
+    /// The kind is not compiled in.
+    #[error("unknown backend kind `{0}`")]
+    UnknownKind(String),
+    /// The kind is compiled in but disabled.
+    #[error("backend `{0}` is not enabled")]
+    Disabled(String),
+    /// No such instance.
+    #[error("no instance {kind}/{name}")]
+    NoSuchInstance {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+    },
+    /// The instance already exists.
+    #[error("instance {kind}/{name} already exists")]
+    Exists {
+        /// Kind.
+        kind: String,
+        /// Name.
+        name: String,
+    },
+    /// A value (name, vhost, prefix, store, setting) is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change conflicts with the rest of the configuration.
+    #[error("{0}")]
+    Conflict(String),
+    /// Building or installing the instance failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The system store failed.
+    #[error("system store: {0}")]
+    Storage(#[from] everlock_storage::StorageError),
+}
+
+/// An instance as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceInfo {
+    /// Backend kind.
+    pub kind: &'static str,
+    /// Instance name.
+    pub name: String,
+    /// Vhosts.
+    pub vhosts: Vec<String>,
+    /// Mount prefix.
+    pub prefix: String,
+    /// Store name.
+    pub store: String,
+    /// Kind-specific settings.
+    pub settings: toml::Table,
+}
+
+/// A new instance.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSpec {
+    /// Backend kind, e.g. `oci-http`.
+    pub kind: String,
+    /// Instance name.
+    pub name: String,
+    /// Vhosts (at least one for HTTP kinds).
+    pub vhosts: Vec<String>,
+    /// Mount prefix; `/` when absent.
+    pub prefix: Option<String>,
+    /// Store; `<kind>-<name>` when absent.
+    pub store: Option<String>,
+    /// Kind-specific settings.
+    pub settings: toml::Table,
+}
+
+/// A change to an existing instance.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceEdit {
+    /// Vhosts to add.
+    pub add_vhosts: Vec<String>,
+    /// Vhosts to remove.
+    pub remove_vhosts: Vec<String>,
+    /// A new store.
+    pub store: Option<String>,
+    /// Settings keys to set (merged over the current settings).
+    pub settings: toml::Table,
+}
+
+/// A backend kind as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// Kind.
+    pub kind: &'static str,
+    /// Frontend.
+    pub frontend: Frontend,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// One line of description.
+    pub summary: &'static str,
+}
+
+/// A persisted instance (`config/instances/<kind>/<name>.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct InstanceRecord {
+    /// The instance was deleted at runtime (it may still be in the configuration file).
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    vhosts: Vec<Vhost>,
+    #[serde(default)]
+    prefix: PathPrefix,
+    #[serde(default)]
+    store: Option<StoreName>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+/// A persisted backend switch (`config/backends/<kind>.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendRecord {
+    enabled: bool,
+}
+
+/// What `Host` keeps to administer itself: the effective configuration and the system store.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    pub(crate) config: Config,
+    pub(crate) system: Option<Store>,
+}
+
+fn instance_path(kind: &str, name: &str) -> String {
+    format!("config/instances/{kind}/{name}.toml")
+}
+
+fn backend_path(kind: &str) -> String {
+    format!("config/backends/{kind}.toml")
+}
+
+/// Lays the runtime records of the system store over `config`.
+pub(crate) async fn overlay(
+    config: &mut Config,
+    host: &Host,
+    system: &Store,
+) -> Result<(), AdminError> {
+    for entry in system.list("config/backends/").await? {
+        let Some(kind) = entry
+            .path
+            .strip_prefix("config/backends/")
+            .and_then(|p| p.strip_suffix(".toml"))
+        else {
+            continue;
+        };
+        let record: BackendRecord = decode(&entry.path, &system.read(&entry.path).await?)?;
+        if host.registry().get(kind).is_some() {
+            config.backends.entry(kind.to_owned()).or_default().enabled = Some(record.enabled);
+        } else {
+            tracing::warn!(
+                kind,
+                "ignoring the runtime switch of a backend kind this binary lacks"
+            );
+        }
+    }
+    for entry in system.list("config/instances/").await? {
+        let rest = entry
+            .path
+            .strip_prefix("config/instances/")
+            .unwrap_or_default();
+        let Some((kind, file)) = rest.split_once('/') else {
+            continue;
+        };
+        let Some(name) = file.strip_suffix(".toml") else {
+            continue;
+        };
+        let Some(factory) = host.registry().get(kind) else {
+            tracing::warn!(
+                kind,
+                name,
+                "ignoring a runtime instance of a backend kind this binary lacks"
+            );
+            continue;
+        };
+        let name: InstanceName = name
+            .parse()
+            .map_err(|e: crate::config::ValueError| AdminError::Invalid(e.to_string()))?;
+        let record: InstanceRecord = decode(&entry.path, &system.read(&entry.path).await?)?;
+        config.materialize_defaults(factory);
+        let instances = config
+            .backends
+            .entry(kind.to_owned())
+            .or_default()
+            .instances
+            .get_or_insert_with(BTreeMap::new);
+        if record.deleted {
+            instances.remove(&name);
+        } else {
+            instances.insert(
+                name,
+                InstanceConfig {
+                    vhosts: record.vhosts,
+                    prefix: record.prefix,
+                    store: record.store,
+                    settings: Some(toml::Spanned::new(0..0, record.settings)),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, AdminError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| AdminError::Invalid(format!("{path}: {e}")))?;
+    toml::from_str(text).map_err(|e| AdminError::Invalid(format!("{path}: {}", e.message())))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AdminError> {
+    toml::to_string(value)
+        .map(String::into_bytes)
+        .map_err(|e| AdminError::Invalid(format!("cannot encode record: {e}")))
+}
+
+fn invalid(e: impl std::fmt::Display) -> AdminError {
+    AdminError::Invalid(e.to_string())
+}
+
+fn conflict(e: ConfigError) -> AdminError {
+    AdminError::Conflict(e.to_string())
+}
+
+impl Host {
+    /// Every live instance, by kind and name.
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        self.table()
+            .snapshot()
+            .instances()
+            .map(|i| InstanceInfo {
+                kind: i.kind,
+                name: i.name.to_string(),
+                vhosts: i.vhosts.iter().map(ToString::to_string).collect(),
+                prefix: i.prefix.to_string(),
+                store: i.store.to_string(),
+                settings: i.settings.clone(),
+            })
+            .collect()
+    }
+
+    /// Every compiled-in kind and whether it is enabled.
+    pub async fn backends(&self) -> Vec<BackendInfo> {
+        let state = self.admin_state().lock().await;
+        self.registry()
+            .factories()
+            .map(|f| BackendInfo {
+                kind: f.kind,
+                frontend: f.frontend,
+                enabled: state.config.is_enabled(f.kind),
+                summary: f.summary,
+            })
+            .collect()
+    }
+
+    /// The console commands of instance `kind/name`, if it offers any.
+    pub fn instance_commands(&self, kind: &str, name: &str) -> Option<Arc<dyn InstanceCommands>> {
+        let name: InstanceName = name.parse().ok()?;
+        self.table().snapshot().get(kind, &name)?.commands.clone()
+    }
+
+    /// Creates an instance live.
+    pub async fn create_instance(
+        &self,
+        actor: &Principal,
+        spec: InstanceSpec,
+    ) -> Result<(), AdminError> {
+        self.require_admin(actor)?;
+        let factory = self
+            .registry()
+            .get(&spec.kind)
+            .ok_or_else(|| AdminError::UnknownKind(spec.kind.clone()))?;
+        let name: InstanceName = spec.name.parse().map_err(invalid)?;
+        let record = InstanceRecord {
+            deleted: false,
+            vhosts: parse_vhosts(&spec.vhosts)?,
+            prefix: spec
+                .prefix
+                .as_deref()
+                .unwrap_or("/")
+                .parse()
+                .map_err(invalid)?,
+            store: spec
+                .store
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(invalid)?,
+            settings: spec.settings,
+        };
+        let mut state = self.admin_state().lock().await;
+        if !state.config.is_enabled(factory.kind) {
+            return Err(AdminError::Disabled(factory.kind.to_owned()));
+        }
+        let mut config = state.config.clone();
+        config.materialize_defaults(factory);
+        let instances = config
+            .backends
+            .entry(factory.kind.to_owned())
+            .or_default()
+            .instances
+            .get_or_insert_with(BTreeMap::new);
+        if instances.contains_key(&name) {
+            return Err(AdminError::Exists {
+                kind: factory.kind.to_owned(),
+                name: name.to_string(),
+            });
+        }
+        instances.insert(name.clone(), to_instance_config(&record));
+        self.apply(
+            &mut state,
+            config,
+            actor,
+            factory.kind,
+            &name,
+            &record,
+            "create",
+        )
+        .await
+    }
+
+    /// Changes an instance live (vhosts, store, settings); the instance is rebuilt and
+    /// requests already in flight finish on the old one.
+    pub async fn update_instance(
+        &self,
+        actor: &Principal,
+        kind: &str,
+        name: &str,
+        edit: InstanceEdit,
+    ) -> Result<(), AdminError> {
+        self.require_admin(actor)?;
+        let factory = self
+            .registry()
+            .get(kind)
+            .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
+        let name: InstanceName = name.parse().map_err(invalid)?;
+        let add = parse_vhosts(&edit.add_vhosts)?;
+        let remove = parse_vhosts(&edit.remove_vhosts)?;
+        let store: Option<StoreName> = edit
+            .store
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?;
+        let mut state = self.admin_state().lock().await;
+        let mut config = state.config.clone();
+        config.materialize_defaults(factory);
+        let current = config
+            .backends
+            .get_mut(factory.kind)
+            .and_then(|s| s.instances.as_mut())
+            .and_then(|i| i.get_mut(&name))
+            .ok_or_else(|| AdminError::NoSuchInstance {
+                kind: kind.to_owned(),
+                name: name.to_string(),
+            })?;
+        for v in &remove {
+            if !current.vhosts.contains(v) {
+                return Err(AdminError::Invalid(format!(
+                    "{kind}/{name} has no vhost {v}"
+                )));
+            }
+        }
+        current.vhosts.retain(|v| !remove.contains(v));
+        for v in add {
+            if !current.vhosts.contains(&v) {
+                current.vhosts.push(v);
+            }
+        }
+        if let Some(store) = store {
+            current.store = Some(store);
+        }
+        let mut settings = current.settings_table();
+        settings.extend(edit.settings);
+        current.settings = Some(toml::Spanned::new(0..0, settings.clone()));
+        let record = InstanceRecord {
+            deleted: false,
+            vhosts: current.vhosts.clone(),
+            prefix: current.prefix.clone(),
+            store: current.store.clone(),
+            settings,
+        };
+        self.apply(
+            &mut state,
+            config,
+            actor,
+            factory.kind,
+            &name,
+            &record,
+            "update",
+        )
+        .await
+    }
+
+    /// Deletes an instance live. Its store is kept (history is never thrown away).
+    pub async fn delete_instance(
+        &self,
+        actor: &Principal,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), AdminError> {
+        self.require_admin(actor)?;
+        let factory = self
+            .registry()
+            .get(kind)
+            .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
+        let name: InstanceName = name.parse().map_err(invalid)?;
+        let mut state = self.admin_state().lock().await;
+        let mut config = state.config.clone();
+        config.materialize_defaults(factory);
+        let removed = config
+            .backends
+            .get_mut(factory.kind)
+            .and_then(|s| s.instances.as_mut())
+            .and_then(|i| i.remove(&name));
+        if removed.is_none() {
+            return Err(AdminError::NoSuchInstance {
+                kind: kind.to_owned(),
+                name: name.to_string(),
+            });
+        }
+        let record = InstanceRecord {
+            deleted: true,
+            vhosts: Vec::new(),
+            prefix: PathPrefix::root(),
+            store: None,
+            settings: toml::Table::new(),
+        };
+        self.apply(
+            &mut state,
+            config,
+            actor,
+            factory.kind,
+            &name,
+            &record,
+            "delete",
+        )
+        .await
+    }
+
+    /// Enables or disables a whole backend kind live: its instances start or stop serving.
+    pub async fn set_backend_enabled(
+        &self,
+        actor: &Principal,
+        kind: &str,
+        enabled: bool,
+    ) -> Result<(), AdminError> {
+        self.require_admin(actor)?;
+        let factory = self
+            .registry()
+            .get(kind)
+            .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
+        let mut state = self.admin_state().lock().await;
+        let mut config = state.config.clone();
+        config
+            .backends
+            .entry(factory.kind.to_owned())
+            .or_default()
+            .enabled = Some(enabled);
+        config.validate(self.registry(), None).map_err(conflict)?;
+        let wanted: Vec<_> = config
+            .instances(self.registry())
+            .into_iter()
+            .filter(|i| i.kind == factory.kind)
+            .collect();
+        let mut built = Vec::new();
+        for spec in &wanted {
+            built.push(self.build_instance(spec)?);
+        }
+        let op = Op::PutBytes {
+            path: backend_path(factory.kind),
+            bytes: encode(&BackendRecord { enabled })?,
+        };
+        self.commit(
+            &state,
+            op,
+            actor,
+            format!(
+                "backends {} {}",
+                if enabled { "enable" } else { "disable" },
+                factory.kind
+            ),
+        )
+        .await?;
+        self.table()
+            .replace_kind(factory.kind, built)
+            .map_err(HostError::from)?;
+        state.config = config;
+        Ok(())
+    }
+
+    fn require_admin(&self, actor: &Principal) -> Result<(), AdminError> {
+        if self.auth().is_system_admin(actor) {
+            Ok(())
+        } else {
+            Err(AdminError::Denied(actor.to_string()))
+        }
+    }
+
+    /// Validates `config`, rebuilds `kind/name` from it, persists `record`, swaps the table.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private step shared by three operations"
+    )]
+    async fn apply(
+        &self,
+        state: &mut AdminState,
+        config: Config,
+        actor: &Principal,
+        kind: &'static str,
+        name: &InstanceName,
+        record: &InstanceRecord,
+        verb: &str,
+    ) -> Result<(), AdminError> {
+        config.validate(self.registry(), None).map_err(conflict)?;
+        let spec = config
+            .instances(self.registry())
+            .into_iter()
+            .find(|i| i.kind == kind && &i.name == name);
+        let built = spec.as_ref().map(|s| self.build_instance(s)).transpose()?;
+        let op = Op::PutBytes {
+            path: instance_path(kind, name.as_str()),
+            bytes: encode(record)?,
+        };
+        let vhosts: Vec<String> = record.vhosts.iter().map(ToString::to_string).collect();
+        let message = if record.deleted {
+            format!("instances {verb} {kind}/{name}")
+        } else {
+            format!(
+                "instances {verb} {kind}/{name} vhosts=[{}] prefix={}",
+                vhosts.join(","),
+                record.prefix
+            )
+        };
+        self.commit(state, op, actor, message).await?;
+        match built {
+            Some(instance) => self.table().upsert(instance).map_err(HostError::from)?,
+            None => {
+                // Absent from the new configuration: deleted, or its kind is disabled.
+                let _ = self.table().remove(kind, name);
+            }
+        }
+        state.config = config;
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        state: &AdminState,
+        op: Op,
+        actor: &Principal,
+        message: String,
+    ) -> Result<(), AdminError> {
+        if let Some(system) = &state.system {
+            system
+                .commit(vec![op], Vec::new(), CommitMeta::new(actor.name(), message))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_vhosts(raw: &[String]) -> Result<Vec<Vhost>, AdminError> {
+    raw.iter().map(|v| v.parse().map_err(invalid)).collect()
+}
+
+fn to_instance_config(record: &InstanceRecord) -> InstanceConfig {
+    InstanceConfig {
+        vhosts: record.vhosts.clone(),
+        prefix: record.prefix.clone(),
+        store: record.store.clone(),
+        settings: Some(toml::Spanned::new(0..0, record.settings.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
+    use crate::registry::Registry;
+    use crate::test_util::TestEnv;
+    use everlock_auth::AdminPassword;
+
+    struct Named;
+    impl Backend for Named {
+        fn http_router(&self) -> Option<axum::Router> {
+            Some(axum::Router::new())
+        }
+    }
+    fn check(t: &toml::Table) -> Result<(), BuildError> {
+        match t.keys().find(|k| *k != "color") {
+            Some(k) => Err(BuildError::Settings(format!("unknown field `{k}`"))),
+            None => Ok(()),
+        }
+    }
+    fn build(_: BackendContext, t: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
+        check(t)?;
+        Ok(Box::new(Named))
+    }
+    fn defaults() -> Vec<DefaultInstance> {
+        vec![DefaultInstance {
+            name: "default",
+            vhosts: &["localhost"],
+            prefix: "/v2",
+            store: "k-default",
+        }]
+    }
+    static K: BackendFactory = BackendFactory {
+        kind: "k-http",
+        frontend: Frontend::Http,
+        summary: "test kind",
+        check,
+        build,
+        default_instances: defaults,
+        example_settings: "",
+        admin: false,
+    };
+
+    async fn host(env: &TestEnv) -> (Host, Principal) {
+        env.auth
+            .bootstrap("admin", AdminPassword::Given("pw".into()))
+            .await
+            .unwrap();
+        let host = Host::new(
+            Registry::from_factories([&K]).unwrap(),
+            env.stores.clone(),
+            env.auth.clone(),
+            Default::default(),
+        );
+        host.start(Config::default()).await.unwrap();
+        (host, Principal::User("admin".parse().unwrap()))
+    }
+
+    fn names(host: &Host) -> Vec<String> {
+        host.instances()
+            .iter()
+            .map(|i| format!("{}:{}{}", i.name, i.vhosts.join(","), i.prefix))
+            .collect()
+    }
+
+    fn spec(name: &str, vhost: &str) -> InstanceSpec {
+        InstanceSpec {
+            kind: "k-http".into(),
+            name: name.into(),
+            vhosts: vec![vhost.into()],
+            prefix: Some("/v2".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn create_update_delete_apply_live_and_survive_restart() {
+        let env = TestEnv::new().await;
+        let (host, admin) = host(&env).await;
+        assert_eq!(names(&host), ["default:localhost/v2"]);
+        host.create_instance(&admin, spec("team", "team.localhost"))
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&host),
+            ["default:localhost/v2", "team:team.localhost/v2"]
+        );
+        let edit = InstanceEdit {
+            add_vhosts: vec!["team2.localhost".into()],
+            settings: [("color".to_owned(), toml::Value::from("blue"))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        host.update_instance(&admin, "k-http", "team", edit)
+            .await
+            .unwrap();
+        let team = host
+            .instances()
+            .into_iter()
+            .find(|i| i.name == "team")
+            .unwrap();
+        assert_eq!(team.vhosts, ["team.localhost", "team2.localhost"]);
+        assert_eq!(team.settings["color"].as_str(), Some("blue"));
+        host.delete_instance(&admin, "k-http", "default")
+            .await
+            .unwrap();
+        assert_eq!(names(&host), ["team:team.localhost,team2.localhost/v2"]);
+        drop(host);
+
+        // A new host on the same data sees the same instances: the zero-config default stays
+        // deleted and the runtime instance is back.
+        let again = Host::new(
+            Registry::from_factories([&K]).unwrap(),
+            env.stores.clone(),
+            env.auth.clone(),
+            Default::default(),
+        );
+        again.start(Config::default()).await.unwrap();
+        assert_eq!(names(&again), ["team:team.localhost,team2.localhost/v2"]);
+        let system = env.stores.open(SYSTEM_STORE).await.unwrap();
+        let log: Vec<String> = system
+            .log(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}: {}", c.principal, c.message))
+            .collect();
+        assert!(
+            log.contains(
+                &"admin: instances create k-http/team vhosts=[team.localhost] prefix=/v2"
+                    .to_owned()
+            ),
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&"admin: instances delete k-http/default".to_owned()),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_changes_are_refused_and_change_nothing() {
+        let env = TestEnv::new().await;
+        let (host, admin) = host(&env).await;
+        let before = names(&host);
+        let cases: Vec<(InstanceSpec, &str)> = vec![
+            (spec("other", "localhost"), "is claimed by both"),
+            (spec("default", "x.localhost"), "already exists"),
+            (spec("Bad_Name", "x.localhost"), "invalid instance name"),
+            (spec("ok", "bad host"), "invalid vhost"),
+            (
+                InstanceSpec {
+                    kind: "nope-http".into(),
+                    ..spec("ok", "a")
+                },
+                "unknown backend kind",
+            ),
+            (
+                InstanceSpec {
+                    settings: [("colour".to_owned(), toml::Value::from("x"))]
+                        .into_iter()
+                        .collect(),
+                    ..spec("ok", "ok.localhost")
+                },
+                "colour",
+            ),
+        ];
+        for (s, want) in cases {
+            let err = host
+                .create_instance(&admin, s)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+        let alice = Principal::User("alice".parse().unwrap());
+        assert!(matches!(
+            host.create_instance(&alice, spec("x", "x.localhost")).await,
+            Err(AdminError::Denied(_))
+        ));
+        assert!(
+            host.delete_instance(&admin, "k-http", "missing")
+                .await
+                .is_err()
+        );
+        let edit = InstanceEdit {
+            remove_vhosts: vec!["not-there.localhost".into()],
+            ..Default::default()
+        };
+        assert!(
+            host.update_instance(&admin, "k-http", "default", edit)
+                .await
+                .is_err()
+        );
+        assert_eq!(names(&host), before);
+    }
+
+    #[tokio::test]
+    async fn disabling_a_kind_stops_its_instances_and_persists() {
+        let env = TestEnv::new().await;
+        let (host, admin) = host(&env).await;
+        host.set_backend_enabled(&admin, "k-http", false)
+            .await
+            .unwrap();
+        assert!(host.instances().is_empty());
+        assert!(!host.backends().await[0].enabled);
+        assert!(matches!(
+            host.create_instance(&admin, spec("x", "x.localhost")).await,
+            Err(AdminError::Disabled(_))
+        ));
+        host.set_backend_enabled(&admin, "k-http", true)
+            .await
+            .unwrap();
+        assert_eq!(names(&host), ["default:localhost/v2"]);
+        host.set_backend_enabled(&admin, "k-http", false)
+            .await
+            .unwrap();
+        drop(host);
+        let again = Host::new(
+            Registry::from_factories([&K]).unwrap(),
+            env.stores.clone(),
+            env.auth.clone(),
+            Default::default(),
+        );
+        again.start(Config::default()).await.unwrap();
+        assert!(again.instances().is_empty());
+    }
+}
