@@ -52,8 +52,16 @@ echo "startup median: $(echo "$sorted" | sed -n 3p) s"
 
 # --- 2. requests/s: hello-backend vs nginx ----------------------------------------------------
 # Both servers run without access logs (nginx: access_log off; everlock: RUST_LOG=warn).
-RUST_LOG=warn "$BIN" serve --data-dir "$WORK/data" --frontend-http-listen-http "127.0.0.1:$PORT" \
-    --frontend-http-listen-https off 2>/dev/null & pid=$!
+# hello has no zero-config instance (localhost/ is the site backend's welcome page), so
+# configure one explicitly on localhost.
+cat >"$WORK/hello.toml" <<HELLO
+[backends.site-http]
+enabled = false
+[backends.hello-http.instances.main]
+vhosts = ["localhost", "127.0.0.1"]
+HELLO
+RUST_LOG=warn "$BIN" serve --config "$WORK/hello.toml" --data-dir "$WORK/data" \
+    --frontend-http-listen-http "127.0.0.1:$PORT" --frontend-http-listen-https off 2>/dev/null & pid=$!
 until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.01; done
 body=$(curl -s "http://127.0.0.1:$PORT/")
 mkdir -p "$WORK/nginx"

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
 use everlock_host::Registry;
-use everlock_host::config::{ConfigOverrides, KindOverrides, ListenAddr, StoreName, Vhost};
+use everlock_host::config::{
+    BcryptCost, ConfigOverrides, KindOverrides, ListenAddr, StoreName, Vhost,
+};
 
 /// Everlock: an OCI registry, websites and an SSH admin console in one binary.
 #[derive(Debug, Parser)]
@@ -37,6 +39,11 @@ pub(crate) enum Command {
     },
     /// Inspect, verify, export and garbage-collect stores (while the server is stopped).
     Store(crate::store_cmd::StoreArgs),
+    /// Registry maintenance (while the server is stopped; the console runs it live).
+    #[cfg(feature = "backend-oci-http")]
+    Oci(crate::oci_cmd::OciArgs),
+    /// Publish sites.
+    Site(crate::site_cmd::SiteArgs),
 }
 
 /// `everlock config ...`.
@@ -87,6 +94,48 @@ pub(crate) struct ServeArgs {
         value_name = "N"
     )]
     max_connections: Option<usize>,
+    /// SSH (admin console) listen address, or `off`.
+    #[arg(
+        long = "frontend-ssh-listen",
+        env = "EVERLOCK_FRONTEND_SSH_LISTEN",
+        value_name = "ADDR"
+    )]
+    ssh_listen: Option<ListenAddr>,
+    /// Seconds without traffic after which an SSH connection is dropped (0 = never).
+    #[arg(
+        long = "frontend-ssh-idle-timeout-secs",
+        env = "EVERLOCK_FRONTEND_SSH_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    ssh_idle_timeout_secs: Option<u64>,
+    /// bcrypt cost for new password hashes (4-31; 10 or more in production).
+    #[arg(
+        long = "auth-bcrypt-cost",
+        env = "EVERLOCK_AUTH_BCRYPT_COST",
+        value_name = "COST"
+    )]
+    bcrypt_cost: Option<BcryptCost>,
+    /// Seconds a verified (login, password) pair skips bcrypt.
+    #[arg(
+        long = "auth-credential-cache-secs",
+        env = "EVERLOCK_AUTH_CREDENTIAL_CACHE_SECS",
+        value_name = "SECS"
+    )]
+    credential_cache_secs: Option<u64>,
+    /// Failed logins per (login, client address) before lockouts start.
+    #[arg(
+        long = "auth-throttle-free-failures",
+        env = "EVERLOCK_AUTH_THROTTLE_FREE_FAILURES",
+        value_name = "N"
+    )]
+    throttle_free_failures: Option<u32>,
+    /// First lockout in seconds (doubles with each further failure).
+    #[arg(
+        long = "auth-throttle-lockout-secs",
+        env = "EVERLOCK_AUTH_THROTTLE_LOCKOUT_SECS",
+        value_name = "SECS"
+    )]
+    throttle_lockout_secs: Option<u64>,
     /// Login of the administrator created on first start when none exists.
     #[arg(
         long = "admin-user",
@@ -181,6 +230,12 @@ pub(crate) fn overrides(
     o.header_read_timeout_secs = args.header_read_timeout_secs;
     o.shutdown_timeout_secs = args.shutdown_timeout_secs;
     o.max_connections = args.max_connections;
+    o.ssh_listen = args.ssh_listen;
+    o.ssh_idle_timeout_secs = args.ssh_idle_timeout_secs;
+    o.bcrypt_cost = args.bcrypt_cost;
+    o.credential_cache_secs = args.credential_cache_secs;
+    o.throttle_free_failures = args.throttle_free_failures;
+    o.throttle_lockout_secs = args.throttle_lockout_secs;
     for kind in registry.kinds() {
         let k = KindOverrides {
             enabled: matches.get_one::<bool>(&format!("backend-{kind}")).copied(),

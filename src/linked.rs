@@ -26,6 +26,15 @@ pub(crate) fn expected_kinds() -> Vec<&'static str> {
     if cfg!(feature = "backend-hello-http") {
         kinds.push("hello-http");
     }
+    if cfg!(feature = "backend-oci-http") {
+        kinds.push("oci-http");
+    }
+    if cfg!(feature = "backend-site-http") {
+        kinds.push("site-http");
+    }
+    if cfg!(feature = "backend-admin-ssh") {
+        kinds.push("admin-ssh");
+    }
     kinds.sort_unstable();
     kinds
 }

@@ -3,7 +3,10 @@
 
 mod cli;
 mod linked;
+#[cfg(feature = "backend-oci-http")]
+mod oci_cmd;
 mod serve;
+mod site_cmd;
 mod store_cmd;
 
 use std::process::ExitCode;
@@ -57,6 +60,13 @@ fn run() -> anyhow::Result<ExitCode> {
             cli::overrides(data_dir, None, &registry).apply(&mut config);
             store_cmd::run(args, &config.data_dir)
         }
+        #[cfg(feature = "backend-oci-http")]
+        cli::Command::Oci(args) => {
+            let (mut config, _) = load_config(config_path.as_deref())?;
+            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            oci_cmd::run(args, &config.data_dir)
+        }
+        cli::Command::Site(args) => site_cmd::run(args),
         cli::Command::Serve(args) => {
             let serve_matches = matches.subcommand_matches("serve").map(|m| (&args, m));
             let overrides = cli::overrides(data_dir, serve_matches, &registry);

@@ -47,6 +47,9 @@ pub(crate) fn serve(
         let server = Server::bind(&config, host.clone()).await?;
         cancel_on_signal(shutdown.clone())?;
         log_urls(&host, server.http_addr(), server.https_addr());
+        if let Some(a) = server.ssh_addr() {
+            tracing::info!("admin console: ssh -p {} admin@{}", a.port(), a.ip());
+        }
         server.run(shutdown).await;
         tracing::info!("stopped");
         anyhow::Ok(())

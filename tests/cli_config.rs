@@ -38,7 +38,9 @@ fn the_documented_example_config_is_valid() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 instances)"));
+    // Every backend documents at least one instance there.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(": OK ("), "{stdout}");
 }
 
 #[test]
@@ -120,6 +122,7 @@ fn busy_port_is_a_one_line_error() {
         .arg("--frontend-http-listen-http")
         .arg(addr.to_string())
         .args(["--frontend-http-listen-https", "off"])
+        .args(["--frontend-ssh-listen", "off"])
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
@@ -155,6 +158,7 @@ fn flags_beat_env_which_beats_the_file() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--frontend-http-listen-https", "off"])
+        .env("EVERLOCK_FRONTEND_SSH_LISTEN", "off")
         .env(
             "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP",
             format!("127.0.0.1:{b}"),

@@ -19,9 +19,12 @@ use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 
+/// A hello instance with the streaming `POST /echo` (hello has no zero-config instance).
+const ECHO: &str = "[backends.hello-http.instances.echo]\nvhosts = [\"echo.localhost\"]\n";
+
 #[tokio::test]
 async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
-    let mut server = Server::start("");
+    let mut server = Server::start(ECHO);
     let stream = tokio::net::TcpStream::connect(server.http).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -32,7 +35,7 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
     let body = StreamBody::new(tokio_stream_from(rx));
     let req = hyper::Request::post("/echo")
-        .header("host", "localhost")
+        .header("host", "echo.localhost")
         .body(body)
         .unwrap();
     let response = tokio::spawn(async move { sender.send_request(req).await });

@@ -57,6 +57,7 @@ async fn sni_selects_configured_certificates() {
     let (ca, cert, key) = issue(certs.path(), &["sni.example", "*.wild.example"]);
     let config = format!(
         "[[frontend-http.certificates]]\nnames = [\"sni.example\", \"*.wild.example\"]\ncert = {:?}\nkey = {:?}\n\
+         [backends.site-http]\nenabled = false\n\
          [backends.hello-http.instances.main]\nvhosts = [\"sni.example\", \"a.wild.example\", \"localhost\"]\n",
         cert.display().to_string(),
         key.display().to_string()

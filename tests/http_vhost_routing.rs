@@ -14,6 +14,10 @@ mod common;
 use common::{Server, get, http1, https};
 
 const CONFIG: &str = r#"
+# The zero-config welcome site would also claim localhost/.
+[backends.site-http]
+enabled = false
+
 [backends.hello-http.instances.main]
 vhosts = ["localhost", "127.0.0.1", "Main.Example"]
 [backends.hello-http.instances.main.settings]

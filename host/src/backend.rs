@@ -116,6 +116,13 @@ pub trait Backend: Send + Sync + 'static {
     fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
         None
     }
+
+    /// The session service of an SSH instance: the SSH frontend hands every authenticated
+    /// session channel (exec or shell, with or without a terminal) to it. `None` for
+    /// everything that does not speak SSH.
+    fn ssh_service(&self) -> Option<Arc<dyn crate::frontend::ssh::SshService>> {
+        None
+    }
 }
 
 /// The future an instance command returns: its output text, or an error for the operator.

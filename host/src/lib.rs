@@ -48,6 +48,10 @@ pub use backend::{
     Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
     DefaultInstance, Frontend, InstanceCommands, parse_settings,
 };
+pub use frontend::ssh::{
+    Pty, SessionFuture, SessionInput, SessionKind, SessionOutput, SessionOutputChunk, SessionPipe,
+    SshService, SshSession,
+};
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};
 pub use runtime::{Host, HostError};

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::frontend::http::{self, HttpSettings};
+use crate::frontend::ssh::{self, SshSettings, hostkey};
 use crate::frontend::tls::{self, TlsError};
 use crate::runtime::Host;
 
@@ -36,6 +37,9 @@ pub enum ServeError {
         /// The OS error.
         error: std::io::Error,
     },
+    /// The SSH host key could not be loaded or created.
+    #[error(transparent)]
+    HostKey(#[from] hostkey::HostKeyError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -47,6 +51,7 @@ pub struct Server {
     http: Option<TcpListener>,
     https: Option<(TcpListener, TlsAcceptor)>,
     settings: HttpSettings,
+    ssh: Option<(TcpListener, SshSettings)>,
 }
 
 impl Server {
@@ -68,10 +73,25 @@ impl Server {
             }
             None => None,
         };
+        let sc = &config.frontend_ssh;
+        let ssh = match sc.listen.addr() {
+            Some(addr) => {
+                let host_key = hostkey::load_or_create(&config.data_dir)?;
+                let settings = SshSettings {
+                    host_key,
+                    idle_timeout: (sc.idle_timeout_secs > 0)
+                        .then(|| Duration::from_secs(sc.idle_timeout_secs)),
+                    auth_rejection_time: Duration::from_secs(1),
+                };
+                Some((bind(addr).await?, settings))
+            }
+            None => None,
+        };
         Ok(Server {
             host,
             http,
             https,
+            ssh,
             settings: HttpSettings {
                 header_read_timeout: Duration::from_secs(fc.header_read_timeout_secs.max(1)),
                 shutdown_timeout: Duration::from_secs(fc.shutdown_timeout_secs),
@@ -88,6 +108,11 @@ impl Server {
     /// The bound HTTPS address, if enabled.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The bound SSH address, if enabled.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` is cancelled, then waits for in-flight requests (bounded by
@@ -110,6 +135,14 @@ impl Server {
                 Some(acceptor),
                 Arc::clone(&table),
                 self.settings.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some((listener, settings)) = self.ssh {
+            tasks.spawn(ssh::run(
+                listener,
+                settings,
+                self.host.clone(),
                 shutdown.clone(),
             ));
         }
@@ -216,6 +249,7 @@ mod tests {
         };
         config.frontend_http.listen_http = "127.0.0.1:0".parse().unwrap();
         config.frontend_http.listen_https = "off".parse().unwrap();
+        config.frontend_ssh.listen = "off".parse().unwrap();
         let shutdown = CancellationToken::new();
         let env = crate::test_util::TestEnv::new().await;
         let host = Host::new(

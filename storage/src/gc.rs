@@ -118,6 +118,9 @@ fn purge(
     }
     let mut conn = inner.writer();
     let out = meta::purge_superseded(&mut conn, cutoff, meta, now)?;
+    if let Some((commit, _, _)) = &out {
+        inner.note_commit(commit.seq);
+    }
     Ok(out.map(|(commit, n, bytes)| (Some(commit), n, bytes)))
 }
 

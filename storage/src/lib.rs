@@ -16,6 +16,7 @@
 //! - `verify`: re-hash objects and check the chain.
 //! - `gc`: retention and object garbage collection.
 //! - `export`: `git fast-import` export.
+//! - `uploads`: resumable upload sessions (OCI chunked uploads) that survive a restart.
 //! - `digest`, `hashing`, `path`, `types`, `lock`, `stripes`, `error`: supporting pieces.
 
 #![cfg_attr(
@@ -44,6 +45,7 @@ mod stage;
 mod store;
 mod stripes;
 mod types;
+mod uploads;
 mod verify;
 
 pub use content::Content;
@@ -58,4 +60,5 @@ pub use types::{
     CommitInfo, CommitMeta, Entry, Expected, HistoryEntry, ObjectRef, Op, Precondition,
     StageOptions, VersionContent,
 };
+pub use uploads::UploadSession;
 pub use verify::{Problem, VerifyReport};

@@ -86,7 +86,11 @@ pub(crate) fn stage_bytes(inner: &Inner, bytes: &[u8], digests: &Digests) -> Res
 
 /// Publishes a durable temp object and records its row, under the object's stripe lock so
 /// that a concurrent GC of the same object cannot interleave (reference/storage.md §6).
-fn publish(inner: &Inner, temp: <FsObjects as ObjectBackend>::Temp, d: &Digests) -> Result<()> {
+pub(crate) fn publish(
+    inner: &Inner,
+    temp: <FsObjects as ObjectBackend>::Temp,
+    d: &Digests,
+) -> Result<()> {
     let _stripe = inner.stripes.lock(&d.blake3);
     // Only the stripe lock is held during the link and directory fsync: commits of other
     // objects keep flowing through the writer connection meanwhile.

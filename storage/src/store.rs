@@ -68,6 +68,12 @@ pub(crate) struct Inner {
     queue: Mutex<Vec<(CommitRequest, SyncSender<Result<CommitInfo>>)>>,
     /// Group-commit transactions run so far (each holds one or more commits).
     pub(crate) batches: AtomicU64,
+    /// The seq of the newest durable commit (0 for an empty store). Only this process writes
+    /// the store (the `LOCK`), and every commit goes through `group_commit` or a retention
+    /// purge, which both advance it, so readers can learn whether HEAD moved without a query.
+    pub(crate) head_seq: AtomicU64,
+    /// Resumable upload sessions.
+    pub(crate) uploads: crate::uploads::Uploads,
     /// Held for the lifetime of the store; declared last so it is released last.
     _lock: StoreLock,
 }
@@ -204,6 +210,15 @@ impl Store {
             .await
     }
 
+    /// The seq of the newest commit (0 when the store is empty), without touching the
+    /// database: a cheap "did anything change?" check for caches keyed by HEAD. It moves
+    /// only after the commit is durable.
+    pub fn head_seq(&self) -> u64 {
+        self.inner
+            .head_seq
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// A commit by id.
     pub async fn commit_info(&self, id: CommitId) -> Result<CommitInfo> {
         self.blocking(move |inner| inner.with_reader(|c| meta::commit_by_id(c, &id)))
@@ -311,6 +326,7 @@ impl Inner {
             tracing::info!(dir = %dir.display(), cleaned, "removed interrupted uploads from tmp/");
         }
         let writer = meta::open_writer(&dir.join("meta.sqlite"))?;
+        let head_seq = meta::last_commit(&writer)?.map_or(0, |c| c.seq);
         let inner = Inner {
             dir: dir.to_path_buf(),
             objects,
@@ -319,10 +335,19 @@ impl Inner {
             readers: Mutex::new(Vec::new()),
             queue: Mutex::new(Vec::new()),
             batches: AtomicU64::new(0),
+            head_seq: AtomicU64::new(head_seq),
+            uploads: crate::uploads::Uploads::open(dir)?,
             _lock: lock,
         };
         inner.startup_check()?;
+        crate::uploads::recover(&inner)?;
         Ok(inner)
+    }
+
+    /// Records that commit `seq` is durable.
+    pub(crate) fn note_commit(&self, seq: u64) {
+        self.head_seq
+            .fetch_max(seq, std::sync::atomic::Ordering::Release);
     }
 
     /// The writer connection. A poisoned mutex is still usable: SQLite rolled back whatever
@@ -475,6 +500,14 @@ impl Inner {
         self.batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let results = meta::apply_batch(&mut conn, requests, meta::now_ms());
+        if let Some(newest) = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|c| c.seq)
+            .max()
+        {
+            self.note_commit(newest);
+        }
         // Replies go out while the writer is still held, so the next leader never finds a
         // processed request without its answer. A channel of capacity one never blocks here.
         for (reply, r) in replies.into_iter().zip(results) {
@@ -849,6 +882,22 @@ mod tests {
         let err = Store::open_dir(d.path().join("s")).await.unwrap_err();
         assert!(matches!(err, StorageError::Corrupt(_)), "{err}");
         assert!(err.to_string().contains(&id.to_hex()));
+    }
+
+    #[tokio::test]
+    async fn head_seq_follows_durable_commits_and_survives_reopen() {
+        let (d, s) = store().await;
+        assert_eq!(s.head_seq(), 0);
+        s.write("a", b"1".to_vec(), who()).await.unwrap();
+        s.write("b", b"2".to_vec(), who()).await.unwrap();
+        assert_eq!(s.head_seq(), 2);
+        // A failed commit does not move it.
+        assert!(s.delete("missing", who()).await.is_err());
+        assert_eq!(s.head_seq(), 2);
+        assert_eq!(s.head().await.unwrap().unwrap().seq, s.head_seq());
+        drop(s);
+        let s = Store::open_dir(d.path().join("s")).await.unwrap();
+        assert_eq!(s.head_seq(), 2);
     }
 
     #[tokio::test]

@@ -40,6 +40,7 @@ pub struct Server {
     pub child: Child,
     pub http: SocketAddr,
     pub https: SocketAddr,
+    pub ssh: SocketAddr,
     pub data_dir: PathBuf,
     pub log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
@@ -78,9 +79,10 @@ impl Server {
     ) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let ssh: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let file = dir.join("everlock.toml");
         let text = format!(
-            "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
+            "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-ssh]\nlisten = \"{ssh}\"\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
             data_dir.display().to_string(),
         );
         std::fs::write(&file, text).unwrap();
@@ -113,6 +115,7 @@ impl Server {
             child,
             http,
             https,
+            ssh,
             data_dir: data_dir.to_owned(),
             log,
             _dir: owned,
@@ -131,8 +134,11 @@ impl Server {
                     self.log()
                 );
             }
+            // The SSH listener is bound last (after its host key is loaded or created), so
+            // it is the one to wait for.
             if std::net::TcpStream::connect(self.http).is_ok()
                 && std::net::TcpStream::connect(self.https).is_ok()
+                && std::net::TcpStream::connect(self.ssh).is_ok()
             {
                 return;
             }

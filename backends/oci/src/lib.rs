@@ -1,5 +1,120 @@
-//! `oci-http`: the OCI Distribution registry backend.
+//! `oci-http`: the OCI Distribution registry backend (distribution-spec v1.1, see
+//! `docs/reference/oci.md` in the shared docs).
 //!
-//! Not implemented yet: the crate exists so the workspace has its final shape and the binary
-//! links it. It registers no kind until the registry is built (issue "OCI registry backend"),
-//! so `everlock backends` never lists a kind that cannot serve.
+//! Each instance is one registry on its vhosts under `/v2`, with its own versioned store:
+//! blobs stream in and out of the store (never held in memory), every manifest push, tag move
+//! and delete is a commit recording the principal, and upload sessions are the store's
+//! resumable uploads, so they survive a restart.
+//!
+//! # Layout
+//! - `registry`: instance state, the request dispatcher and authorization.
+//! - `route`: parsing `/v2/...` paths right to left.
+//! - `names`: the name, tag and digest grammars.
+//! - `blobs`, `uploads`, `manifests`, `listing`: the endpoints.
+//! - `layout`: where everything lives in the store.
+//! - `gc`: garbage collection, used by `everlock oci gc` and the console.
+//! - `commands`: the console commands of an instance.
+//! - `settings`, `error`: settings and spec errors.
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+mod blobs;
+mod commands;
+mod error;
+mod gc;
+mod layout;
+mod listing;
+mod manifests;
+mod names;
+mod registry;
+mod route;
+mod settings;
+mod uploads;
+
+use std::sync::Arc;
+
+use everlock_host::axum::Router;
+use everlock_host::{
+    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend,
+    InstanceCommands, parse_settings, register_backend,
+};
+
+pub use gc::{GcError, GcOptions, GcReport, gc};
+
+/// The kind name.
+pub const KIND: &str = "oci-http";
+
+/// The zero-config instance's store (product.md §8).
+pub const DEFAULT_STORE: &str = "everlock-oci-local";
+
+register_backend!(BackendFactory {
+    kind: KIND,
+    frontend: Frontend::Http,
+    summary: "OCI Distribution registry (push, pull, referrers, delete, gc) on the versioned store",
+    check,
+    build,
+    default_instances,
+    example_settings: settings::EXAMPLE_SETTINGS,
+    admin: false,
+});
+
+fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
+    let s: settings::Settings = parse_settings(table)?;
+    s.validate().map_err(BuildError::Settings)
+}
+
+fn default_instances() -> Vec<DefaultInstance> {
+    vec![DefaultInstance {
+        name: "default",
+        vhosts: &["localhost"],
+        prefix: "/v2",
+        store: DEFAULT_STORE,
+    }]
+}
+
+/// Cheap: parses settings and wires state; the store opens on first use.
+fn build(
+    ctx: BackendContext,
+    table: &everlock_host::toml::Table,
+) -> Result<Box<dyn Backend>, BuildError> {
+    let settings: settings::Settings = parse_settings(table)?;
+    settings.validate().map_err(BuildError::Settings)?;
+    let registry = Arc::new(registry::Registry::new(
+        ctx.instance.to_string(),
+        ctx.store,
+        ctx.auth,
+        settings,
+    ));
+    Ok(Box::new(Oci { registry }))
+}
+
+struct Oci {
+    registry: Arc<registry::Registry>,
+}
+
+impl Backend for Oci {
+    fn http_router(&self) -> Option<Router> {
+        Some(
+            Router::new()
+                .fallback(registry::handle)
+                .with_state(self.registry.clone()),
+        )
+    }
+
+    fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
+        Some(Arc::new(commands::Commands {
+            registry: self.registry.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,119 @@
-//! `site-http`: static and Markdown websites.
+//! `site-http`: static and Markdown websites served from each site's own versioned store.
 //!
-//! Not implemented yet: the crate exists so the workspace has its final shape and the binary
-//! links it. It registers no kind until the site backend is built (issue "Site backend").
+//! - Instances are sites; each has its vhosts, prefix, store and a `mode` (`html` or
+//!   `markdown`). Access is `http/site/<name>`: every request needs read access (a public
+//!   site is one where `anon` holds `reader`), so anonymous requests to a private site get 401
+//!   with `WWW-Authenticate: Basic realm="site"` and authenticated ones without a grant 403.
+//! - HTTP semantics (validators, conditional requests, ranges, redirects, MIME types,
+//!   precompressed sidecars, cache and security headers, traversal) live in [`http`].
+//! - Markdown rendering (pulldown-cmark, Tera layouts, syntect, ammonia) lives in [`markdown`].
+//! - `PUT <prefix>/.well-known/everlock/deploy` replaces the whole site in one commit
+//!   ([`deploy`]); the console gets `history` and `rollback` through [`commands`].
+//! - Zero-config: the instance `welcome` on localhost seeds itself with a built-in welcome page
+//!   on first use and makes itself public ([`site::SiteInner::seed_welcome`]).
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod commands;
+pub mod deploy;
+pub mod http;
+pub mod markdown;
+pub mod settings;
+pub mod site;
+pub mod snapshot;
+pub mod welcome;
+
+use std::sync::Arc;
+
+use everlock_host::auth::AccessPath;
+use everlock_host::axum::Router;
+use everlock_host::{
+    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend,
+    InstanceCommands, parse_settings, register_backend,
+};
+
+use crate::settings::{EXAMPLE_SETTINGS, Settings};
+use crate::site::SiteInner;
+
+/// The kind name.
+pub const KIND: &str = "site-http";
+
+register_backend!(BackendFactory {
+    kind: KIND,
+    frontend: Frontend::Http,
+    summary: "static and Markdown websites with atomic deploys and rollback",
+    check,
+    build,
+    default_instances,
+    example_settings: EXAMPLE_SETTINGS,
+    admin: false,
+});
+
+fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
+    parse_settings::<Settings>(table).map(|_| ())
+}
+
+/// The zero-config welcome site on the loopback names.
+fn default_instances() -> Vec<DefaultInstance> {
+    vec![DefaultInstance {
+        name: welcome::NAME,
+        vhosts: &["localhost", "127.0.0.1", "::1"],
+        prefix: "/",
+        store: "site-http-welcome",
+    }]
+}
+
+/// Builds a site. Cheap: the store opens on the first request.
+pub fn build(
+    ctx: BackendContext,
+    table: &everlock_host::toml::Table,
+) -> Result<Box<dyn Backend>, BuildError> {
+    let settings: Settings = parse_settings(table)?;
+    let resource = AccessPath::from_segments(["http", "site", ctx.instance.as_str()])
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
+    // The welcome seeding applies to the zero-config instance only: it is named `welcome` and
+    // has no settings (a configured instance always passes through the settings table, and a
+    // configured site called `welcome` with settings is left alone).
+    let welcome = ctx.instance.as_str() == welcome::NAME && table.is_empty();
+    Ok(Box::new(Site {
+        inner: Arc::new(SiteInner::new(
+            ctx.instance.to_string(),
+            ctx.prefix.to_string(),
+            settings,
+            ctx.store,
+            ctx.auth,
+            resource,
+            welcome,
+        )),
+    }))
+}
+
+/// One built site.
+struct Site {
+    inner: Arc<SiteInner>,
+}
+
+impl Backend for Site {
+    fn http_router(&self) -> Option<Router> {
+        // Every path goes through one handler: resolution is data-driven, not route-driven.
+        Some(
+            Router::new()
+                .fallback(http::serve::handle)
+                .with_state(self.inner.clone()),
+        )
+    }
+
+    fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
+        Some(Arc::new(commands::SiteCommands {
+            site: self.inner.clone(),
+        }))
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! It depends only on `everlock-host` and registers itself with `register_backend!`; the host
 //! never names it. It proves the plugin contract end to end (settings parsed strictly,
-//! zero-config instances, routing under a path prefix, streaming request bodies) and serves
-//! the zero-config welcome page until the site backend takes that over.
+//! routing under a path prefix, streaming request bodies). It serves only instances named in the
+//! configuration: the zero-config welcome page belongs to the site backend.
 //!
 //! # Routes (relative to the instance's prefix)
 //! - `GET /`: a plain-text greeting naming the instance.
@@ -76,13 +76,10 @@ fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
     parse_settings::<Settings>(table).map(|_| ())
 }
 
+/// None: the example serves only configured instances, because the zero-config welcome page
+/// on localhost belongs to the site backend (two instances cannot share a vhost and prefix).
 fn default_instances() -> Vec<DefaultInstance> {
-    vec![DefaultInstance {
-        name: "welcome",
-        vhosts: &["localhost", "127.0.0.1", "::1"],
-        prefix: "/",
-        store: "hello-http-welcome",
-    }]
+    Vec::new()
 }
 
 fn build(
@@ -214,6 +211,11 @@ mod tests {
     fn example_settings_round_trip() {
         let table: everlock_host::toml::Table = EXAMPLE_SETTINGS.parse().unwrap();
         check(&table).unwrap();
+    }
+
+    #[test]
+    fn no_zero_config_instances() {
+        assert!(default_instances().is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `overrides`: the flag/env layer applied on top of the file.
 
 mod overrides;
+mod ssh;
 mod types;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use overrides::{ConfigOverrides, KindOverrides};
+pub use ssh::SshFrontendConfig;
 pub use types::{
     CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
 };
@@ -30,6 +32,9 @@ pub struct Config {
     /// The HTTP(S) frontend.
     #[serde(default)]
     pub frontend_http: HttpFrontendConfig,
+    /// The SSH frontend (admin console).
+    #[serde(default)]
+    pub frontend_ssh: SshFrontendConfig,
     /// Password hashing, the credential cache and login throttling.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -115,16 +120,35 @@ impl AuthConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BcryptCost(u32);
 
-impl<'de> Deserialize<'de> for BcryptCost {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let cost = u32::deserialize(d)?;
+impl BcryptCost {
+    fn new(cost: u32) -> Result<BcryptCost, ValueError> {
         if (4..=31).contains(&cost) {
             Ok(BcryptCost(cost))
         } else {
-            Err(serde::de::Error::custom(format!(
-                "invalid bcrypt cost {cost}: use 4-31 (10 or more in production)"
-            )))
+            Err(ValueError::new(
+                "bcrypt cost",
+                &cost.to_string(),
+                "use 4-31 (10 or more in production)",
+            ))
         }
+    }
+}
+
+impl std::str::FromStr for BcryptCost {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let cost = s
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| ValueError::new("bcrypt cost", s, "expected a number from 4 to 31"))?;
+        BcryptCost::new(cost)
+    }
+}
+
+impl<'de> Deserialize<'de> for BcryptCost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BcryptCost::new(u32::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -215,6 +239,7 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             frontend_http: HttpFrontendConfig::default(),
+            frontend_ssh: SshFrontendConfig::default(),
             auth: AuthConfig::default(),
             backends: BTreeMap::new(),
         }

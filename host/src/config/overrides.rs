@@ -25,6 +25,18 @@ pub struct ConfigOverrides {
     pub shutdown_timeout_secs: Option<u64>,
     /// `--frontend-http-max-connections`.
     pub max_connections: Option<usize>,
+    /// `--frontend-ssh-listen` / `EVERLOCK_FRONTEND_SSH_LISTEN`.
+    pub ssh_listen: Option<ListenAddr>,
+    /// `--frontend-ssh-idle-timeout-secs`.
+    pub ssh_idle_timeout_secs: Option<u64>,
+    /// `--auth-bcrypt-cost`.
+    pub bcrypt_cost: Option<super::BcryptCost>,
+    /// `--auth-credential-cache-secs`.
+    pub credential_cache_secs: Option<u64>,
+    /// `--auth-throttle-free-failures`.
+    pub throttle_free_failures: Option<u32>,
+    /// `--auth-throttle-lockout-secs`.
+    pub throttle_lockout_secs: Option<u64>,
     /// Per backend kind: `--backend-<kind>[=bool]`, `--backend-<kind>-vhost`,
     /// `--backend-<kind>-store`.
     pub kinds: BTreeMap<String, KindOverrides>,
@@ -64,6 +76,25 @@ impl ConfigOverrides {
         }
         if let Some(v) = self.max_connections {
             http.max_connections = v;
+        }
+        if let Some(v) = self.ssh_listen {
+            config.frontend_ssh.listen = v;
+        }
+        if let Some(v) = self.ssh_idle_timeout_secs {
+            config.frontend_ssh.idle_timeout_secs = v;
+        }
+        let auth = &mut config.auth;
+        if let Some(v) = self.bcrypt_cost {
+            auth.bcrypt_cost = v;
+        }
+        if let Some(v) = self.credential_cache_secs {
+            auth.credential_cache_secs = v;
+        }
+        if let Some(v) = self.throttle_free_failures {
+            auth.throttle_free_failures = v;
+        }
+        if let Some(v) = self.throttle_lockout_secs {
+            auth.throttle_lockout_secs = v;
         }
         for (kind, o) in &self.kinds {
             let section = config.backends.entry(kind.clone()).or_default();

@@ -19,7 +19,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         ValueError {
             what,
             value: value.to_owned(),

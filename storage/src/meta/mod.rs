@@ -9,8 +9,10 @@
 //! - `objects`: every stored object with its sha256, size and creation time; small objects keep
 //!   their bytes `inline` instead of in a file.
 //! - `settings`: per-store configuration such as the retention policy.
+//! - `uploads`: resumable upload sessions (see `uploads.rs`).
 
 mod read;
+mod uploads;
 mod write;
 
 use std::path::Path;
@@ -19,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags};
 
 pub(crate) use read::*;
+pub(crate) use uploads::*;
 pub(crate) use write::*;
 
 use crate::error::Result;
@@ -74,6 +77,7 @@ pub(crate) fn open_writer(file: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(UPLOADS_SCHEMA)?;
     Ok(conn)
 }
 

@@ -45,6 +45,19 @@ impl FsObjects {
         })
     }
 
+    /// Takes over a durable file outside `tmp/` (a finished upload session) as a temporary
+    /// object, so it is published like any stage; the file's name is removed after publish.
+    pub(crate) fn adopt(&self, path: PathBuf) -> io::Result<FsTemp> {
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok(FsTemp {
+            file,
+            path,
+            written: len,
+            flushed: len,
+        })
+    }
+
     /// The file of an object (also used by tests that tamper with it).
     pub(crate) fn path_of(&self, id: &ObjectId) -> PathBuf {
         let hex = id.to_hex();

@@ -1,0 +1,309 @@
+//! One registry instance: its state, the request dispatcher and the authorization of every
+//! request (reference/oci.md §11 "Everlock mapping").
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use everlock_host::InstanceStore;
+use everlock_host::auth::{AccessPath, Action, Auth, LoginError, Principal};
+use everlock_host::axum::body::Body;
+use everlock_host::axum::extract::{Request, State};
+use everlock_host::axum::response::{IntoResponse, Response};
+use everlock_host::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use everlock_host::http::{Method, StatusCode, request::Parts};
+use everlock_host::http_auth;
+use everlock_host::storage::{StorageError, Store};
+use futures_util::TryStreamExt as _;
+use tokio::io::AsyncRead;
+use tokio_util::io::StreamReader;
+
+use crate::error::{Code, OciError, OciResult};
+use crate::names::Name;
+use crate::route::Route;
+use crate::settings::Settings;
+
+/// The realm of the Basic challenge.
+pub(crate) const REALM: &str = "everlock";
+
+/// How often (at most) a request that starts an upload also sweeps expired sessions; more
+/// often when sessions expire sooner than this.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+
+/// The shared state of one instance.
+pub(crate) struct Registry {
+    pub(crate) instance: String,
+    pub(crate) store: InstanceStore,
+    pub(crate) auth: Auth,
+    pub(crate) settings: Settings,
+    last_sweep: Mutex<Option<Instant>>,
+}
+
+impl Registry {
+    pub(crate) fn new(
+        instance: String,
+        store: InstanceStore,
+        auth: Auth,
+        settings: Settings,
+    ) -> Registry {
+        Registry {
+            instance,
+            store,
+            auth,
+            settings,
+            last_sweep: Mutex::new(None),
+        }
+    }
+
+    /// The open store; failing to open it is the host's problem, never the client's.
+    pub(crate) async fn store(&self) -> OciResult<&Store> {
+        self.store.get().await.map_err(|e| OciError::internal(&e))
+    }
+
+    /// `http/oci/<instance>/<name...>`.
+    pub(crate) fn access_path(&self, name: &Name) -> OciResult<AccessPath> {
+        let mut segments = vec!["http", "oci", self.instance.as_str()];
+        segments.extend(name.as_str().split('/'));
+        AccessPath::from_segments(segments).map_err(|e| {
+            OciError::bad(
+                Code::NameInvalid,
+                format!("repository name not usable: {e}"),
+            )
+        })
+    }
+
+    /// Whether `principal` may do `action` on repository `name`.
+    pub(crate) fn allowed(&self, principal: &Principal, name: &Name, action: Action) -> bool {
+        self.access_path(name)
+            .is_ok_and(|p| self.auth.authorize(principal, &p, action))
+    }
+
+    /// 401 with a challenge for anonymous callers, 403 `DENIED` for authenticated ones.
+    pub(crate) fn require(
+        &self,
+        principal: &Principal,
+        name: &Name,
+        action: Action,
+    ) -> OciResult<()> {
+        let path = self.access_path(name)?;
+        if self.auth.authorize(principal, &path, action) {
+            return Ok(());
+        }
+        Err(match principal {
+            Principal::Anon => unauthorized("authentication required"),
+            _ => OciError::new(
+                StatusCode::FORBIDDEN,
+                Code::Denied,
+                format!("{principal} may not {action} {name}"),
+            ),
+        })
+    }
+
+    /// Removes expired upload sessions at most once a minute, piggybacking on upload starts
+    /// so that no background task has to outlive an instance rebuild.
+    pub(crate) async fn sweep_uploads(&self, store: &Store) {
+        {
+            let mut last = self
+                .last_sweep
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let every = EXPIRY_SWEEP.min(self.settings.upload_expiry());
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match store.expire_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(instance = %self.instance, n, "oci: expired upload sessions"),
+            Err(e) => tracing::warn!(instance = %self.instance, error = %e, "oci: upload expiry"),
+        }
+    }
+}
+
+/// 401 `UNAUTHORIZED` with the Basic challenge.
+pub(crate) fn unauthorized(message: &str) -> OciError {
+    OciError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
+        .with_header(WWW_AUTHENTICATE, http_auth::challenge(REALM))
+}
+
+/// The spec error for a failed login (bad credentials, malformed header, throttling).
+fn login_error(err: &LoginError) -> OciError {
+    let status = http_auth::status(err);
+    match err {
+        LoginError::BadCredentials => unauthorized("invalid username or password"),
+        LoginError::Throttled { retry_after } => {
+            OciError::new(status, Code::TooManyRequests, "too many failed logins")
+                .with_header(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)))
+        }
+        LoginError::Malformed(m) => OciError::new(status, Code::Unauthorized, m.clone()),
+    }
+}
+
+/// The query parameters of a request (the last value wins for repeated keys).
+pub(crate) fn query(parts: &Parts) -> HashMap<String, String> {
+    parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// A request body as a byte stream; transport errors (a truncated body, a reset) become
+/// [`BodyError`]s so they can be told apart from disk errors.
+pub(crate) fn body_reader(body: Body) -> impl AsyncRead + Unpin + Send {
+    StreamReader::new(
+        body.into_data_stream()
+            .map_err(|e| io::Error::other(BodyError(e.to_string()))),
+    )
+}
+
+/// The client's side of a failed upload: its body ended early, broke, or did not match its
+/// declared length.
+#[derive(Debug, thiserror::Error)]
+#[error("request body: {0}")]
+pub(crate) struct BodyError(pub(crate) String);
+
+/// Whether a storage error came from the request body rather than from the store.
+pub(crate) fn is_body_error(err: &StorageError) -> bool {
+    match err {
+        StorageError::Io(e) => e.get_ref().is_some_and(|inner| inner.is::<BodyError>()),
+        _ => false,
+    }
+}
+
+/// Whether a request carries no body at all (so a closing PUT need not append anything).
+pub(crate) fn body_is_empty(parts: &Parts, body: &Body) -> bool {
+    use http_body::Body as _;
+    if body.size_hint().exact() == Some(0) {
+        return true;
+    }
+    parts
+        .headers
+        .get(everlock_host::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "0")
+}
+
+/// The axum fallback handler: every request of the instance arrives here.
+pub(crate) async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response {
+    let mut response = match dispatch(&reg, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
+    let (parts, body) = req.into_parts();
+    let Some(route) = Route::parse(parts.uri.path())? else {
+        return Err(OciError::not_found(
+            Code::NameUnknown,
+            "not a registry endpoint",
+        ));
+    };
+    let principal = http_auth::authenticate(&reg.auth, &parts)
+        .await
+        .map_err(|e| login_error(&e))?;
+    let method = parts.method.clone();
+    let head = method == Method::HEAD;
+    let read = method == Method::GET || head;
+    match route {
+        Route::Base if read => {
+            // Clients read the challenge from this ping only, so anonymous callers always get
+            // 401 even where anonymous pulls are allowed (reference/oci.md §11).
+            if principal == Principal::Anon {
+                return Err(unauthorized("authentication required"));
+            }
+            Ok(json_response(StatusCode::OK, "{}".into()))
+        }
+        Route::Catalog if read => crate::listing::catalog(reg, &principal, &parts).await,
+        Route::Tags(name) if read => {
+            reg.require(&principal, &name, Action::Read)?;
+            crate::listing::tags(reg, &name, &parts).await
+        }
+        Route::Referrers(name, d) if read => {
+            reg.require(&principal, &name, Action::Read)?;
+            crate::listing::referrers(reg, &name, &d, &parts).await
+        }
+        Route::Blob(name, d) if read => {
+            reg.require(&principal, &name, Action::Read)?;
+            crate::blobs::get(reg, &name, &d, &parts, head).await
+        }
+        Route::Blob(name, d) if method == Method::DELETE => {
+            reg.require(&principal, &name, Action::Delete)?;
+            crate::blobs::delete(reg, &principal, &name, &d).await
+        }
+        Route::Manifest(name, r) if read => {
+            reg.require(&principal, &name, Action::Read)?;
+            crate::manifests::get(reg, &name, &r, head).await
+        }
+        Route::Manifest(name, r) if method == Method::PUT => {
+            reg.require(&principal, &name, Action::Write)?;
+            crate::manifests::put(reg, &principal, &name, &r, &parts, body).await
+        }
+        Route::Manifest(name, r) if method == Method::DELETE => {
+            reg.require(&principal, &name, Action::Delete)?;
+            crate::manifests::delete(reg, &principal, &name, &r).await
+        }
+        Route::UploadStart(name) if method == Method::POST => {
+            reg.require(&principal, &name, Action::Write)?;
+            crate::uploads::start(reg, &principal, &name, &parts, body).await
+        }
+        Route::Upload(name, id) => {
+            reg.require(&principal, &name, Action::Write)?;
+            match method {
+                Method::GET | Method::HEAD => crate::uploads::status(reg, &name, &id).await,
+                Method::PATCH => crate::uploads::patch(reg, &name, &id, &parts, body).await,
+                Method::PUT => {
+                    crate::uploads::finish(reg, &principal, &name, &id, &parts, body).await
+                }
+                Method::DELETE => crate::uploads::cancel(reg, &name, &id).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+        _ => Err(method_not_allowed()),
+    }
+}
+
+fn method_not_allowed() -> OciError {
+    OciError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::Unsupported,
+        "method not allowed here",
+    )
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        everlock_host::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An empty response with a status (Content-Length 0).
+pub(crate) fn empty(status: StatusCode) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        everlock_host::http::header::CONTENT_LENGTH,
+        HeaderValue::from_static("0"),
+    );
+    response
+}
+
+/// A header value from text that we built ourselves (paths, digests, numbers): always valid,
+/// but checked anyway instead of trusting it.
+pub(crate) fn header(value: &str) -> OciResult<HeaderValue> {
+    HeaderValue::from_str(value)
+        .map_err(|_| OciError::bad(Code::Unsupported, "value not representable in a header"))
+}

@@ -1,0 +1,118 @@
+//! `Range: bytes=...` parsing (RFC 9110 §14).
+//!
+//! Several ranges are answered with `multipart/byteranges`: ranges are sorted and overlapping
+//! or adjacent ones merged first, and a request with more than [`MAX_RANGES`] ranges is served
+//! whole (200), as nginx does with `max_ranges`.
+
+/// The most ranges honoured in one request.
+pub const MAX_RANGES: usize = 16;
+
+/// What a `Range` header asks for, against a representation of a known length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// Ignore the header and send the whole representation (unknown unit, garbage, too many).
+    Full,
+    /// 416 with `Content-Range: bytes */len`.
+    Unsatisfiable,
+    /// Inclusive `(start, end)` byte ranges, sorted and merged; never empty.
+    Ranges(Vec<(u64, u64)>),
+}
+
+/// Parses `value` for a representation of `len` bytes.
+pub fn parse(value: &str, len: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    let mut ranges = Vec::new();
+    let mut count = 0usize;
+    for part in spec.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        count += 1;
+        let Some((first, last)) = part.split_once('-') else {
+            return RangeRequest::Full;
+        };
+        let (first, last) = (first.trim(), last.trim());
+        let range = if first.is_empty() {
+            let Ok(suffix) = last.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
+            (suffix > 0 && len > 0).then(|| (len.saturating_sub(suffix), len - 1))
+        } else {
+            let Ok(start) = first.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                match last.parse::<u64>() {
+                    Ok(end) if end >= start => end,
+                    _ => return RangeRequest::Full,
+                }
+            };
+            (start < len).then(|| (start, end.min(len - 1)))
+        };
+        ranges.extend(range);
+    }
+    if count == 0 || count > MAX_RANGES {
+        return RangeRequest::Full;
+    }
+    if ranges.is_empty() {
+        return RangeRequest::Unsatisfiable;
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    RangeRequest::Ranges(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RangeRequest::*;
+
+    #[test]
+    fn single_ranges() {
+        assert_eq!(parse("bytes=0-9", 100), Ranges(vec![(0, 9)]));
+        assert_eq!(parse("bytes=50-", 100), Ranges(vec![(50, 99)]));
+        assert_eq!(parse("bytes=-10", 100), Ranges(vec![(90, 99)]));
+        assert_eq!(parse("bytes=90-1000", 100), Ranges(vec![(90, 99)]));
+        assert_eq!(parse("bytes=-1000", 100), Ranges(vec![(0, 99)]));
+    }
+
+    #[test]
+    fn unsatisfiable_and_ignored() {
+        assert_eq!(parse("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse("bytes=0-0", 0), Unsatisfiable);
+        assert_eq!(parse("items=0-9", 100), Full);
+        assert_eq!(parse("bytes=abc", 100), Full);
+        assert_eq!(parse("bytes=9-1", 100), Full);
+        assert_eq!(parse("bytes=", 100), Full);
+        let many = format!(
+            "bytes={}",
+            (0..20)
+                .map(|i| format!("{}-{}", i * 2, i * 2))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(parse(&many, 100), Full);
+    }
+
+    #[test]
+    fn several_ranges_are_sorted_and_merged() {
+        assert_eq!(
+            parse("bytes=50-59, 0-9", 100),
+            Ranges(vec![(0, 9), (50, 59)])
+        );
+        assert_eq!(parse("bytes=0-9,5-20,21-30", 100), Ranges(vec![(0, 30)]));
+        assert_eq!(parse("bytes=0-9,200-300", 100), Ranges(vec![(0, 9)]));
+    }
+}

@@ -1,0 +1,457 @@
+//! The request pipeline (reference §1): authorize, check the method, normalise the path,
+//! resolve it, evaluate preconditions and Range, pick the encoding variant, set the headers and
+//! stream the body.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use everlock_host::auth::{Action, Principal};
+use everlock_host::axum::body::Body;
+use everlock_host::axum::extract::{Request, State};
+use everlock_host::axum::response::Response;
+use everlock_host::frontend::http::Scheme;
+use everlock_host::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use everlock_host::http_auth;
+
+use crate::http::body::Source;
+use crate::http::conditional::{self, Outcome, Validators};
+use crate::http::encoding::{self, Coding};
+use crate::http::headers;
+use crate::http::path::{self, SitePath};
+use crate::http::range::{self, RangeRequest};
+use crate::http::resolve::{self, Target};
+use crate::markdown::site::{MarkdownSite, PageKind};
+use crate::settings::Mode;
+use crate::site::SiteInner;
+use crate::snapshot::{RenderedPage, Snapshot, hex_prefix};
+
+/// The realm of the `WWW-Authenticate` challenge.
+pub const REALM: &str = "site";
+
+/// The deploy endpoint, relative to the instance prefix.
+pub const DEPLOY_PATH: &str = "/.well-known/everlock/deploy";
+
+/// Handles every request routed to the site.
+pub async fn handle(State(site): State<Arc<SiteInner>>, req: Request) -> Response {
+    let https = req.extensions().get::<Scheme>() == Some(&Scheme::Https);
+    let mut response = route(&site, req).await;
+    headers::security(response.headers_mut(), &site.settings, https);
+    response
+}
+
+async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(rel) = path::strip_prefix(parts.uri.path(), &site.prefix).map(str::to_owned) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    // Seeding happens on the first request of any kind, deploys included, so a welcome site
+    // whose first use is a deploy is still public.
+    if site.welcome
+        && let Err(e) = site.seed_welcome().await
+    {
+        tracing::warn!(site = %site.name, "cannot seed the welcome site: {e}");
+    }
+    if rel == DEPLOY_PATH {
+        return crate::deploy::handle(site, parts, body).await;
+    }
+    let principal = match http_auth::authenticate(&site.auth, &parts).await {
+        Ok(p) => p,
+        Err(e) => return http_auth::reject(&e, REALM),
+    };
+    if !site
+        .auth
+        .authorize(&principal, &site.resource, Action::Read)
+    {
+        return match principal {
+            Principal::Anon => http_auth::unauthorized(REALM),
+            _ => http_auth::forbidden(),
+        };
+    }
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let private = !site
+        .auth
+        .authorize(&Principal::Anon, &site.resource, Action::Read);
+    let Some(site_path) = path::normalize(&rel) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    match serve(
+        site,
+        &parts.method,
+        &parts.headers,
+        parts.uri.query(),
+        &site_path,
+        private,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(site = %site.name, "storage error: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
+        }
+    }
+}
+
+/// Serves a normalised path. Errors are storage failures (the server's fault).
+async fn serve(
+    site: &SiteInner,
+    method: &Method,
+    req_headers: &HeaderMap,
+    query: Option<&str>,
+    site_path: &SitePath,
+    private: bool,
+) -> Result<Response, String> {
+    let snapshot = site.snapshot().await.map_err(|e| e.to_string())?;
+    let markdown = match site.settings.mode {
+        Mode::Markdown => Some(site.markdown(&snapshot).await.map_err(|e| e.to_string())?),
+        Mode::Html => None,
+    };
+    let target = resolve::resolve(
+        site.settings.mode,
+        &snapshot,
+        markdown.as_deref(),
+        site_path,
+    );
+    let (target, status) = match target {
+        Target::Redirect(segments, slash) => {
+            let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+            let location = path::location(&site.prefix, &refs, slash, query);
+            let mut r = plain(StatusCode::PERMANENT_REDIRECT, "");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return Ok(r);
+        }
+        Target::NotFound => match resolve::not_found_page(&snapshot, markdown.as_deref()) {
+            Some(page) => (page, StatusCode::NOT_FOUND),
+            None => return Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+        },
+        other => (other, StatusCode::OK),
+    };
+    let Some(repr) = representation(
+        site,
+        &snapshot,
+        markdown.as_deref(),
+        &target,
+        req_headers,
+        private,
+    )
+    .await?
+    else {
+        return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+    };
+    Ok(send(repr, status, method, req_headers).await)
+}
+
+/// A selected representation: its metadata and where its bytes come from.
+struct Representation {
+    content_type: String,
+    cache_control: String,
+    validators: Validators,
+    vary: bool,
+    encoding: Option<Coding>,
+    len: u64,
+    source: Source,
+}
+
+async fn representation(
+    site: &SiteInner,
+    snapshot: &Snapshot,
+    markdown: Option<&MarkdownSite>,
+    target: &Target,
+    req_headers: &HeaderMap,
+    private: bool,
+) -> Result<Option<Representation>, String> {
+    let last_modified = snapshot.last_modified();
+    let Some(commit) = snapshot.commit_id() else {
+        return Ok(None);
+    };
+    let rendered = |page: Arc<RenderedPage>, content_type: &str, key: &str| Representation {
+        cache_control: headers::cache_control(key, content_type, &site.settings, private),
+        content_type: content_type.to_owned(),
+        validators: Validators {
+            etag: page.etag.clone(),
+            last_modified,
+        },
+        vary: false,
+        encoding: None,
+        len: page.body.len() as u64,
+        source: Source::Memory(page.body.clone()),
+    };
+    match target {
+        Target::File(key) => {
+            let Some(original) = snapshot.files.get(key) else {
+                return Ok(None);
+            };
+            let available: Vec<Coding> = Coding::ALL
+                .into_iter()
+                .filter(|c| snapshot.files.contains_key(&format!("{key}{}", c.suffix())))
+                .collect();
+            let accept = req_headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok());
+            let chosen = encoding::choose(accept, &available);
+            let entry =
+                match chosen.and_then(|c| snapshot.files.get(&format!("{key}{}", c.suffix()))) {
+                    Some(variant) => variant,
+                    None => original,
+                };
+            let content_type = headers::content_type(key);
+            let source = match site
+                .small_file(entry, commit)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(bytes) => Source::Memory(bytes),
+                None => Source::Store {
+                    store: site.store().await.map_err(|e| e.to_string())?.clone(),
+                    key: entry.path.clone(),
+                    commit,
+                },
+            };
+            Ok(Some(Representation {
+                cache_control: headers::cache_control(key, &content_type, &site.settings, private),
+                content_type,
+                validators: Validators {
+                    etag: format!("\"{}\"", hex_prefix(entry.object.as_bytes())),
+                    last_modified,
+                },
+                vary: !available.is_empty(),
+                encoding: chosen.filter(|_| !std::ptr::eq(entry, original)),
+                len: entry.size,
+                source,
+            }))
+        }
+        Target::Page(key, kind) => {
+            let Some(md) = markdown else { return Ok(None) };
+            let cache_key = match kind {
+                PageKind::Section { page } if *page > 1 => format!("{key}#page={page}"),
+                _ => key.clone(),
+            };
+            let page = match snapshot.rendered(&cache_key) {
+                Some(p) => p,
+                None => {
+                    let store = site.store().await.map_err(|e| e.to_string())?;
+                    let html = md.render(store, commit, key, *kind).await?;
+                    let page = Arc::new(RenderedPage::new(html));
+                    snapshot.store_rendered(&cache_key, page.clone());
+                    page
+                }
+            };
+            Ok(Some(rendered(page, "text/html; charset=utf-8", key)))
+        }
+        Target::Sitemap => {
+            let Some(md) = markdown else { return Ok(None) };
+            let page = match snapshot.rendered("sitemap.xml") {
+                Some(p) => p,
+                None => {
+                    let page = Arc::new(RenderedPage::new(md.sitemap()));
+                    snapshot.store_rendered("sitemap.xml", page.clone());
+                    page
+                }
+            };
+            Ok(Some(rendered(
+                page,
+                "application/xml; charset=utf-8",
+                "sitemap.xml",
+            )))
+        }
+        Target::Taxonomy(taxonomy, term) => {
+            let Some(md) = markdown else { return Ok(None) };
+            // `#` cannot occur in a store key, so these cache keys never collide with a page.
+            let cache_key = format!("#taxonomy/{taxonomy}/{}", term.as_deref().unwrap_or(""));
+            let page = match snapshot.rendered(&cache_key) {
+                Some(p) => p,
+                None => {
+                    let html = md.render_taxonomy(taxonomy, term.as_deref())?;
+                    let page = Arc::new(RenderedPage::new(html));
+                    snapshot.store_rendered(&cache_key, page.clone());
+                    page
+                }
+            };
+            Ok(Some(rendered(
+                page,
+                "text/html; charset=utf-8",
+                "index.html",
+            )))
+        }
+        Target::Redirect(..) | Target::NotFound => Ok(None),
+    }
+}
+
+/// Applies preconditions and Range to a representation and builds the response.
+async fn send(
+    repr: Representation,
+    status: StatusCode,
+    method: &Method,
+    req_headers: &HeaderMap,
+) -> Response {
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, &repr.content_type)
+        .header(header::CACHE_CONTROL, &repr.cache_control)
+        .header(header::ETAG, &repr.validators.etag);
+    if let Some(lm) = repr.validators.last_modified {
+        builder = builder.header(header::LAST_MODIFIED, httpdate::fmt_http_date(lm));
+    }
+    if repr.vary {
+        builder = builder.header(header::VARY, "Accept-Encoding");
+    }
+    if let Some(coding) = repr.encoding {
+        builder = builder.header(header::CONTENT_ENCODING, coding.token());
+    }
+    let head = method == Method::HEAD;
+    if status != StatusCode::OK {
+        return finish(
+            builder
+                .status(status)
+                .header(header::CONTENT_LENGTH, repr.len),
+            &repr,
+            head,
+            0,
+            repr.len,
+        )
+        .await;
+    }
+    match conditional::evaluate(method, req_headers, &repr.validators) {
+        Outcome::NotModified => {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        Outcome::PreconditionFailed => {
+            return with_etag(
+                plain(StatusCode::PRECONDITION_FAILED, "precondition failed\n"),
+                &repr,
+            );
+        }
+        Outcome::Proceed => {}
+    }
+    builder = builder.header(header::ACCEPT_RANGES, "bytes");
+    let range = req_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| {
+            method == Method::GET && conditional::if_range_allows(req_headers, &repr.validators)
+        })
+        .map_or(RangeRequest::Full, |v| range::parse(v, repr.len));
+    match range {
+        RangeRequest::Full => {
+            finish(
+                builder
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_LENGTH, repr.len),
+                &repr,
+                head,
+                0,
+                repr.len,
+            )
+            .await
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut r = with_etag(
+                plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n"),
+                &repr,
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", repr.len)) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        RangeRequest::Ranges(ranges) => match ranges.as_slice() {
+            [(start, end)] => {
+                let len = end - start + 1;
+                let b = builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(
+                        header::CONTENT_RANGE,
+                        format!("bytes {start}-{end}/{}", repr.len),
+                    )
+                    .header(header::CONTENT_LENGTH, len);
+                finish(b, &repr, head, *start, len).await
+            }
+            many => {
+                let boundary = boundary(&repr.validators.etag);
+                let (body, length) =
+                    repr.source
+                        .multipart(many, repr.len, &repr.content_type, &boundary);
+                if let (Some(h), Ok(v)) = (
+                    builder.headers_mut(),
+                    HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")),
+                ) {
+                    h.insert(header::CONTENT_TYPE, v);
+                }
+                builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_LENGTH, length)
+                    .body(body)
+                    .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""))
+            }
+        },
+    }
+}
+
+async fn finish(
+    builder: everlock_host::http::response::Builder,
+    repr: &Representation,
+    head: bool,
+    start: u64,
+    len: u64,
+) -> Response {
+    let body = if head {
+        Ok(Body::empty())
+    } else {
+        repr.source.range(start, len).await
+    };
+    match body {
+        Ok(body) => builder
+            .body(body)
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "")),
+        Err(e) => {
+            tracing::error!("cannot open content: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
+        }
+    }
+}
+
+/// An error response that still names the representation's validators and cache policy.
+fn with_etag(mut r: Response, repr: &Representation) -> Response {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&repr.validators.etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&repr.cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    if repr.vary {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    r
+}
+
+/// A multipart boundary that cannot collide with a previous response's: derived from the
+/// ETag and the current time.
+fn boundary(etag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hash = blake3::hash(format!("{etag}{nanos}").as_bytes());
+    format!("everlock-{}", hex_prefix(hash.as_bytes()))
+}
+
+/// A small plain-text response.
+pub fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut r = Response::new(Body::from(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,8 @@
+//! Markdown mode: `site.toml`, front matter, rendering, highlighting, layouts and the site model.
+
+pub mod config;
+pub mod front;
+pub mod highlight;
+pub mod layout;
+pub mod render;
+pub mod site;

@@ -1,0 +1,279 @@
+//! Markdown to HTML: pulldown-cmark with GFM extensions, heading anchors, highlighted code,
+//! `.md` links rewritten to clean URLs, and raw HTML sanitised unless the site opts in.
+
+use std::collections::HashSet;
+
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+use crate::markdown::highlight;
+
+/// Rendering options from `site.toml`.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Highlight fenced code.
+    pub highlight: bool,
+    /// Keep raw HTML as written.
+    pub unsafe_html: bool,
+}
+
+/// A rendered Markdown body.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The HTML.
+    pub html: String,
+    /// The text of the first level-1 heading, the fallback title.
+    pub h1: Option<String>,
+}
+
+/// Renders `markdown` to HTML.
+pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_HEADING_ATTRIBUTES
+        | Options::ENABLE_SMART_PUNCTUATION;
+    let mut events: Vec<Event<'_>> = Vec::new();
+    let mut heading: Option<Vec<Event<'_>>> = None;
+    let mut code: Option<(String, String)> = None;
+    let mut used_ids = HashSet::new();
+    let mut h1 = None;
+    for event in Parser::new_ext(markdown, options) {
+        if let Some((_, text)) = code.as_mut() {
+            match event {
+                Event::Text(t) => text.push_str(&t),
+                Event::End(TagEnd::CodeBlock) => {
+                    if let Some((lang, text)) = code.take() {
+                        events.push(Event::Html(CowStr::from(code_block(&lang, &text, opts))));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if let Some(buffer) = heading.as_mut() {
+            let end = matches!(event, Event::End(TagEnd::Heading(_)));
+            buffer.push(event);
+            if end && let Some(buffer) = heading.take() {
+                let (events_out, text, level) = finish_heading(buffer, &mut used_ids);
+                if level == HeadingLevel::H1 && h1.is_none() {
+                    h1 = Some(text);
+                }
+                events.extend(events_out);
+            }
+            continue;
+        }
+        match event {
+            Event::Start(Tag::CodeBlock(kind)) => {
+                let lang = match kind {
+                    CodeBlockKind::Fenced(info) => {
+                        info.split_whitespace().next().unwrap_or("").to_owned()
+                    }
+                    CodeBlockKind::Indented => String::new(),
+                };
+                code = Some((lang, String::new()));
+            }
+            Event::Start(Tag::Heading { .. }) => heading = Some(vec![event]),
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                events.push(Event::Start(Tag::Link {
+                    link_type,
+                    dest_url: CowStr::from(clean_link(&dest_url)),
+                    title,
+                    id,
+                }));
+            }
+            other => events.push(other),
+        }
+    }
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    if !opts.unsafe_html {
+        html = sanitizer().clean(&html).to_string();
+    }
+    Rendered { html, h1 }
+}
+
+/// The sanitiser: ammonia's safe defaults plus what our own renderer emits (heading ids,
+/// highlight classes, task-list checkboxes).
+fn sanitizer() -> ammonia::Builder<'static> {
+    let mut b = ammonia::Builder::default();
+    b.add_generic_attributes(["class", "id"])
+        .add_tags(["input"])
+        .add_tag_attributes("input", ["type", "checked", "disabled"])
+        .link_rel(Some("noopener noreferrer"));
+    b
+}
+
+/// `<pre><code>` with highlighting when enabled and the language is known.
+fn code_block(lang: &str, text: &str, opts: RenderOptions) -> String {
+    let class = if lang.is_empty() {
+        String::new()
+    } else {
+        format!(" class=\"language-{}\"", escape(lang))
+    };
+    let body = if opts.highlight && !lang.is_empty() {
+        highlight::highlight(text, lang).unwrap_or_else(|| escape(text))
+    } else {
+        escape(text)
+    };
+    let pre_class = if opts.highlight && !lang.is_empty() {
+        " class=\"hl-code\""
+    } else {
+        ""
+    };
+    format!("<pre{pre_class}><code{class}>{body}</code></pre>\n")
+}
+
+/// Gives a heading an id (its own `{#id}` or a slug of its text), unique within the page.
+fn finish_heading<'a>(
+    mut buffer: Vec<Event<'a>>,
+    used: &mut HashSet<String>,
+) -> (Vec<Event<'a>>, String, HeadingLevel) {
+    let text: String = buffer
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let mut level = HeadingLevel::H1;
+    if let Some(Event::Start(Tag::Heading { level: l, id, .. })) = buffer.first_mut() {
+        level = *l;
+        let base = id.as_ref().map_or_else(|| slug(&text), |i| i.to_string());
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while !used.insert(candidate.clone()) {
+            candidate = format!("{base}-{n}");
+            n += 1;
+        }
+        *id = Some(CowStr::from(candidate));
+    }
+    (buffer, text, level)
+}
+
+/// A URL fragment from heading text: lowercase letters and digits, other runs become `-`.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() {
+        "section".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Rewrites a relative or site-absolute link to a `.md` page into the page's clean URL:
+/// `guide.md#x` → `guide#x`, `docs/index.md` → `docs/`, `_index.md` → `./`.
+pub fn clean_link(dest: &str) -> String {
+    let has_scheme = dest
+        .split_once(':')
+        .is_some_and(|(scheme, _)| !scheme.contains('/') && !scheme.is_empty());
+    if has_scheme || dest.starts_with("//") {
+        return dest.to_owned();
+    }
+    let split_at = dest.find(['#', '?']).unwrap_or(dest.len());
+    let (path, rest) = dest.split_at(split_at);
+    let Some(stem) = path.strip_suffix(".md") else {
+        return dest.to_owned();
+    };
+    let (dir, name) = stem.rsplit_once('/').map_or(("", stem), |(d, n)| (d, n));
+    let cleaned = if name == "index" || name == "_index" {
+        if dir.is_empty() && !stem.starts_with('/') {
+            "./".to_owned()
+        } else {
+            format!("{dir}/")
+        }
+    } else {
+        stem.to_owned()
+    };
+    format!("{cleaned}{rest}")
+}
+
+/// Minimal HTML text escaping.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAFE: RenderOptions = RenderOptions {
+        highlight: true,
+        unsafe_html: false,
+    };
+
+    #[test]
+    fn gfm_headings_and_code() {
+        let r = render(
+            "# Hello *World*\n\n## Hello World\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n\n~~old~~\n\n```rust\nfn main() {}\n```\n",
+            SAFE,
+        );
+        assert_eq!(r.h1.as_deref(), Some("Hello World"));
+        assert!(r.html.contains("<h1 id=\"hello-world\">"), "{}", r.html);
+        assert!(r.html.contains("<h2 id=\"hello-world-1\">"), "{}", r.html);
+        assert!(r.html.contains("<table>"), "{}", r.html);
+        assert!(r.html.contains("type=\"checkbox\""), "{}", r.html);
+        assert!(r.html.contains("<del>old</del>"), "{}", r.html);
+        assert!(r.html.contains("class=\"hl-"), "{}", r.html);
+    }
+
+    #[test]
+    fn raw_html_is_sanitised_unless_allowed() {
+        let md = "Hi <script>alert(1)</script> <b onclick=\"x()\">bold</b>\n\n<iframe src=\"https://e.example\"></iframe>\n\n[x](javascript:alert(1))\n";
+        let safe = render(md, SAFE).html;
+        assert!(!safe.contains("<script"), "{safe}");
+        assert!(!safe.contains("onclick"), "{safe}");
+        assert!(!safe.contains("<iframe"), "{safe}");
+        assert!(!safe.contains("javascript:"), "{safe}");
+        assert!(safe.contains("<b>bold</b>"), "{safe}");
+        let raw = render(
+            md,
+            RenderOptions {
+                highlight: true,
+                unsafe_html: true,
+            },
+        )
+        .html;
+        assert!(raw.contains("<script>alert(1)</script>"), "{raw}");
+    }
+
+    #[test]
+    fn md_links_become_clean_urls() {
+        assert_eq!(clean_link("guide.md"), "guide");
+        assert_eq!(clean_link("guide.md#install"), "guide#install");
+        assert_eq!(clean_link("/docs/index.md"), "/docs/");
+        assert_eq!(clean_link("docs/_index.md"), "docs/");
+        assert_eq!(clean_link("index.md"), "./");
+        assert_eq!(
+            clean_link("https://x.example/a.md"),
+            "https://x.example/a.md"
+        );
+        assert_eq!(clean_link("img.png"), "img.png");
+        let r = render("[g](guide.md)", SAFE);
+        assert!(r.html.contains("href=\"guide\""), "{}", r.html);
+    }
+}

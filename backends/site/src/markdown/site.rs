@@ -1,0 +1,554 @@
+//! A Markdown site as of one commit: its `site.toml`, compiled layouts and page index, and
+//! the rendering of pages, sections, the 404 page and `sitemap.xml`.
+
+use std::collections::BTreeMap;
+
+use everlock_host::storage::{CommitId, Store};
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::markdown::config::SiteConfig;
+use crate::markdown::front::{self, FrontMatter};
+use crate::markdown::render::{self, RenderOptions};
+use crate::markdown::{highlight, layout};
+use crate::snapshot::Snapshot;
+
+/// Where a page's layouts live in the store.
+pub const LAYOUT_DIR: &str = "layouts/";
+
+/// One page in the index, for listings, navigation and the sitemap.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageMeta {
+    /// The store key (`docs/intro.md`).
+    #[serde(skip)]
+    pub key: String,
+    /// The page's URL (with the instance prefix).
+    pub url: String,
+    /// Title: front matter, else first `# ` line, else file name.
+    pub title: String,
+    /// Description from front matter.
+    pub description: Option<String>,
+    /// Date from front matter.
+    pub date: Option<String>,
+    /// Weight from front matter.
+    #[serde(skip)]
+    pub weight: Option<i64>,
+    /// Drafts are never served nor listed.
+    #[serde(skip)]
+    pub draft: bool,
+    /// Taxonomy terms by taxonomy name (`tags` from the `tags` key).
+    #[serde(skip)]
+    pub terms: BTreeMap<String, Vec<String>>,
+}
+
+/// What kind of page is being rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    /// A regular page (`single.html`).
+    Single,
+    /// A section's `_index.md` with a generated listing (`list.html`), at listing page `page`
+    /// (1-based; always 1 without `paginate_by`).
+    Section {
+        /// The listing page number.
+        page: usize,
+    },
+}
+
+/// A Markdown site at one commit.
+#[derive(Debug)]
+pub struct MarkdownSite {
+    /// The parsed `site.toml` (defaults when absent or broken).
+    pub config: SiteConfig,
+    /// Compiled layouts.
+    tera: Tera,
+    /// The highlight theme's stylesheet.
+    highlight_css: String,
+    /// Every `.md` page, by store key.
+    pub pages: BTreeMap<String, PageMeta>,
+    /// The instance prefix (`/` or `/docs`).
+    prefix: String,
+}
+
+impl MarkdownSite {
+    /// Loads the site as of `commit`. Problems in site-author files never fail the load: a bad
+    /// `site.toml` or layout falls back to the defaults with a warning (deploys reject them up
+    /// front, so this only happens for content written some other way).
+    pub async fn load(store: &Store, snapshot: &Snapshot, prefix: &str) -> MarkdownSite {
+        let commit = snapshot.commit_id();
+        let config = match (commit, snapshot.files.contains_key("site.toml")) {
+            (Some(c), true) => match read_text(store, "site.toml", c).await {
+                Ok(text) => SiteConfig::parse(&text).unwrap_or_else(|e| {
+                    tracing::warn!("ignoring site.toml: {e}");
+                    SiteConfig::default()
+                }),
+                Err(e) => {
+                    tracing::warn!("cannot read site.toml: {e}");
+                    SiteConfig::default()
+                }
+            },
+            _ => SiteConfig::default(),
+        };
+        let mut user_layouts = BTreeMap::new();
+        let mut pages = BTreeMap::new();
+        if let Some(c) = commit {
+            for key in snapshot.files.keys() {
+                if let Some(name) = key.strip_prefix(LAYOUT_DIR) {
+                    if name.ends_with(".html")
+                        && let Ok(text) = read_text(store, key, c).await
+                    {
+                        user_layouts.insert(name.to_owned(), text);
+                    }
+                    continue;
+                }
+                if !key.ends_with(".md") || is_hidden_key(key, &config) {
+                    continue;
+                }
+                let Ok(text) = read_text(store, key, c).await else {
+                    continue;
+                };
+                let front = front::split(&text).map(|(f, _)| f).unwrap_or_default();
+                pages.insert(key.clone(), meta(key, &text, &front, prefix));
+            }
+        }
+        let tera = layout::compile(&user_layouts).unwrap_or_else(|e| {
+            tracing::warn!("ignoring the site's layouts: {e}");
+            layout::builtin()
+        });
+        let highlight_css = if config.markdown.syntax_highlighting {
+            highlight::css(&config.markdown.highlight_style)
+        } else {
+            String::new()
+        };
+        MarkdownSite {
+            config,
+            tera,
+            highlight_css,
+            pages,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Whether a store key must never be served: `site.toml`, layouts and ignored directories.
+    pub fn is_internal(&self, key: &str) -> bool {
+        key == "site.toml"
+            || key == "layouts"
+            || key.starts_with(LAYOUT_DIR)
+            || is_hidden_key(key, &self.config)
+    }
+
+    /// Whether `key` is a draft page.
+    pub fn is_draft(&self, key: &str) -> bool {
+        self.pages.get(key).is_some_and(|p| p.draft)
+    }
+
+    /// Renders the page at `key` as a full HTML document.
+    pub async fn render(
+        &self,
+        store: &Store,
+        commit: CommitId,
+        key: &str,
+        kind: PageKind,
+    ) -> Result<String, String> {
+        let text = read_text(store, key, commit).await?;
+        let (front, body) = match front::split(&text) {
+            Ok(split) => split,
+            Err(e) => {
+                tracing::warn!("{key}: {e}");
+                (FrontMatter::default(), text.as_str())
+            }
+        };
+        let rendered = render::render(
+            body,
+            RenderOptions {
+                highlight: self.config.markdown.syntax_highlighting,
+                unsafe_html: self.config.markdown.unsafe_html,
+            },
+        );
+        let url = page_url(&self.prefix, key);
+        let title = front
+            .title
+            .clone()
+            .or(rendered.h1)
+            .unwrap_or_else(|| stem_title(key));
+        let mut ctx = Context::new();
+        ctx.insert("site", &self.site_value(&url));
+        ctx.insert(
+            "page",
+            &serde_json::json!({
+                "title": title,
+                "description": front.description,
+                "date": front.date.as_ref().map(front::DateValue::text),
+                "tags": front.tags,
+                "taxonomies": terms(&front),
+                "extra": front.extra,
+                "content": rendered.html,
+                "url": url,
+                "path": key,
+            }),
+        );
+        ctx.insert("highlight_css", &self.highlight_css);
+        let template = match kind {
+            PageKind::Single => "single.html",
+            PageKind::Section { page } => {
+                let all = self.section_pages(key);
+                let (pages, paginator) = self.paginate(&all, page, &url);
+                ctx.insert("section", &serde_json::json!({ "pages": pages }));
+                ctx.insert("paginator", &paginator);
+                "list.html"
+            }
+        };
+        let custom = front.layout.map(|l| format!("{l}.html"));
+        let template = match custom {
+            Some(name) if self.tera.get_template_names().any(|n| n == name) => name,
+            _ => template.to_owned(),
+        };
+        let fallback = if kind == PageKind::Single {
+            "single.html"
+        } else {
+            "list.html"
+        };
+        self.render_with_fallback(&template, fallback, &ctx, key)
+    }
+
+    /// Renders `template`; when a site's own layout fails at render time (an undefined variable,
+    /// a bad filter), logs why and renders the built-in `fallback` instead, so an author's
+    /// template mistake degrades the page's look, never its availability.
+    fn render_with_fallback(
+        &self,
+        template: &str,
+        fallback: &str,
+        ctx: &Context,
+        what: &str,
+    ) -> Result<String, String> {
+        match self.tera.render(template, ctx) {
+            Ok(html) => Ok(html),
+            Err(e) => {
+                tracing::warn!("{what}: layout {template}: {}", layout::describe(&e));
+                layout::builtin().render(fallback, ctx).map_err(|e| {
+                    format!(
+                        "{what}: built-in layout {fallback}: {}",
+                        layout::describe(&e)
+                    )
+                })
+            }
+        }
+    }
+
+    /// The pages listed by the section whose `_index.md` is `key`: the section directory's own
+    /// pages and its subsections, without drafts, sorted by weight, then date (newest first),
+    /// then title.
+    pub fn section_pages(&self, key: &str) -> Vec<&PageMeta> {
+        let dir = key.strip_suffix("_index.md").unwrap_or("");
+        let mut list: Vec<&PageMeta> = self
+            .pages
+            .values()
+            .filter(|p| !p.draft && p.key != key)
+            .filter(|p| {
+                let Some(rest) = p.key.strip_prefix(dir) else {
+                    return false;
+                };
+                match rest.split_once('/') {
+                    None => rest != "index.md",
+                    Some((_, file)) => {
+                        file == "_index.md" || file == "index.md" && !rest.contains("/_")
+                    }
+                }
+            })
+            .filter(|p| p.key.matches('/').count() <= dir.matches('/').count() + 1)
+            .collect();
+        list.sort_by(|a, b| {
+            a.weight
+                .unwrap_or(i64::MAX)
+                .cmp(&b.weight.unwrap_or(i64::MAX))
+                .then_with(|| b.date.cmp(&a.date))
+                .then_with(|| a.title.cmp(&b.title))
+        });
+        list
+    }
+
+    /// How many listing pages the section `key` has (1 without `paginate_by`).
+    pub fn section_page_count(&self, key: &str) -> usize {
+        let n = self.section_pages(key).len();
+        match self.config.paginate_by {
+            0 => 1,
+            per => n.div_ceil(per).max(1),
+        }
+    }
+
+    /// One listing page of `all` and its paginator (`null` without `paginate_by`).
+    fn paginate<'a>(
+        &self,
+        all: &[&'a PageMeta],
+        page: usize,
+        base_url: &str,
+    ) -> (Vec<&'a PageMeta>, serde_json::Value) {
+        let per = self.config.paginate_by;
+        if per == 0 {
+            return (all.to_vec(), serde_json::Value::Null);
+        }
+        let total = all.len().div_ceil(per).max(1);
+        let page = page.clamp(1, total);
+        let slice = all
+            .iter()
+            .skip((page - 1) * per)
+            .take(per)
+            .copied()
+            .collect();
+        let url_of = |n: usize| {
+            if n == 1 {
+                base_url.to_owned()
+            } else {
+                format!("{base_url}page/{n}/")
+            }
+        };
+        let paginator = serde_json::json!({
+            "current": page,
+            "total": total,
+            "previous": (page > 1).then(|| url_of(page - 1)),
+            "next": (page < total).then(|| url_of(page + 1)),
+        });
+        (slice, paginator)
+    }
+
+    /// Whether `name` is a taxonomy of this site.
+    pub fn is_taxonomy(&self, name: &str) -> bool {
+        self.config.taxonomies.iter().any(|t| t == name)
+    }
+
+    /// The terms of a taxonomy with their page counts, sorted by term.
+    pub fn terms(&self, taxonomy: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for page in self.pages.values().filter(|p| !p.draft) {
+            for term in page.terms.get(taxonomy).into_iter().flatten() {
+                *out.entry(term.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Renders `/<taxonomy>/` (its terms) or `/<taxonomy>/<term>/` (the term's pages) with
+    /// `taxonomy.html` when the site has one, else `list.html`.
+    pub fn render_taxonomy(&self, taxonomy: &str, term: Option<&str>) -> Result<String, String> {
+        let base = self.prefix.trim_end_matches('/');
+        let tax_url = crate::http::path::location(base, &[taxonomy], true, None);
+        let (title, url, pages): (String, String, Vec<serde_json::Value>) = match term {
+            None => (
+                taxonomy.to_owned(),
+                tax_url,
+                self.terms(taxonomy)
+                    .into_iter()
+                    .map(|(t, n)| {
+                        serde_json::json!({
+                            "title": t,
+                            "url": crate::http::path::location(base, &[taxonomy, &t], true, None),
+                            "description": format!("{n} page{}", if n == 1 { "" } else { "s" }),
+                        })
+                    })
+                    .collect(),
+            ),
+            Some(term) => {
+                let mut list: Vec<&PageMeta> = self
+                    .pages
+                    .values()
+                    .filter(|p| !p.draft)
+                    .filter(|p| {
+                        p.terms
+                            .get(taxonomy)
+                            .is_some_and(|ts| ts.iter().any(|t| t == term))
+                    })
+                    .collect();
+                list.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.title.cmp(&b.title)));
+                (
+                    format!("{taxonomy}: {term}"),
+                    crate::http::path::location(base, &[taxonomy, term], true, None),
+                    list.iter()
+                        .map(|p| serde_json::to_value(p).unwrap_or_default())
+                        .collect(),
+                )
+            }
+        };
+        let mut ctx = Context::new();
+        ctx.insert("site", &self.site_value(&url));
+        ctx.insert(
+            "page",
+            &serde_json::json!({ "title": title, "content": "", "url": url, "path": "" }),
+        );
+        ctx.insert("section", &serde_json::json!({ "pages": pages }));
+        ctx.insert("paginator", &serde_json::Value::Null);
+        ctx.insert(
+            "taxonomy",
+            &serde_json::json!({ "name": taxonomy, "term": term }),
+        );
+        ctx.insert("highlight_css", &self.highlight_css);
+        let template = if self.tera.get_template_names().any(|n| n == "taxonomy.html") {
+            "taxonomy.html"
+        } else {
+            "list.html"
+        };
+        self.render_with_fallback(template, "list.html", &ctx, taxonomy)
+    }
+
+    /// `sitemap.xml` listing every page (absolute when `base_url` is set).
+    pub fn sitemap(&self) -> String {
+        let base = self
+            .config
+            .base_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+        );
+        for page in self
+            .pages
+            .values()
+            .filter(|p| !p.draft && !p.key.ends_with("404.md"))
+        {
+            out.push_str("  <url><loc>");
+            out.push_str(&render::escape(&format!("{base}{}", page.url)));
+            out.push_str("</loc>");
+            if let Some(date) = &page.date {
+                out.push_str("<lastmod>");
+                out.push_str(&render::escape(date));
+                out.push_str("</lastmod>");
+            }
+            out.push_str("</url>\n");
+        }
+        out.push_str("</urlset>\n");
+        out
+    }
+
+    /// The `site` template value; nav links default to the top-level sections and pages.
+    fn site_value(&self, current_url: &str) -> serde_json::Value {
+        let root = page_url(&self.prefix, "index.md");
+        let links: Vec<(String, String)> = if self.config.nav.links.is_empty() {
+            self.pages
+                .values()
+                .filter(|p| !p.draft && p.url != root && !p.key.ends_with("404.md"))
+                .filter(|p| {
+                    let depth = p.key.matches('/').count();
+                    depth == 0
+                        || depth == 1
+                            && (p.key.ends_with("/_index.md") || p.key.ends_with("/index.md"))
+                })
+                .map(|p| (p.title.clone(), p.url.clone()))
+                .collect()
+        } else {
+            self.config
+                .nav
+                .links
+                .iter()
+                .map(|l| (l.name.clone(), l.url.clone()))
+                .collect()
+        };
+        let nav: Vec<serde_json::Value> = links
+            .into_iter()
+            .map(|(name, url)| {
+                let active = url == current_url
+                    || url.len() > root.len()
+                        && url.ends_with('/')
+                        && current_url.starts_with(&url);
+                serde_json::json!({ "name": name, "url": url, "active": active })
+            })
+            .collect();
+        serde_json::json!({
+            "title": self.config.title.clone().unwrap_or_else(|| "Everlock site".to_owned()),
+            "description": self.config.description,
+            "base_url": self.config.base_url,
+            "root": root,
+            "nav": nav,
+            "taxonomies": self.config.taxonomies,
+        })
+    }
+}
+
+/// A page's clean URL: `docs/intro.md` → `/docs/intro`, `docs/_index.md` → `/docs/`.
+pub fn page_url(prefix: &str, key: &str) -> String {
+    let base = prefix.trim_end_matches('/');
+    let stem = key.strip_suffix(".md").unwrap_or(key);
+    let (dir, name) = stem.rsplit_once('/').map_or(("", stem), |(d, n)| (d, n));
+    let segments: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    let trailing = name == "index" || name == "_index";
+    let mut all = segments;
+    if !trailing {
+        all.push(name);
+    }
+    crate::http::path::location(base, &all, trailing, None)
+}
+
+fn meta(key: &str, text: &str, front: &FrontMatter, prefix: &str) -> PageMeta {
+    let title = front.title.clone().unwrap_or_else(|| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_owned()))
+            .unwrap_or_else(|| stem_title(key))
+    });
+    PageMeta {
+        key: key.to_owned(),
+        url: page_url(prefix, key),
+        title,
+        description: front.description.clone(),
+        date: front.date.as_ref().map(front::DateValue::text),
+        weight: front.weight,
+        draft: front.draft,
+        terms: terms(front),
+    }
+}
+
+/// A page's taxonomy terms: `tags` plus the `taxonomies` table.
+fn terms(front: &FrontMatter) -> BTreeMap<String, Vec<String>> {
+    let mut out = front.taxonomies.clone();
+    if !front.tags.is_empty() {
+        out.entry("tags".to_owned())
+            .or_default()
+            .extend(front.tags.iter().cloned());
+    }
+    out
+}
+
+/// `docs/getting-started.md` → `Getting started`; an index takes its directory's name.
+fn stem_title(key: &str) -> String {
+    let stem = key.strip_suffix(".md").unwrap_or(key);
+    let mut parts = stem.rsplit('/');
+    let mut name = parts.next().unwrap_or(stem);
+    if name == "index" || name == "_index" {
+        name = parts.next().unwrap_or("Home");
+    }
+    let words = name.replace(['-', '_'], " ");
+    let mut chars = words.trim().chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_else(|| "Home".to_owned())
+}
+
+fn is_hidden_key(key: &str, config: &SiteConfig) -> bool {
+    config.ignore_dirs.iter().any(|d| {
+        let d = d.trim_matches('/');
+        !d.is_empty() && (key == d || key.starts_with(&format!("{d}/")))
+    })
+}
+
+async fn read_text(store: &Store, key: &str, commit: CommitId) -> Result<String, String> {
+    let bytes = store
+        .read_at(key, commit)
+        .await
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| format!("{key} is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_titles() {
+        assert_eq!(page_url("/", "index.md"), "/");
+        assert_eq!(page_url("/", "docs/_index.md"), "/docs/");
+        assert_eq!(page_url("/", "docs/intro.md"), "/docs/intro");
+        assert_eq!(page_url("/wiki", "a b.md"), "/wiki/a%20b");
+        assert_eq!(page_url("/wiki", "index.md"), "/wiki/");
+        assert_eq!(stem_title("docs/getting-started.md"), "Getting started");
+        assert_eq!(stem_title("docs/_index.md"), "Docs");
+        assert_eq!(stem_title("index.md"), "Home");
+    }
+}

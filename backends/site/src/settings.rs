@@ -1,0 +1,82 @@
+//! The strict settings table of one site instance.
+
+use serde::Deserialize;
+
+/// How a site's files become responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Files are served as they are (`index.html` indexes, `/about` → `about.html`).
+    #[default]
+    Html,
+    /// `.md` pages are rendered through Tera layouts; other files are served as they are.
+    Markdown,
+}
+
+/// Settings of one site (`[backends.site-http.instances.<name>.settings]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// `html` or `markdown`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The largest deploy archive accepted, counted both as request bytes and as the sum of the
+    /// file sizes it unpacks to (so a gzip bomb stops at the same limit).
+    #[serde(default = "default_max_deploy_bytes")]
+    pub max_deploy_bytes: u64,
+    /// The most files one deploy may hold.
+    #[serde(default = "default_max_deploy_files")]
+    pub max_deploy_files: u64,
+    /// `max-age` for static files that are neither HTML nor fingerprinted; 0 means `no-cache`.
+    #[serde(default)]
+    pub static_max_age: u32,
+    /// Send `Strict-Transport-Security` on HTTPS responses.
+    #[serde(default = "yes")]
+    pub hsts: bool,
+    /// Add `includeSubDomains` to HSTS (affects every subdomain; hard to undo).
+    #[serde(default)]
+    pub hsts_include_subdomains: bool,
+    /// Add `preload` to HSTS (hard to undo).
+    #[serde(default)]
+    pub hsts_preload: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Html,
+            max_deploy_bytes: default_max_deploy_bytes(),
+            max_deploy_files: default_max_deploy_files(),
+            static_max_age: 0,
+            hsts: true,
+            hsts_include_subdomains: false,
+            hsts_preload: false,
+        }
+    }
+}
+
+fn default_max_deploy_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+
+fn default_max_deploy_files() -> u64 {
+    100_000
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A documented example of the settings, checked by a test.
+pub const EXAMPLE_SETTINGS: &str = r#"# `html` serves files as they are; `markdown` renders .md pages through Tera layouts.
+mode = "markdown"
+# The largest deploy (request bytes and unpacked bytes), and the most files one deploy may hold.
+max-deploy-bytes = 536870912
+max-deploy-files = 100000
+# max-age for static files that are neither HTML nor fingerprinted (0 = no-cache).
+static-max-age = 0
+# Strict-Transport-Security on HTTPS responses; the two riskier flags are opt-in.
+hsts = true
+hsts-include-subdomains = false
+hsts-preload = false
+"#;

@@ -1,0 +1,222 @@
+//! One built site instance: its settings, store, access path and caches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use everlock_host::InstanceStore;
+use everlock_host::auth::{AccessPath, Action, Auth, Principal};
+use everlock_host::storage::{
+    CommitId, CommitMeta, Entry, Expected, ObjectId, Op, Precondition, StorageError, Store,
+};
+
+use crate::markdown::site::MarkdownSite;
+use crate::settings::Settings;
+use crate::snapshot::Snapshot;
+use crate::welcome;
+
+/// Files up to this size are kept in memory after their first read (content never changes for
+/// an object id, so the cache cannot go stale).
+const SMALL_FILE: u64 = 1024 * 1024;
+/// The memory the small-file cache may hold before it is emptied.
+const SMALL_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// State shared by every request to one site instance.
+#[derive(Debug)]
+pub struct SiteInner {
+    /// The instance name.
+    pub name: String,
+    /// The instance prefix (`/` or `/docs`).
+    pub prefix: String,
+    /// The strict settings.
+    pub settings: Settings,
+    /// The instance's own store.
+    pub store: InstanceStore,
+    /// Authentication and authorization.
+    pub auth: Auth,
+    /// `http/site/<name>`.
+    pub resource: AccessPath,
+    /// Whether this is the zero-config welcome site, which seeds itself on first use.
+    pub welcome: bool,
+    /// Set once the welcome site's store is known to be non-empty, so later requests skip the
+    /// check.
+    seeded: std::sync::atomic::AtomicBool,
+    /// The newest snapshot seen.
+    current: Mutex<Option<Arc<Snapshot>>>,
+    /// Serialises snapshot rebuilds so a burst of requests after a deploy lists the store once.
+    rebuild: tokio::sync::Mutex<()>,
+    /// Small file contents by object id.
+    small: Mutex<SmallCache>,
+}
+
+#[derive(Debug, Default)]
+struct SmallCache {
+    bytes: usize,
+    map: HashMap<ObjectId, Bytes>,
+}
+
+impl SiteInner {
+    /// Builds the instance state (cheap: the store opens on first use).
+    pub fn new(
+        name: String,
+        prefix: String,
+        settings: Settings,
+        store: InstanceStore,
+        auth: Auth,
+        resource: AccessPath,
+        welcome: bool,
+    ) -> SiteInner {
+        SiteInner {
+            name,
+            prefix,
+            settings,
+            store,
+            auth,
+            resource,
+            welcome,
+            seeded: std::sync::atomic::AtomicBool::new(false),
+            current: Mutex::new(None),
+            rebuild: tokio::sync::Mutex::new(()),
+            small: Mutex::new(SmallCache::default()),
+        }
+    }
+
+    /// The open store.
+    pub async fn store(&self) -> Result<&Store, StorageError> {
+        self.store.get().await
+    }
+
+    /// The snapshot for the store's HEAD, rebuilt only when HEAD moved. Checking HEAD on every
+    /// request is what makes a deploy, a rollback or a `site.toml` change visible on the very
+    /// next request.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StorageError> {
+        let store = self.store().await?;
+        // Fast path without a database query: this process is the store's only writer and
+        // `head_seq` advances with every durable commit, so an equal seq means HEAD is the
+        // snapshot's commit.
+        if let Some(s) = self.cached().filter(|s| s.seq() == store.head_seq()) {
+            return Ok(s);
+        }
+        let head = store.head().await?;
+        let head_id = head.as_ref().map(|c| c.id);
+        if let Some(s) = self.cached().filter(|s| s.commit_id() == head_id) {
+            return Ok(s);
+        }
+        let _guard = self.rebuild.lock().await;
+        if let Some(s) = self.cached().filter(|s| s.commit_id() == head_id) {
+            return Ok(s);
+        }
+        let snapshot = Arc::new(Snapshot::load(store, head).await?);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    fn cached(&self) -> Option<Arc<Snapshot>> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The Markdown state of `snapshot`, built once per snapshot.
+    pub async fn markdown(&self, snapshot: &Snapshot) -> Result<Arc<MarkdownSite>, StorageError> {
+        let store = self.store().await?;
+        snapshot
+            .markdown
+            .get_or_try_init(|| async {
+                Ok::<_, StorageError>(Arc::new(
+                    MarkdownSite::load(store, snapshot, &self.prefix).await,
+                ))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The bytes of a small file (read once, then cached), or `None` for a large one that the
+    /// caller streams.
+    pub async fn small_file(
+        &self,
+        entry: &Entry,
+        commit: CommitId,
+    ) -> Result<Option<Bytes>, StorageError> {
+        if entry.size > SMALL_FILE {
+            return Ok(None);
+        }
+        if let Some(b) = self
+            .small
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .get(&entry.object)
+        {
+            return Ok(Some(b.clone()));
+        }
+        let bytes = Bytes::from(self.store().await?.read_at(&entry.path, commit).await?);
+        let mut cache = self.small.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.bytes + bytes.len() > SMALL_CACHE_BYTES {
+            *cache = SmallCache::default();
+        }
+        cache.bytes += bytes.len();
+        cache.map.insert(entry.object, bytes.clone());
+        Ok(Some(bytes))
+    }
+
+    /// Seeds the zero-config welcome site on first use: when its store is still empty, make it
+    /// public (anon reader on `http/site/<name>`) and commit the built-in welcome page as
+    /// `system`. Both happen only while the store is empty, so an operator who later makes the
+    /// site private or deploys their own content is never overridden.
+    pub async fn seed_welcome(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if self.seeded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let store = self.store().await.map_err(|e| e.to_string())?;
+        if store.head().await.map_err(|e| e.to_string())?.is_some() {
+            self.seeded.store(true, Ordering::Release);
+            return Ok(());
+        }
+        if !self
+            .auth
+            .authorize(&Principal::Anon, &self.resource, Action::Read)
+        {
+            self.auth
+                .grant(
+                    &Principal::System,
+                    "anon",
+                    &self.resource.to_string(),
+                    "reader",
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let ops: Vec<Op> = welcome::FILES
+            .iter()
+            .map(|(path, bytes)| Op::PutBytes {
+                path: (*path).to_owned(),
+                bytes: bytes.to_vec(),
+            })
+            .collect();
+        let preconditions = welcome::FILES
+            .iter()
+            .map(|(path, _)| Precondition {
+                path: (*path).to_owned(),
+                expected: Expected::Absent,
+            })
+            .collect();
+        match store
+            .commit(
+                ops,
+                preconditions,
+                CommitMeta::new("system", "site: seed the welcome page"),
+            )
+            .await
+        {
+            // Another request seeded it first: fine.
+            Ok(_) | Err(StorageError::Conflict { .. }) => {
+                self.seeded.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
