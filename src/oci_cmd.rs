@@ -89,7 +89,7 @@ fn run_with(args: OciArgs, data_dir: &Path, out: &mut dyn Write) -> anyhow::Resu
         .block_on(gc(&store, &opts))
         .with_context(|| format!("gc of registry {instance:?} (store {name:?})"))?;
     if dry_run {
-        writeln!(out, "dry run: would remove")?;
+        write!(out, "dry run: would remove ")?;
     }
     writeln!(out, "{report}")?;
     Ok(ExitCode::SUCCESS)

@@ -72,7 +72,7 @@ impl InstanceCommands for Commands {
                 .await
                 .map_err(|e| CommandError::Failed(e.to_string()))?;
             let prefix = if dry_run {
-                "dry run: would remove\n"
+                "dry run: would remove "
             } else {
                 ""
             };
