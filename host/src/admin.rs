@@ -649,7 +649,7 @@ mod tests {
         admin: false,
     };
 
-    async fn host(env: &TestEnv) -> (Host, Principal) {
+    async fn start_host(env: &TestEnv) -> (Host, Principal) {
         env.auth
             .bootstrap("admin", AdminPassword::Given("pw".into()))
             .await
@@ -684,7 +684,7 @@ mod tests {
     #[tokio::test]
     async fn create_update_delete_apply_live_and_survive_restart() {
         let env = TestEnv::new().await;
-        let (host, admin) = host(&env).await;
+        let (host, admin) = start_host(&env).await;
         assert_eq!(names(&host), ["default:localhost/v2"]);
         host.create_instance(&admin, spec("team", "team.localhost"))
             .await
@@ -718,13 +718,8 @@ mod tests {
 
         // A new host on the same data sees the same instances: the zero-config default stays
         // deleted and the runtime instance is back.
-        let again = Host::new(
-            Registry::from_factories([&K]).unwrap(),
-            env.stores.clone(),
-            env.auth.clone(),
-            Default::default(),
-        );
-        again.start(Config::default()).await.unwrap();
+        // Bootstrap is a no-op now, so this is a plain restart on the same data.
+        let (again, _) = start_host(&env).await;
         assert_eq!(names(&again), ["team:team.localhost,team2.localhost/v2"]);
         let system = env.stores.open(SYSTEM_STORE).await.unwrap();
         let log: Vec<String> = system
@@ -750,7 +745,7 @@ mod tests {
     #[tokio::test]
     async fn bad_changes_are_refused_and_change_nothing() {
         let env = TestEnv::new().await;
-        let (host, admin) = host(&env).await;
+        let (host, admin) = start_host(&env).await;
         let before = names(&host);
         let cases: Vec<(InstanceSpec, &str)> = vec![
             (spec("other", "localhost"), "is claimed by both"),
@@ -807,7 +802,7 @@ mod tests {
     #[tokio::test]
     async fn disabling_a_kind_stops_its_instances_and_persists() {
         let env = TestEnv::new().await;
-        let (host, admin) = host(&env).await;
+        let (host, admin) = start_host(&env).await;
         host.set_backend_enabled(&admin, "k-http", false)
             .await
             .unwrap();
@@ -825,13 +820,8 @@ mod tests {
             .await
             .unwrap();
         drop(host);
-        let again = Host::new(
-            Registry::from_factories([&K]).unwrap(),
-            env.stores.clone(),
-            env.auth.clone(),
-            Default::default(),
-        );
-        again.start(Config::default()).await.unwrap();
+        // Bootstrap is a no-op now, so this is a plain restart on the same data.
+        let (again, _) = start_host(&env).await;
         assert!(again.instances().is_empty());
     }
 }

@@ -107,8 +107,9 @@ pub(crate) fn publish(
     crate::meta::upsert_object(&mut inner.writer(), d, crate::meta::now_ms())
 }
 
-/// Moves one chunk at a time from the reader to both workers.
-async fn pump<R>(
+/// Moves one chunk at a time from the reader to both workers (also used by resumable
+/// upload sessions).
+pub(crate) async fn pump<R>(
     reader: &mut R,
     hash_tx: &mpsc::Sender<Arc<Vec<u8>>>,
     write_tx: &mpsc::Sender<Arc<Vec<u8>>>,

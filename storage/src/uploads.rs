@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use crate::digest::Digest;
@@ -448,7 +448,7 @@ where
         file.sync_data()?;
         Ok(written)
     });
-    let read_result = pump(&mut reader, &hash_tx, &write_tx).await;
+    let read_result = crate::stage::pump(&mut reader, &hash_tx, &write_tx).await;
     drop(hash_tx);
     drop(write_tx);
     let hashed = hasher
@@ -459,38 +459,6 @@ where
         .map_err(|e| StorageError::Worker(e.to_string()))??;
     read_result?;
     Ok((written, hashed))
-}
-
-/// Moves one chunk at a time from the reader to both workers.
-async fn pump<R>(
-    reader: &mut R,
-    hash_tx: &mpsc::Sender<Arc<Vec<u8>>>,
-    write_tx: &mpsc::Sender<Arc<Vec<u8>>>,
-) -> Result<()>
-where
-    R: AsyncRead + Unpin + Send,
-{
-    loop {
-        let mut buf = Vec::with_capacity(CHUNK);
-        let mut eof = false;
-        while buf.len() < CHUNK {
-            if reader.read_buf(&mut buf).await? == 0 {
-                eof = true;
-                break;
-            }
-        }
-        if !buf.is_empty() {
-            let chunk = Arc::new(buf);
-            let hashed = hash_tx.send(chunk.clone()).await;
-            let written = write_tx.send(chunk).await;
-            if hashed.is_err() || written.is_err() {
-                return Ok(());
-            }
-        }
-        if eof {
-            return Ok(());
-        }
-    }
 }
 
 fn object_ref(d: &Digests) -> ObjectRef {
