@@ -94,6 +94,13 @@ pub(crate) struct ServeArgs {
         value_name = "N"
     )]
     max_connections: Option<usize>,
+    /// Seconds a connection may stay open with no request in progress.
+    #[arg(
+        long = "frontend-http-idle-timeout-secs",
+        env = "EVERLOCK_FRONTEND_HTTP_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    idle_timeout_secs: Option<u64>,
     /// SSH (admin console) listen address, or `off`.
     #[arg(
         long = "frontend-ssh-listen",
@@ -230,6 +237,7 @@ pub(crate) fn overrides(
     o.header_read_timeout_secs = args.header_read_timeout_secs;
     o.shutdown_timeout_secs = args.shutdown_timeout_secs;
     o.max_connections = args.max_connections;
+    o.idle_timeout_secs = args.idle_timeout_secs;
     o.ssh_listen = args.ssh_listen;
     o.ssh_idle_timeout_secs = args.ssh_idle_timeout_secs;
     o.bcrypt_cost = args.bcrypt_cost;

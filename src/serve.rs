@@ -28,7 +28,7 @@ pub(crate) fn serve(
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let stores = StoreManager::new(&config.data_dir);
-        let auth = Auth::open(&stores, config.auth.options()).await?;
+        let (auth, system) = Auth::open_with_authority(&stores, config.auth.options()).await?;
         let password = match admin.password {
             Some(p) => AdminPassword::Given(p),
             None => AdminPassword::Generate,
@@ -42,7 +42,7 @@ pub(crate) fn serve(
                 admin.user, admin.user
             );
         }
-        let host = Host::new(registry, stores, auth, shutdown.clone());
+        let host = Host::new(registry, stores, auth, system, shutdown.clone());
         host.start(config.clone()).await?;
         let server = Server::bind(&config, host.clone()).await?;
         cancel_on_signal(shutdown.clone())?;

@@ -98,7 +98,7 @@ async fn basic_auth_statuses_throttling_and_restart() {
         )
         .await
         .unwrap();
-        let admin = Principal::User("admin".parse().unwrap());
+        let admin = Principal::test_user("admin");
         auth.add_user(&admin, "bob", "bob-pw").await.unwrap();
         auth.add_user(&admin, "carol", "carol-pw").await.unwrap();
         auth.grant(&admin, "carol", "http/hello/vault", "reader")

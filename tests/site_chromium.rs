@@ -70,9 +70,14 @@ async fn chromium_renders_a_markdown_page() {
         )
         .await
         .unwrap();
-        auth.grant(&Principal::System, "anon", "http/site/docs", "reader")
-            .await
-            .unwrap();
+        auth.grant(
+            &Principal::test_system(),
+            "anon",
+            "http/site/docs",
+            "reader",
+        )
+        .await
+        .unwrap();
     }
     let server = Server::start_env(
         dir.path(),

@@ -156,7 +156,9 @@ fn openssh_exec_piped_shell_password_and_key() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         text(&out.stdout),
-        "backend-team  members: bob  grants: -\n'bob' has no grants\n"
+        // The zero-config welcome site was provisioned public at install, so bob, like
+        // everyone, reads it through anon's grant.
+        "backend-team  members: bob  grants: -\nhttp/site/welcome reader (anon)\n"
     );
     let mut c = with_password(addr, "bob pw", None);
     c.args(["-T", "bob@127.0.0.1"]);
@@ -195,7 +197,10 @@ fn openssh_exec_piped_shell_password_and_key() {
         .args(["bob@127.0.0.1", "/users grants bob --json"]);
     let out = run(c, None);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(text(&out.stdout), "[]\n");
+    assert_eq!(
+        text(&out.stdout),
+        "[\n  {\n    \"path\": \"http/site/welcome\",\n    \"role\": \"reader\",\n    \"source\": \"anon\"\n  }\n]\n"
+    );
     // The same key does not open another account.
     let mut c = ssh(addr, None);
     c.arg("-i")

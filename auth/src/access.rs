@@ -47,6 +47,17 @@ impl AccessPath {
                 .all(|(p, r)| p == "*" || p == r)
     }
 
+    /// Whether this path, used as a grant pattern, covers `resource` or anything below it:
+    /// every segment the two share matches (`*` matches any one). A grant on
+    /// `http/oci/default/team` reaches `http/oci/default` (it covers a repository inside it),
+    /// and so does one on `http/oci` or `*/*/*` (it covers the whole instance).
+    pub fn reaches(&self, resource: &AccessPath) -> bool {
+        self.segments
+            .iter()
+            .zip(&resource.segments)
+            .all(|(p, r)| p == "*" || p == r)
+    }
+
     /// Builds a resource path from segments (e.g. `["http", "oci", "default", "team/app"]`
     /// split further on `/`), validating each.
     pub fn from_segments<I, S>(segments: I) -> Result<AccessPath, AuthError>
@@ -245,6 +256,32 @@ mod tests {
         assert!(p("*/oci/default").covers(&p("http/oci/default/x")));
         assert!(p("*/*/*").covers(&p("ssh/admin/console")));
         assert!(!p("*/site/*").covers(&p("http/oci/default")));
+    }
+
+    #[test]
+    fn reach_covers_above_and_below() {
+        let instance = p("http/oci/default");
+        for pattern in [
+            "http/oci/default",
+            "http/oci/default/team",
+            "http/oci/default/team/app",
+            "http/oci/*/team",
+            "*/*/*",
+            "*/oci/default/x",
+        ] {
+            assert!(p(pattern).reaches(&instance), "{pattern}");
+        }
+        for pattern in [
+            "http/oci/other",
+            "http/oci/other/team",
+            "http/site/default",
+            "ssh/admin/console",
+            "http/oci/defaults/x",
+        ] {
+            assert!(!p(pattern).reaches(&instance), "{pattern}");
+        }
+        // Everything a pattern covers, it also reaches.
+        assert!(p("http/oci/default").reaches(&p("http/oci/default/team/app")));
     }
 
     #[test]

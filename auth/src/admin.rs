@@ -65,9 +65,10 @@ pub enum AdminPassword {
 
 impl Auth {
     fn require_reader(&self, actor: &Principal) -> Result<(), AuthError> {
-        match actor {
-            Principal::User(_) | Principal::System => Ok(()),
-            Principal::Anon => Err(forbidden(actor, Action::Read, "the user directory")),
+        if actor.is_anon() {
+            Err(forbidden(actor, Action::Read, "the user directory"))
+        } else {
+            Ok(())
         }
     }
 
@@ -104,7 +105,7 @@ impl Auth {
         };
         let hash = self.hash_password(&password).await?;
         let message = format!("bootstrap: '{login}' is the system administrator");
-        self.change(&Principal::System, message, |dir| {
+        self.change(&Principal::system(), message, |dir| {
             let user = dir
                 .users
                 .entry(login.clone())
@@ -212,7 +213,7 @@ impl Auth {
                     .groups_of(&u.login)
                     .map(|g| g.name.to_string())
                     .collect(),
-                admin: !u.login.is_anon() && dir.is_system_admin(&Principal::User(u.login.clone())),
+                admin: !u.login.is_anon() && dir.is_system_admin(&Principal::user(u.login.clone())),
             })
             .collect())
     }

@@ -109,4 +109,106 @@ mod tests {
             );
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Edits applied to a valid header: overwrite, insert or remove one byte.
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Set(usize, u8),
+            Insert(usize, u8),
+            Remove(usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+                any::<usize>().prop_map(Edit::Remove),
+            ]
+        }
+
+        fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+            for e in edits {
+                let len = bytes.len();
+                match *e {
+                    Edit::Set(i, b) if len > 0 => bytes[i % len] = b,
+                    Edit::Insert(i, b) => bytes.insert(i % (len + 1), b),
+                    Edit::Remove(i) if len > 0 => {
+                        bytes.remove(i % len);
+                    }
+                    _ => {}
+                }
+            }
+            bytes
+        }
+
+        /// Whatever came back is well formed: a value that honours the parser's contract
+        /// (a Basic login is never empty and never holds the `:` separator) or a typed error.
+        fn check(header: &[u8]) {
+            match parse_authorization(Some(header)) {
+                Ok(Credentials::Basic { login, .. }) => {
+                    assert!(!login.is_empty() && !login.contains(':'), "{login:?}");
+                }
+                Ok(Credentials::Anonymous | Credentials::Unsupported) => {}
+                Err(Malformed(reason)) => assert!(!reason.is_empty()),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn random_bytes_never_panic(header in proptest::collection::vec(any::<u8>(), 0..200)) {
+                check(&header);
+            }
+
+            #[test]
+            fn random_text_after_the_scheme_never_panics(
+                scheme in "[Bb][Aa][Ss][Ii][Cc]|Bearer|",
+                gap in " {0,3}",
+                rest in "\\PC{0,80}",
+            ) {
+                check(format!("{scheme}{gap}{rest}").as_bytes());
+            }
+
+            #[test]
+            fn valid_credentials_round_trip(
+                login in "[^:]{1,40}",
+                password in "\\PC{0,80}",
+                scheme in "[Bb][Aa][Ss][Ii][Cc]",
+                gap in " {1,3}",
+            ) {
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{login}:{password}"));
+                let header = format!(" {scheme}{gap}{encoded} ");
+                prop_assert_eq!(
+                    parse_authorization(Some(header.as_bytes())),
+                    Ok(Credentials::Basic { login, password })
+                );
+            }
+
+            #[test]
+            fn mutated_valid_headers_never_panic(
+                login in "[a-z0-9-]{1,12}",
+                password in "\\PC{0,24}",
+                edits in proptest::collection::vec(edit(), 1..6),
+            ) {
+                let valid = b64(&format!("{login}:{password}")).into_bytes();
+                check(&apply(valid, &edits));
+            }
+
+            #[test]
+            fn other_schemes_are_unsupported(
+                scheme in "[A-Za-z][A-Za-z0-9-]{0,10}",
+                rest in "\\PC{0,40}",
+            ) {
+                prop_assume!(!scheme.eq_ignore_ascii_case("basic"));
+                prop_assert_eq!(
+                    parse_authorization(Some(format!("{scheme} {rest}").as_bytes())),
+                    Ok(Credentials::Unsupported)
+                );
+            }
+        }
+    }
 }

@@ -68,6 +68,15 @@ pub enum AuthError {
         /// On what.
         what: String,
     },
+    /// `anon` would still read a path that was asked to become private, through a wider
+    /// grant that only the operator may narrow.
+    #[error("{path} stays readable by anon through its grant on {via}; revoke that first")]
+    StillPublic {
+        /// The path asked to become private.
+        path: String,
+        /// The wider grant pattern.
+        via: String,
+    },
     /// The change would leave no system administrator.
     #[error("refusing to remove the last system administrator")]
     LastAdmin,

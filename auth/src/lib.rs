@@ -13,6 +13,7 @@
 //! - `cache`, `throttle`: the verified-credential cache and failed-login throttling.
 //! - `service`: the shared `Auth` handle and persistence.
 //! - `admin`: the administration API used by the console and the bootstrap.
+//! - `scoped`: grants within one instance's root (delete, make private).
 
 #![cfg_attr(
     test,
@@ -33,6 +34,7 @@ mod model;
 mod names;
 mod password;
 mod principal;
+mod scoped;
 mod service;
 mod sshkey;
 mod throttle;
@@ -44,7 +46,7 @@ pub use error::AuthError;
 pub use model::{Directory, Group, User};
 pub use names::{ANON, GroupName, Login, SYSTEM};
 pub use password::MAX_PASSWORD_BYTES;
-pub use principal::Principal;
+pub use principal::{Principal, SystemAuthority};
 pub use service::{Auth, AuthOptions, LoginError, USERS_STORE};
 pub use sshkey::SshPublicKey;
 pub use throttle::ThrottlePolicy;

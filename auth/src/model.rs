@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{AccessPath, Action, Grant, Role};
 use crate::names::{GroupName, Login};
-use crate::principal::Principal;
+use crate::principal::{Principal, Who};
 use crate::sshkey::SshPublicKey;
 
 /// One user as persisted (`users/<login>.toml` in the users store).
@@ -74,10 +74,10 @@ impl Directory {
     /// grants, and implicit ownership of any resource whose namespace is their login.
     /// Removed users hold nothing.
     pub fn role(&self, principal: &Principal, resource: &AccessPath) -> Option<Role> {
-        let login = match principal {
-            Principal::System => return Some(Role::Owner),
-            Principal::Anon => None,
-            Principal::User(login) => {
+        let login = match &principal.0 {
+            Who::System => return Some(Role::Owner),
+            Who::Anon => None,
+            Who::User(login) => {
                 if !self.users.contains_key(login) {
                     return None;
                 }
@@ -115,6 +115,43 @@ impl Directory {
             .is_some_and(|role| role.allows(action))
     }
 
+    /// Whether `principal` may do `action` on `resource` or on at least one thing below it:
+    /// a grant at, above or below `resource` (or implicit ownership of its namespace) that
+    /// permits `action`. A registry asks this to decide whether anything at all is readable
+    /// anonymously before knowing which repository a client wants.
+    pub fn authorize_within(
+        &self,
+        principal: &Principal,
+        resource: &AccessPath,
+        action: Action,
+    ) -> bool {
+        if self.authorize(principal, resource, action) {
+            return true;
+        }
+        // `System` and implicit ownership were decided by `authorize` above; what is left are
+        // the grants of anon (which apply to everyone current) and of a user and their groups.
+        let login = match &principal.0 {
+            Who::Anon => None,
+            Who::User(login) if self.users.contains_key(login) => Some(login),
+            // Removed users hold nothing, as in `role`.
+            _ => return false,
+        };
+        let reaching = |grants: &BTreeSet<Grant>| {
+            grants
+                .iter()
+                .any(|g| g.path.reaches(resource) && g.role.allows(action))
+        };
+        let anon = self.users.get(&Login::anon());
+        if anon.is_some_and(|u| reaching(&u.grants)) {
+            return true;
+        }
+        let Some(login) = login.filter(|l| !l.is_anon()) else {
+            return false;
+        };
+        self.users.get(login).is_some_and(|u| reaching(&u.grants))
+            || self.groups_of(login).any(|g| reaching(&g.grants))
+    }
+
     /// Whether `principal` is a system administrator (owner on `*/*/*`).
     pub fn is_system_admin(&self, principal: &Principal) -> bool {
         self.role(principal, &AccessPath::everything()) == Some(Role::Owner)
@@ -125,7 +162,7 @@ impl Directory {
         self.users
             .keys()
             .filter(|l| !l.is_anon())
-            .any(|l| self.is_system_admin(&Principal::User(l.clone())))
+            .any(|l| self.is_system_admin(&Principal::user(l.clone())))
     }
 
     /// The groups `login` belongs to.
@@ -147,7 +184,7 @@ mod tests {
         s.parse().unwrap()
     }
     fn user(s: &str) -> Principal {
-        Principal::User(login(s))
+        Principal::user(login(s))
     }
     fn grant(path: &str, role: Role) -> Grant {
         Grant {
@@ -213,8 +250,8 @@ mod tests {
     fn authorization_matrix() {
         use Action::{Delete as D, Read as R, Write as W};
         let d = directory();
-        let anon = Principal::Anon;
-        let sys = Principal::System;
+        let anon = Principal::anon();
+        let sys = Principal::system();
         #[rustfmt::skip]
         let cases: &[(&Principal, &str, Action, bool)] = &[
             // anon: only what anon is granted, read only.
@@ -292,11 +329,50 @@ mod tests {
     }
 
     #[test]
+    fn authorize_within_sees_grants_at_above_and_below() {
+        use Action::{Read as R, Write as W};
+        let d = directory();
+        let anon = Principal::anon();
+        #[rustfmt::skip]
+        let cases: &[(&Principal, &str, Action, bool)] = &[
+            // anon holds reader on one repository below the registry: it reaches the registry,
+            // for reading only, and nothing in another registry.
+            (&anon, "http/oci/default", R, true),
+            (&anon, "http/oci/default", W, false),
+            (&anon, "http/oci/other", R, false),
+            (&anon, "http/oci/default/team-a", R, false),
+            (&anon, "http/site/public", R, true),
+            (&anon, "http/site/private", R, false),
+            // A grant above the path reaches it, as `authorize` would say.
+            (&user("alice"), "http/oci/default", W, true),
+            (&user("dave"), "http/oci/elsewhere", W, true),
+            (&user("root"), "ssh/admin/console", W, true),
+            // A grant below (bob owns one repository) and a group's grant below (carol).
+            (&user("bob"), "http/oci/default", W, true),
+            (&user("carol"), "http/oci/default", W, true),
+            (&user("carol"), "http/oci/other", W, false),
+            // Implicit ownership and everyone's share of anon's grants.
+            (&user("carol"), "http/oci/carol", W, true),
+            (&user("carol"), "http/site/public", R, true),
+            // Removed users hold nothing, not even anon's grants.
+            (&user("mallory"), "http/oci/default", R, false),
+            (&user("mallory"), "http/site/public", R, false),
+        ];
+        for (principal, path, action, want) in cases {
+            assert_eq!(
+                d.authorize_within(principal, &p(path), *action),
+                *want,
+                "{principal} {action} within {path}"
+            );
+        }
+    }
+
+    #[test]
     fn system_admin_and_revocation() {
         let mut d = directory();
         assert!(d.is_system_admin(&user("root")));
         assert!(!d.is_system_admin(&user("erin")));
-        assert!(!d.is_system_admin(&Principal::Anon));
+        assert!(!d.is_system_admin(&Principal::anon()));
         assert!(d.has_admin());
         // Revoking a grant takes effect in the next decision.
         d.users.get_mut(&login("alice")).unwrap().grants.clear();

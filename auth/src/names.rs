@@ -126,4 +126,50 @@ mod tests {
         }
         assert!("anon".parse::<Login>().unwrap().is_anon());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The rule, stated independently of `check`.
+        fn valid(s: &str) -> bool {
+            let b = s.as_bytes();
+            (1..=32).contains(&b.len())
+                && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_login_or_a_typed_error(s in "\\PC{0,40}|[a-z0-9-]{0,40}|system") {
+                match s.parse::<Login>() {
+                    Ok(login) => {
+                        prop_assert!(valid(&s) && s != SYSTEM, "{s:?}");
+                        prop_assert_eq!(login.as_str(), s.as_str());
+                        prop_assert_eq!(login.to_string().parse::<Login>().ok(), Some(login));
+                    }
+                    Err(AuthError::Reserved(name)) => prop_assert_eq!(name.as_str(), SYSTEM),
+                    Err(AuthError::InvalidName { what, value }) => {
+                        prop_assert!(!valid(&s));
+                        prop_assert_eq!(what, "login");
+                        prop_assert_eq!(value, s);
+                    }
+                    Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+                }
+            }
+
+            #[test]
+            fn group_names_follow_the_same_rule(s in "\\PC{0,40}|[a-z0-9-]{0,40}") {
+                prop_assert_eq!(s.parse::<GroupName>().is_ok(), valid(&s));
+            }
+
+            #[test]
+            fn names_from_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+                let s = String::from_utf8_lossy(&bytes);
+                let _ = s.parse::<Login>();
+                let _ = s.parse::<GroupName>();
+            }
+        }
+    }
 }

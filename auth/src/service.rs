@@ -21,7 +21,7 @@ use crate::error::AuthError;
 use crate::model::{Directory, Group, User};
 use crate::names::Login;
 use crate::password;
-use crate::principal::Principal;
+use crate::principal::{Principal, SystemAuthority};
 use crate::sshkey::SshPublicKey;
 use crate::throttle::{Throttle, ThrottlePolicy};
 
@@ -61,7 +61,8 @@ pub enum LoginError {
     /// Unknown login, wrong password or unsupported scheme (HTTP 401).
     #[error("invalid credentials")]
     BadCredentials,
-    /// Too many failures from this address for this login (HTTP 429 + Retry-After).
+    /// Too many failures from this address, for this login or across logins (HTTP 429 +
+    /// Retry-After).
     #[error("too many failed logins; retry after {} s", .retry_after.as_secs())]
     Throttled {
         /// When to try again.
@@ -115,6 +116,16 @@ impl Auth {
         })
     }
 
+    /// Like [`Auth::open`], and also mints the process's [`SystemAuthority`]: the right to
+    /// act as the server itself. Only the binary's composition root calls this (a test of the
+    /// binary crate checks the sources), and it hands the authority to the host alone.
+    pub async fn open_with_authority(
+        manager: &StoreManager,
+        options: AuthOptions,
+    ) -> Result<(Auth, SystemAuthority), AuthError> {
+        Ok((Auth::open(manager, options).await?, SystemAuthority::mint()))
+    }
+
     /// The current directory snapshot.
     pub fn directory(&self) -> Arc<Directory> {
         Arc::clone(
@@ -148,7 +159,7 @@ impl Auth {
         remote: IpAddr,
     ) -> Result<Principal, LoginError> {
         match parse_authorization(header).map_err(|e| LoginError::Malformed(e.to_string()))? {
-            Credentials::Anonymous => Ok(Principal::Anon),
+            Credentials::Anonymous => Ok(Principal::anon()),
             Credentials::Unsupported => Err(LoginError::BadCredentials),
             Credentials::Basic { login, password } => {
                 self.verify_password(&login, &password, remote).await
@@ -181,8 +192,15 @@ impl Auth {
             .filter(|(l, _)| self.inner.cache.hit(l, password))
         {
             self.inner.throttle.success(login.as_str(), remote);
-            return Ok(Principal::User(login.clone()));
+            return Ok(Principal::user(login.clone()));
         }
+        // Every bcrypt run is charged to the address's budget before it starts, so spraying
+        // many logins from one address (or racing many attempts at once) is cut off
+        // without bcrypt once the budget is spent.
+        self.inner
+            .throttle
+            .charge(remote)
+            .map_err(|retry_after| LoginError::Throttled { retry_after })?;
         // Unknown logins are checked against a dummy hash: the same work, always false.
         let hash = match &known {
             Some((_, h)) => h.clone(),
@@ -202,7 +220,8 @@ impl Auth {
             Some((login, _)) if ok && current(&login) => {
                 self.inner.cache.insert(&login, password);
                 self.inner.throttle.success(login.as_str(), remote);
-                Ok(Principal::User(login))
+                self.inner.throttle.refund(remote);
+                Ok(Principal::user(login))
             }
             _ => {
                 if let Some(retry_after) = self.inner.throttle.failure(login, remote) {
@@ -216,7 +235,19 @@ impl Auth {
     /// Runs bcrypt for (login, password), sharing one run among identical concurrent
     /// attempts.
     async fn bcrypt_once(&self, login: &str, password: &str, hash: String) -> bool {
-        let key = (login.to_owned(), self.inner.cache.digest(password));
+        let candidate = password.to_owned();
+        let run = || async {
+            self.inner.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        // Without a cache key (no randomness) identical attempts are not shared: naming
+        // them would need an unkeyed digest of the password.
+        let Some(digest) = self.inner.cache.digest(password) else {
+            return run().await;
+        };
+        let key = (login.to_owned(), digest);
         let cell = {
             let mut in_flight = self
                 .inner
@@ -225,15 +256,7 @@ impl Auth {
                 .unwrap_or_else(|p| p.into_inner());
             Arc::clone(in_flight.entry(key.clone()).or_default())
         };
-        let candidate = password.to_owned();
-        let ok = *cell
-            .get_or_init(|| async {
-                self.inner.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
-                tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
-                    .await
-                    .unwrap_or(false)
-            })
-            .await;
+        let ok = *cell.get_or_init(run).await;
         let mut in_flight = self
             .inner
             .in_flight
@@ -272,7 +295,7 @@ impl Auth {
         user.keys
             .iter()
             .any(|k| k.same_key(key))
-            .then(|| Principal::User(login.clone()))
+            .then(|| Principal::user(login.clone()))
     }
 
     /// Whether password/key checks would currently be refused for (login, remote).
@@ -280,9 +303,12 @@ impl Auth {
         self.inner.throttle.check(login, remote).err()
     }
 
-    /// Records a failed non-password login (e.g. an unknown SSH key) in the throttle.
+    /// Records a failed non-password login (e.g. an unknown SSH key) in the throttle: for
+    /// the pair and against the address's budget.
     pub fn record_failure(&self, login: &str, remote: IpAddr) {
         self.inner.throttle.failure(login, remote);
+        // A spent budget only means the address is already refused.
+        let _ = self.inner.throttle.charge(remote);
     }
 
     /// Applies `change` to a copy of the directory, commits the records it changed as
@@ -427,6 +453,10 @@ fn diff(old: &Directory, new: &Directory) -> Result<Vec<Op>, AuthError> {
     Ok(ops)
 }
 
+/// Login spraying and the shared per-address budget, end to end through `Auth`.
+#[cfg(test)]
+mod spray_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +489,7 @@ mod tests {
         auth.bootstrap("admin", AdminPassword::Given("admin-pw".into()))
             .await
             .unwrap();
-        let admin = Principal::User("admin".parse().unwrap());
+        let admin = Principal::test_user("admin");
         (dir, auth, admin)
     }
 
@@ -474,7 +504,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(generated.len(), 24);
-        assert!(auth.is_system_admin(&Principal::User("root".parse().unwrap())));
+        assert!(auth.is_system_admin(&Principal::test_user("root")));
         // A second bootstrap sees the administrator and does nothing.
         assert_eq!(
             auth.bootstrap("root", AdminPassword::Generate)
@@ -554,10 +584,10 @@ mod tests {
     #[tokio::test]
     async fn anonymous_malformed_and_unknown() {
         let (_dir, auth, _admin) = setup().await;
-        assert_eq!(auth.authenticate_http(None, A).await, Ok(Principal::Anon));
+        assert_eq!(auth.authenticate_http(None, A).await, Ok(Principal::anon()));
         assert_eq!(
             auth.authenticate_http(Some(b"Basic Og=="), A).await,
-            Ok(Principal::Anon)
+            Ok(Principal::anon())
         );
         assert!(matches!(
             auth.authenticate_http(Some(b"Basic %%%"), A).await,
@@ -610,7 +640,7 @@ mod tests {
             auth.bootstrap("admin", AdminPassword::Given("pw-admin".into()))
                 .await
                 .unwrap();
-            let admin = Principal::User("admin".parse().unwrap());
+            let admin = Principal::test_user("admin");
             auth.add_user(&admin, "alice", "pw-alice").await.unwrap();
             auth.grant(&admin, "alice", "http/oci/default", "writer")
                 .await
@@ -633,11 +663,11 @@ mod tests {
         }
         let manager = StoreManager::new(dir.path());
         let auth = Auth::open(&manager, options()).await.unwrap();
-        let alice = Principal::User("alice".parse().unwrap());
+        let alice = Principal::test_user("alice");
         let p = |s: &str| s.parse::<AccessPath>().unwrap();
         assert!(auth.authorize(&alice, &p("http/oci/default/x"), Action::Write));
         assert!(auth.authorize(&alice, &p("http/site/team"), Action::Delete));
-        assert!(auth.authorize(&Principal::Anon, &p("http/site/docs"), Action::Read));
+        assert!(auth.authorize(&Principal::anon(), &p("http/site/docs"), Action::Read));
         assert_eq!(
             auth.verify_password("alice", "pw-alice", A).await.unwrap(),
             alice
@@ -683,12 +713,12 @@ mod tests {
     async fn tiers_and_guards() {
         let (_dir, auth, admin) = setup().await;
         auth.add_user(&admin, "alice", "pw").await.unwrap();
-        let alice = Principal::User("alice".parse().unwrap());
+        let alice = Principal::test_user("alice");
         // Any authenticated user may read; only admins change; anon may do neither.
         assert!(auth.list_users(&alice).is_ok());
         assert!(auth.grants(&alice, "admin").is_ok());
         assert!(matches!(
-            auth.list_users(&Principal::Anon),
+            auth.list_users(&Principal::anon()),
             Err(AuthError::Forbidden { .. })
         ));
         assert!(matches!(
@@ -700,7 +730,7 @@ mod tests {
             Err(AuthError::Forbidden { .. })
         ));
         assert!(matches!(
-            auth.add_user(&Principal::Anon, "eve", "pw").await,
+            auth.add_user(&Principal::anon(), "eve", "pw").await,
             Err(AuthError::Forbidden { .. })
         ));
         // anon cannot be removed, log in or get credentials; the last admin cannot go.

@@ -98,6 +98,48 @@ mod tests {
         assert_eq!(k.fingerprint(), without_comment.fingerprint());
     }
 
+    /// One key of each other supported type, made with `ssh-keygen -t ecdsa -b 256|384|521`
+    /// and `ssh-keygen -t rsa -b 2048`, with the fingerprints `ssh-keygen -l` printed.
+    const OTHER_KEYS: [(&str, &str); 4] = [
+        (
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBB0Lz2bxoie71wxqiGcJS6Q3OFlJilZh8nhV5p+tHCSbdg0z0henyPz4Z3pWRkwvAJ+8IX/hD3zlx8oXzT8pxno= k@p256",
+            "SHA256:2qtKkWE8AFoyvgWoNq2tG6Jg0OYA3O/HFCqjvswOBEY",
+        ),
+        (
+            "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBKGNW7f9ykirM1tNKNEvwlAf2Epme/oXzfLVfU0sOgfLs4lWfIaxHT0LMr+AdomefKRamH17gUbIdJTTCDP7jqNMVWyo7XrYo/wIwSKY5tK/tlX2wX4LCMPxiDkeck5t0Q== k@p384",
+            "SHA256:YewH9o6f/WBdnBwa9shtsU8HNtCGv+e2VCjB3oRUFJU",
+        ),
+        (
+            "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBADrr/YX3ySpA4/t+fvkJbTfV27VzKRno7+TYSeYZoDYhNgvk/sB1N80dSjnsM4dY7iMsI4fYF034DsY35ogci/16wBKzGGUpXc022CuH0RSpmtsihoqHH++pyx9V/fKqkmowQ0l/wfHsFWe5nGftdvOsSL/1OAGdM5Yvt0fbi3q5sCqvg== k@p521",
+            "SHA256:A5v2qgHkbfoxSuzOOse4OgVplD3i0r18sd76wbgDuZI",
+        ),
+        (
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCFbAUCz/N59vix/QIg6ehiI2HiEX4XSd47/qnjjSbQluZ4ZeleEkwf5/MSQ2CFzWDUw08Oek7tVrOa8vijNoGi90W4IJ/LCj9jkI4liCbZQvU41DEqqn2IRc75eHvNJGPZB47QTHeR0SVMzX22KWUL/77R7S51PT/E6S5o0G8S7TK4TpZLJ5wMYhAP9ps9Y9ugK5ApJV4aVx1tUOdg1IghSFPQzq9pqI0UeMjbDnFAOVR5HRhjOKI1szvqnN95ZUA5dumScBXwW9poYAzq//e3FoRcW1OTFQyUFlULkILpMEFRlLDCYCZs4b8lBjkgDMLzDRcSHUV/KmmoXxe/+S/r k@rsa",
+            "SHA256:Ch38GftHQAOdR5vtyRFA5W9FZtEP4UtsOdgl3h3opKA",
+        ),
+    ];
+
+    #[test]
+    fn parses_ecdsa_and_rsa_keys() {
+        for (line, fingerprint) in OTHER_KEYS {
+            let k: SshPublicKey = line.parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(k.fingerprint(), fingerprint);
+            let algorithm = line.split(' ').next().unwrap();
+            assert!(k.openssh().starts_with(algorithm), "{}", k.openssh());
+            // Stored and reloaded (TOML) the key stays the same key.
+            let again: SshPublicKey = k.openssh().parse().unwrap();
+            assert!(k.same_key(&again));
+        }
+        let (p256, _) = OTHER_KEYS[0];
+        let (p384, _) = OTHER_KEYS[1];
+        assert!(
+            !p256
+                .parse::<SshPublicKey>()
+                .unwrap()
+                .same_key(&p384.parse().unwrap())
+        );
+    }
+
     #[test]
     fn rejects_garbage() {
         for bad in [

@@ -304,6 +304,12 @@ impl Host {
             .get(&spec.kind)
             .ok_or_else(|| AdminError::UnknownKind(spec.kind.clone()))?;
         let name: InstanceName = spec.name.parse().map_err(invalid)?;
+        // Without `store=`, a name that existed before gets a fresh store: the old one keeps
+        // its history but is reattached only when the operator names it explicitly.
+        let store = match spec.store.as_deref() {
+            Some(s) => s.parse().map_err(invalid)?,
+            None => self.fresh_store(factory.kind, &name)?,
+        };
         let record = InstanceRecord {
             deleted: false,
             vhosts: parse_vhosts(&spec.vhosts)?,
@@ -313,12 +319,7 @@ impl Host {
                 .unwrap_or("/")
                 .parse()
                 .map_err(invalid)?,
-            store: spec
-                .store
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(invalid)?,
+            store: Some(store),
             settings: spec.settings,
         };
         let mut state = self.admin_state().lock().await;
@@ -468,7 +469,29 @@ impl Host {
             &record,
             "delete",
         )
-        .await
+        .await?;
+        // Grants on the deleted instance's path would silently apply to a later instance of
+        // the same name; they go with the instance.
+        if let Some(root) = factory.access_root {
+            self.auth()
+                .revoke_all_within(actor, &format!("{root}/{name}"))
+                .await
+                .map_err(|e| AdminError::Invalid(format!("instance deleted, but {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// `<kind>-<name>`, or `<kind>-<name>-<n>` with the smallest `n` whose store does not
+    /// exist yet, so a re-created instance never reattaches an old store by accident.
+    fn fresh_store(&self, kind: &str, name: &InstanceName) -> Result<StoreName, AdminError> {
+        let existing = self.stores().list()?;
+        let base = format!("{kind}-{name}");
+        std::iter::once(base.clone())
+            .chain((2..1000).map(|n| format!("{base}-{n}")))
+            .find(|candidate| !existing.iter().any(|e| e == candidate))
+            .ok_or_else(|| AdminError::Invalid(format!("no free store name for {kind}/{name}")))?
+            .parse()
+            .map_err(invalid)
     }
 
     /// Enables or disables a whole backend kind live: its instances start or stop serving.
@@ -491,6 +514,9 @@ impl Host {
             .or_default()
             .enabled = Some(enabled);
         config.validate(self.registry(), None).map_err(conflict)?;
+        if enabled && let Some(system) = &state.system {
+            self.provision_defaults(&config, system).await?;
+        }
         let wanted: Vec<_> = config
             .instances(self.registry())
             .into_iter()
@@ -636,6 +662,8 @@ mod tests {
             vhosts: &["localhost"],
             prefix: "/v2",
             store: "k-default",
+            public: false,
+            seed: &[],
         }]
     }
     static K: BackendFactory = BackendFactory {
@@ -647,6 +675,7 @@ mod tests {
         default_instances: defaults,
         example_settings: "",
         admin: false,
+        access_root: None,
     };
 
     async fn start_host(env: &TestEnv) -> (Host, Principal) {
@@ -658,10 +687,11 @@ mod tests {
             Registry::from_factories([&K]).unwrap(),
             env.stores.clone(),
             env.auth.clone(),
+            everlock_auth::SystemAuthority::for_tests(),
             Default::default(),
         );
         host.start(Config::default()).await.unwrap();
-        (host, Principal::User("admin".parse().unwrap()))
+        (host, Principal::test_user("admin"))
     }
 
     fn names(host: &Host) -> Vec<String> {
@@ -777,7 +807,7 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{err} should contain {want}");
         }
-        let alice = Principal::User("alice".parse().unwrap());
+        let alice = Principal::test_user("alice");
         assert!(matches!(
             host.create_instance(&alice, spec("x", "x.localhost")).await,
             Err(AdminError::Denied(_))

@@ -60,9 +60,19 @@ pub struct BackendFactory {
     /// Whether instances receive the host administration handle (`BackendContext::admin`).
     /// Only the admin console needs it; every other backend sees nothing but its own store.
     pub admin: bool,
+    /// The access-path root under which each instance's grants live (`http/site` means
+    /// `http/site/<instance>` and below). The host removes every grant there when an instance
+    /// is deleted, so re-creating the name never inherits old access; `None` for kinds that
+    /// authorize nothing per instance.
+    pub access_root: Option<&'static str>,
 }
 
 /// One zero-config instance proposed by a backend kind.
+///
+/// The host provisions it exactly once, when it first installs it on an empty store (access
+/// and seed content as declared here), and records that in the system store; it never runs on
+/// the request path and never again, so an operator's later choices (a private site, other
+/// content) are never overridden.
 #[derive(Debug, Clone)]
 pub struct DefaultInstance {
     /// Instance name, unique within the kind.
@@ -73,6 +83,11 @@ pub struct DefaultInstance {
     pub prefix: &'static str,
     /// Name of the instance's own store.
     pub store: &'static str,
+    /// Whether provisioning makes the instance public (anon reader on its access path; needs
+    /// the factory's `access_root`).
+    pub public: bool,
+    /// `(path, content)` committed into the instance's store when it is provisioned.
+    pub seed: &'static [(&'static str, &'static [u8])],
 }
 
 /// What the host hands to a factory's `build`: everything an instance may know about its

@@ -13,6 +13,7 @@
 //! - `instance`, `routes`: live instances and the vhost/prefix routing table.
 //! - `runtime`: the running [`Host`] and the live operations on its table.
 //! - `admin`: live, persisted administration of instances and backend kinds.
+//! - `provision`: the one-time set-up of zero-config default instances.
 //! - `store`: the lazily opened store handle each instance receives.
 //! - `http_auth`: HTTP Basic authentication of requests for HTTP backends.
 //! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
@@ -34,6 +35,7 @@ pub mod config;
 pub mod frontend;
 pub mod http_auth;
 pub mod instance;
+mod provision;
 pub mod registry;
 pub mod routes;
 pub mod runtime;

@@ -89,6 +89,7 @@ mod tests {
             default_instances: Vec::new,
             example_settings: "",
             admin: false,
+            access_root: None,
         }
     }
     static A: BackendFactory = factory("alpha-http");

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use everlock_auth::Auth;
+use everlock_auth::{Auth, Principal, SystemAuthority};
 use everlock_storage::StoreManager;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +45,8 @@ pub struct Host {
     stores: StoreManager,
     auth: Auth,
     shutdown: CancellationToken,
+    /// The right to act as the server itself (provisioning); never handed to a backend.
+    system: Arc<SystemAuthority>,
     /// The effective configuration and the system store, for live administration; the lock
     /// serialises administrative changes.
     admin: Arc<tokio::sync::Mutex<AdminState>>,
@@ -52,11 +54,13 @@ pub struct Host {
 
 impl Host {
     /// A host with an empty instance table; instances get their stores from `stores` and
-    /// share `auth`.
+    /// share `auth`. `system` is the server's own authority, used only for the host's own
+    /// work (provisioning zero-config instances) and never passed to a backend.
     pub fn new(
         registry: Registry,
         stores: StoreManager,
         auth: Auth,
+        system: SystemAuthority,
         shutdown: CancellationToken,
     ) -> Host {
         Host {
@@ -64,6 +68,7 @@ impl Host {
             table: Arc::new(InstanceTable::new()),
             stores,
             auth,
+            system: Arc::new(system),
             shutdown,
             admin: Arc::new(tokio::sync::Mutex::new(AdminState {
                 config: Config::default(),
@@ -80,6 +85,7 @@ impl Host {
         config
             .validate(&self.registry, None)
             .map_err(|e| AdminError::Conflict(e.to_string()))?;
+        self.provision_defaults(&config, &system).await?;
         self.start_instances(&config)?;
         let mut state = self.admin.lock().await;
         state.config = config;
@@ -89,6 +95,16 @@ impl Host {
 
     pub(crate) fn admin_state(&self) -> &tokio::sync::Mutex<AdminState> {
         &self.admin
+    }
+
+    /// Every store of this server, for the host's own bookkeeping; never handed to backends.
+    pub(crate) fn stores(&self) -> &StoreManager {
+        &self.stores
+    }
+
+    /// The server's own principal, for the host's own work only.
+    pub(crate) fn system_principal(&self) -> Principal {
+        self.system.principal()
     }
 
     /// The shared auth service.

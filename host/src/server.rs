@@ -77,12 +77,7 @@ impl Server {
         let ssh = match sc.listen.addr() {
             Some(addr) => {
                 let host_key = hostkey::load_or_create(&config.data_dir)?;
-                let settings = SshSettings {
-                    host_key,
-                    idle_timeout: (sc.idle_timeout_secs > 0)
-                        .then(|| Duration::from_secs(sc.idle_timeout_secs)),
-                    auth_rejection_time: Duration::from_secs(1),
-                };
+                let settings = SshSettings::from_config(host_key, sc);
                 Some((bind(addr).await?, settings))
             }
             None => None,
@@ -94,6 +89,7 @@ impl Server {
             ssh,
             settings: HttpSettings {
                 header_read_timeout: Duration::from_secs(fc.header_read_timeout_secs.max(1)),
+                idle_timeout: Duration::from_secs(fc.idle_timeout_secs.max(1)),
                 shutdown_timeout: Duration::from_secs(fc.shutdown_timeout_secs),
                 max_connections: fc.max_connections,
             },
@@ -208,6 +204,7 @@ mod tests {
         default_instances: Vec::new,
         example_settings: "",
         admin: false,
+        access_root: None,
     };
 
     fn spec(name: &str, vhost: &str) -> ResolvedInstance {
@@ -256,6 +253,7 @@ mod tests {
             Registry::from_factories([&ECHO]).unwrap(),
             env.stores.clone(),
             env.auth.clone(),
+            everlock_auth::SystemAuthority::for_tests(),
             shutdown.clone(),
         );
         let server = Server::bind(&config, host.clone()).await.unwrap();

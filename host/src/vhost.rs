@@ -155,4 +155,129 @@ mod tests {
         let name = ["a"; 130].join(".");
         assert!(normalize_host(&name).is_err());
     }
+
+    mod properties {
+        #![allow(
+            clippy::indexing_slicing,
+            reason = "test code: a panic is a test failure"
+        )]
+
+        use super::*;
+        use crate::config::Vhost;
+        use proptest::prelude::*;
+
+        /// What every accepted host must look like, and that normalising it again changes
+        /// nothing; every rejection names the (trimmed) input.
+        fn check(raw: &str) -> Result<(), TestCaseError> {
+            match normalize_host(raw) {
+                Ok(host) => {
+                    prop_assert!(!host.is_empty());
+                    prop_assert!(host.is_ascii(), "{host:?}");
+                    prop_assert_eq!(host.to_ascii_lowercase(), host.as_str());
+                    if host.contains(':') {
+                        prop_assert!(host.parse::<Ipv6Addr>().is_ok(), "{host:?}");
+                    } else {
+                        prop_assert!(host.len() <= 253, "{host:?}");
+                        prop_assert!(!host.ends_with('.'), "{host:?}");
+                    }
+                    prop_assert_eq!(normalize_host(&host), Ok(host));
+                }
+                Err(HostError::Empty) => {}
+                Err(HostError::Invalid(shown)) => prop_assert_eq!(shown.as_str(), raw.trim()),
+            }
+            match raw.parse::<Vhost>() {
+                Ok(vhost) => {
+                    let expected = if raw.trim() == Vhost::ANY {
+                        Vhost::ANY.to_owned()
+                    } else {
+                        normalize_host(raw).unwrap_or_default()
+                    };
+                    prop_assert_eq!(vhost.as_str(), expected.as_str());
+                    let again = vhost.as_str().parse::<Vhost>().ok();
+                    prop_assert_eq!(again.as_ref(), Some(&vhost));
+                }
+                Err(_) => prop_assert!(normalize_host(raw).is_err(), "{raw:?}"),
+            }
+            Ok(())
+        }
+
+        /// A plausible host: labels, an optional trailing dot and port, random case.
+        fn hostlike() -> impl Strategy<Value = String> {
+            (
+                proptest::collection::vec("[a-zA-Z0-9_-]{1,12}", 1..6),
+                any::<bool>(),
+                proptest::option::of(any::<u16>()),
+            )
+                .prop_map(|(labels, dot, port)| {
+                    let mut host = labels.join(".");
+                    if dot {
+                        host.push('.');
+                    }
+                    if let Some(port) = port {
+                        host.push_str(&format!(":{port}"));
+                    }
+                    host
+                })
+        }
+
+        /// One edit at a character position: insert, delete or replace a character.
+        fn mutate(s: &str, at: usize, op: u8, c: char) -> String {
+            let mut chars: Vec<char> = s.chars().collect();
+            let at = at % (chars.len() + 1);
+            match op % 3 {
+                0 => chars.insert(at, c),
+                1 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ if at < chars.len() => chars[at] = c,
+                _ => chars.push(c),
+            }
+            chars.into_iter().collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn random_text_is_a_host_or_a_typed_error(raw in "\\PC{0,80}|[a-zA-Z0-9.:\\[\\]_ -]{0,300}") {
+                check(&raw)?;
+            }
+
+            #[test]
+            fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                check(&String::from_utf8_lossy(&bytes))?;
+            }
+
+            #[test]
+            fn plausible_hosts_normalise_to_their_lowercase_name(raw in hostlike()) {
+                let name = raw.rsplit_once(':').map_or(raw.as_str(), |(name, _)| name);
+                let name = name.strip_suffix('.').unwrap_or(name);
+                if name.len() <= 253 {
+                    prop_assert_eq!(normalize_host(&raw), Ok(name.to_ascii_lowercase()));
+                }
+                check(&raw)?;
+            }
+
+            #[test]
+            fn mutated_hosts_are_a_host_or_a_typed_error(
+                raw in hostlike(),
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<char>()), 1..4),
+            ) {
+                let mut mutated = raw;
+                for (at, op, c) in edits {
+                    mutated = mutate(&mutated, at, op, c);
+                }
+                check(&mutated)?;
+            }
+
+            #[test]
+            fn ipv6_literals_lose_brackets_and_port(addr in any::<Ipv6Addr>(), port in any::<u16>()) {
+                let want = addr.to_string();
+                prop_assert_eq!(normalize_host(&format!("[{addr}]:{port}")), Ok(want.clone()));
+                prop_assert_eq!(normalize_host(&format!("[{addr}]")), Ok(want.clone()));
+                prop_assert_eq!(normalize_host(&want), Ok(want));
+                check(&format!("[{addr}]:{port}"))?;
+            }
+        }
+    }
 }

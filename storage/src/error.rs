@@ -4,9 +4,10 @@ use std::io;
 
 /// Everything that can go wrong inside a store.
 ///
-/// Callers map these to protocol errors: `NotFound`, `Purged`, `Conflict` and `DigestMismatch`
-/// are the client's fault, `InUse` is an operator problem, and `Corrupt`, `Io` and `Sqlite` are
-/// the host's.
+/// Callers map these to protocol errors: `NotFound`, `Purged`, `Conflict`, `DigestMismatch` and
+/// `TooManyUploads` are the client's fault, `InUse` and `Full` are operator problems, and
+/// `Corrupt`, `Io` and `Sqlite` are the host's. `Corrupt` is reserved for on-disk state that
+/// contradicts itself; a failing or full disk is `Io`, `Sqlite` or `Full`, never `Corrupt`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -70,15 +71,61 @@ pub enum StorageError {
     /// The on-disk state contradicts itself: a missing object, a bad hash or a broken chain.
     #[error("store corrupt: {0}")]
     Corrupt(String),
-    /// A filesystem error.
+    /// The filesystem holding the store has no space left (`ENOSPC`), the owner's quota is
+    /// exhausted (`EDQUOT`), or SQLite found the disk full. Nothing is wrong with the store:
+    /// freeing space makes it work again, without a restart.
+    #[error("storage full: {0}")]
+    Full(String),
+    /// A resumable upload was refused because its label already has `limit` open sessions.
+    #[error("{path} already has {limit} open upload sessions")]
+    TooManyUploads {
+        /// The label (for OCI, the repository).
+        path: String,
+        /// The configured maximum.
+        limit: u64,
+    },
+    /// A filesystem error (other than a full disk, which is [`StorageError::Full`]).
     #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
-    /// A metadata database error.
+    Io(#[source] io::Error),
+    /// A metadata database error (other than a full disk, which is [`StorageError::Full`]).
     #[error("metadata database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
     /// A blocking worker task died (panicked or was cancelled).
     #[error("storage worker failed: {0}")]
     Worker(String),
+}
+
+impl From<io::Error> for StorageError {
+    /// Classifies a filesystem error: a full disk or an exhausted quota becomes
+    /// [`StorageError::Full`] so callers can answer "storage full" (HTTP 507) instead of a
+    /// generic failure.
+    fn from(e: io::Error) -> Self {
+        if is_full(&e) {
+            StorageError::Full(e.to_string())
+        } else {
+            StorageError::Io(e)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    /// Classifies a database error: `SQLITE_FULL` (the WAL or database could not grow) becomes
+    /// [`StorageError::Full`].
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StorageError::Full(e.to_string())
+        } else {
+            StorageError::Sqlite(e)
+        }
+    }
+}
+
+/// Whether an I/O error means "no space left" (`ENOSPC`) or "quota exceeded" (`EDQUOT`).
+pub(crate) fn is_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Shorthand used throughout the crate.
@@ -91,5 +138,51 @@ impl StorageError {
             what,
             reason: reason.into(),
         }
+    }
+
+    /// The same error for each of several callers that shared one failed database operation
+    /// (a group commit): `rusqlite::Error` cannot be cloned, so its code and text are copied.
+    pub(crate) fn from_shared_sqlite(e: &rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return StorageError::Full(e.to_string());
+        }
+        let code = match e {
+            rusqlite::Error::SqliteFailure(code, _) => *code,
+            _ => rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        };
+        StorageError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(e.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disks_are_classified_apart_from_other_failures() {
+        let enospc = io::Error::from_raw_os_error(28);
+        assert!(matches!(StorageError::from(enospc), StorageError::Full(_)));
+        let edquot = io::Error::from_raw_os_error(122);
+        assert!(matches!(StorageError::from(edquot), StorageError::Full(_)));
+        let eio = io::Error::from_raw_os_error(5);
+        assert!(matches!(StorageError::from(eio), StorageError::Io(_)));
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(matches!(
+            StorageError::from_shared_sqlite(&full),
+            StorageError::Full(_)
+        ));
+        let err = StorageError::from(full);
+        assert!(matches!(err, StorageError::Full(_)));
+        assert!(!err.to_string().contains("corrupt"), "{err}");
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let shared = StorageError::from_shared_sqlite(&busy);
+        assert!(matches!(shared, StorageError::Sqlite(_)), "{shared}");
+        assert!(!shared.to_string().contains("corrupt"), "{shared}");
     }
 }

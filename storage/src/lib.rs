@@ -17,6 +17,7 @@
 //! - `gc`: retention and object garbage collection.
 //! - `export`: `git fast-import` export.
 //! - `uploads`: resumable upload sessions (OCI chunked uploads) that survive a restart.
+//! - `perms`: private file modes (0700 directories, 0600 files, 0400 objects).
 //! - `digest`, `hashing`, `path`, `types`, `lock`, `stripes`, `error`: supporting pieces.
 
 #![cfg_attr(
@@ -40,6 +41,7 @@ mod manager;
 mod meta;
 mod objects;
 mod path;
+mod perms;
 mod record;
 mod stage;
 mod store;

@@ -1,6 +1,7 @@
 //! The `LOCK` file: one process owns a store at a time.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ impl StoreLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(crate::perms::FILE_MODE)
             .open(path)?;
         let deadline = Instant::now() + wait;
         loop {

@@ -77,7 +77,10 @@ impl StoreManager {
         if !create && !is_store(&dir) {
             return Err(StorageError::NoSuchStore(name.to_owned()));
         }
-        fs::create_dir_all(&self.shared.data_dir)?;
+        crate::perms::create_dir_all(&self.shared.data_dir)?;
+        // The data directory is Everlock's alone (stores and `_host/`): closing it to other
+        // users also covers whatever the host writes there with looser modes.
+        crate::perms::tighten(&self.shared.data_dir)?;
         // A dead weak entry means our own last handle is being dropped right now, possibly on
         // another thread that has not released the LOCK yet: wait for it briefly.
         let wait = if previous.is_some() {

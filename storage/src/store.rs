@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::SyncSender;
@@ -315,8 +316,9 @@ impl Store {
 impl Inner {
     /// Opens a store directory: lock, format check, `tmp/` cleanup, schema, startup check.
     pub(crate) fn open(dir: &Path, lock_wait: Duration) -> Result<Inner> {
-        fs::create_dir_all(dir)?;
+        crate::perms::create_dir_all(dir)?;
         let lock = StoreLock::acquire(&dir.join("LOCK"), lock_wait)?;
+        crate::perms::tighten_store(dir)?;
         check_or_write_format(dir)?;
         let objects = FsObjects::open(dir)?;
         // We hold the lock, so no stage of any process is in flight: every temp file is debris
@@ -564,7 +566,12 @@ fn check_or_write_format(dir: &Path) -> Result<()> {
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let tmp = dir.join("FORMAT.tmp");
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(crate::perms::FILE_MODE)
+                .open(&tmp)?;
             f.write_all(FORMAT.as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;

@@ -94,7 +94,7 @@ impl Uploads {
     pub(crate) fn open(store_dir: &Path) -> Result<Uploads> {
         let dir = store_dir.join("uploads");
         if !dir.is_dir() {
-            fs::create_dir(&dir)?;
+            crate::perms::create_dir(&dir)?;
             sync_dir(store_dir)?;
         }
         Ok(Uploads {
@@ -156,6 +156,18 @@ pub(crate) fn recover(inner: &Inner) -> Result<()> {
 impl Store {
     /// Starts a resumable upload labelled `path` that expires `ttl` after its last append.
     pub async fn upload_start(&self, path: &str, ttl: Duration) -> Result<UploadSession> {
+        self.upload_start_limited(path, ttl, u64::MAX).await
+    }
+
+    /// [`Store::upload_start`], refused with [`StorageError::TooManyUploads`] while `path`
+    /// already has `max_open` live sessions. The decisive count and the new row happen under
+    /// the writer connection, so concurrent starts never exceed the limit.
+    pub async fn upload_start_limited(
+        &self,
+        path: &str,
+        ttl: Duration,
+        max_open: u64,
+    ) -> Result<UploadSession> {
         validate_path(path)?;
         let path = path.to_owned();
         let mut raw = [0u8; 16];
@@ -163,26 +175,30 @@ impl Store {
         let id = hex::encode(raw);
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self.blocking(move |inner| {
+            let too_many = |path: &str| StorageError::TooManyUploads {
+                path: path.to_owned(),
+                limit: max_open,
+            };
+            // A cheap check first, so that a caller over its limit creates no file at all.
+            let open = inner.with_reader(|c| meta::count_live_uploads(c, &path, meta::now_ms()))?;
+            if open >= max_open {
+                return Err(too_many(&path));
+            }
             // The file first: a crash before the row leaves an orphan file that `recover`
             // removes, never a row without its file.
+            let file = inner.uploads.file(&id);
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
-                .open(inner.uploads.file(&id))?
+                .mode(crate::perms::FILE_MODE)
+                .open(&file)?
                 .sync_all()?;
             sync_dir(&inner.uploads.dir)?;
-            let now = meta::now_ms();
-            let row = UploadRow {
-                id,
-                path,
-                started_ms: now,
-                offset: 0,
-                ttl_ms,
-                lease_until_ms: now.saturating_add(ttl_ms),
-            };
-            meta::insert_upload(&inner.writer(), &row)?;
-            Ok(row.into())
+            let inserted = insert_capped(inner, &id, &path, ttl_ms, max_open);
+            if !matches!(inserted, Ok(Some(_))) {
+                remove_quietly(&file);
+            }
+            inserted?.ok_or_else(|| too_many(&path))
         })
         .await
     }
@@ -214,6 +230,11 @@ impl Store {
         if !valid_id(id) {
             return Err(not_found());
         }
+        // Only a live session gets an in-memory slot: ids that name nothing (guessed, expired,
+        // finished) must leave no state behind.
+        if self.live_session_row(id).await?.is_none() {
+            return Err(not_found());
+        }
         let slot = self.inner.uploads.slot(id);
         let Ok(mut guard) = slot.try_lock() else {
             return Err(StorageError::Conflict {
@@ -222,11 +243,12 @@ impl Store {
                 found: "a request still writing".into(),
             });
         };
-        let owned = id.to_owned();
-        let row = self
-            .blocking(move |inner| live_row(inner, &owned))
-            .await?
-            .ok_or_else(not_found)?;
+        let Some(row) = self.live_session_row(id).await? else {
+            // Finished, cancelled or expired between the two looks: drop the slot made for it.
+            drop(guard);
+            self.inner.uploads.forget(id);
+            return Err(not_found());
+        };
         if let Some(at) = at
             && at != row.offset
         {
@@ -257,20 +279,60 @@ impl Store {
             })
             .await?
         };
+        let lease = meta::now_ms().saturating_add(row.ttl_ms);
+        match self
+            .append_durably(id, &row, file, hashed, reader, lease)
+            .await
+        {
+            Ok((new_offset, hashed)) => {
+                *guard = Some(hashed);
+                Ok(UploadSession {
+                    offset: new_offset,
+                    expires_ms: lease,
+                    ..row.into()
+                })
+            }
+            Err(e) => {
+                // The row still says `row.offset`; whatever reached the file after it is
+                // debris, and on a full disk it is exactly what fills the disk.
+                let path = self.inner.uploads.file(id);
+                let offset = row.offset;
+                if let Err(cut) = run_blocking(move || cut_back(&path, offset)).await {
+                    tracing::warn!(id, error = %cut, "cannot cut a failed upload back");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams `reader` to the end of the session's file and records the new offset; returns
+    /// that offset and the hash state once both are durable.
+    async fn append_durably<R>(
+        &self,
+        id: &str,
+        row: &UploadRow,
+        file: File,
+        hashed: Hashed,
+        reader: R,
+        lease: i64,
+    ) -> Result<(u64, Hashed)>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
         let (added, hashed) = append_stream(file, hashed, reader).await?;
         let new_offset = row.offset + added;
         let owned = id.to_owned();
-        let lease = meta::now_ms().saturating_add(row.ttl_ms);
         self.blocking(move |inner| {
             meta::advance_upload(&inner.writer(), &owned, new_offset, lease)
         })
         .await?;
-        *guard = Some(hashed);
-        Ok(UploadSession {
-            offset: new_offset,
-            expires_ms: lease,
-            ..row.into()
-        })
+        Ok((new_offset, hashed))
+    }
+
+    /// The row of a live session, looked up without touching the in-memory slots.
+    async fn live_session_row(&self, id: &str) -> Result<Option<UploadRow>> {
+        let owned = id.to_owned();
+        self.blocking(move |inner| live_row(inner, &owned)).await
     }
 
     /// Finishes a session: checks `expect` against the whole content and publishes it as an
@@ -305,13 +367,15 @@ impl Store {
                     end_session(inner, &owned)?;
                     return Err(e);
                 }
-                let path = inner.uploads.file(&owned);
-                let file = OpenOptions::new().write(true).open(&path)?;
-                file.set_len(row.offset)?;
-                file.sync_data()?;
-                drop(file);
-                let temp = inner.objects.adopt(path)?;
-                crate::stage::publish(inner, temp, &digests)?;
+                if let Err(e) = publish_session(inner, &owned, row.offset, &digests) {
+                    // Publishing consumes the session's file whether or not it succeeds, so
+                    // the session cannot be resumed: end it rather than leave a row that
+                    // points at nothing.
+                    if let Err(end) = end_session(inner, &owned) {
+                        tracing::warn!(id = %owned, error = %end, "cannot end a failed upload");
+                    }
+                    return Err(e);
+                }
                 meta::delete_upload(&inner.writer(), &owned)?;
                 Ok(object_ref(&digests))
             })
@@ -367,6 +431,40 @@ impl Store {
     }
 }
 
+/// Inserts a session's row unless `path` reached `max_open` live sessions meanwhile (`None`).
+fn insert_capped(
+    inner: &Inner,
+    id: &str,
+    path: &str,
+    ttl_ms: i64,
+    max_open: u64,
+) -> Result<Option<UploadSession>> {
+    let conn = inner.writer();
+    let now = meta::now_ms();
+    if meta::count_live_uploads(&conn, path, now)? >= max_open {
+        return Ok(None);
+    }
+    let row = UploadRow {
+        id: id.to_owned(),
+        path: path.to_owned(),
+        started_ms: now,
+        offset: 0,
+        ttl_ms,
+        lease_until_ms: now.saturating_add(ttl_ms),
+    };
+    meta::insert_upload(&conn, &row)?;
+    Ok(Some(row.into()))
+}
+
+/// Removes a file whose owner failed; a leftover is swept by `recover` at the next open.
+fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove an abandoned upload file");
+    }
+}
+
 /// Session ids are generated hex; anything else never names a file.
 fn valid_id(id: &str) -> bool {
     id.len() == 32
@@ -381,15 +479,36 @@ fn live_row(inner: &Inner, id: &str) -> Result<Option<UploadRow>> {
     Ok(row.filter(|r| r.lease_until_ms > meta::now_ms()))
 }
 
-/// Deletes a session's row, then its file.
+/// Deletes a session's file, then its row. The file is what takes the space, so on a full
+/// disk it must go first: the row's delete needs room in the database's WAL. A crash in
+/// between leaves a row without its file, which `recover` drops at the next open.
 fn end_session(inner: &Inner, id: &str) -> Result<bool> {
-    let existed = meta::delete_upload(&inner.writer(), id)?;
     match fs::remove_file(inner.uploads.file(id)) {
         Ok(()) => sync_dir(&inner.uploads.dir)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(existed)
+    meta::delete_upload(&inner.writer(), id)
+}
+
+/// Publishes a session's first `offset` bytes as an object, like a stage.
+fn publish_session(inner: &Inner, id: &str, offset: u64, digests: &Digests) -> Result<()> {
+    let path = inner.uploads.file(id);
+    let file = OpenOptions::new().write(true).open(&path)?;
+    file.set_len(offset)?;
+    file.sync_data()?;
+    drop(file);
+    let temp = inner.objects.adopt(path)?;
+    crate::stage::publish(inner, temp, digests)
+}
+
+/// Cuts a session's file back to its durable `offset` after a failed append, so the partial
+/// bytes of the failure (on a full disk: the bytes that filled it) are freed at once.
+fn cut_back(path: &Path, offset: u64) -> Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(offset)?;
+    file.sync_data()?;
+    Ok(())
 }
 
 /// Re-reads the first `offset` bytes of a session's file into a fresh hash state.
@@ -484,124 +603,4 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{CommitMeta, Op};
-
-    async fn store(dir: &Path) -> Store {
-        Store::open_dir(dir.join("s")).await.unwrap()
-    }
-
-    fn sha256(data: &[u8]) -> Digest {
-        Digest::Sha256(crate::hashing::digest_bytes(data).sha256)
-    }
-
-    #[tokio::test]
-    async fn chunks_resume_after_restart_and_finish_into_an_object() {
-        let d = tempfile::tempdir().unwrap();
-        let s = store(d.path()).await;
-        let data: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
-        let up = s
-            .upload_start("repo/a", Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(up.offset, 0);
-        let first = s
-            .upload_append(&up.id, Some(0), &data[..1_000_000])
-            .await
-            .unwrap();
-        assert_eq!(first.offset, 1_000_000);
-        // A chunk at the wrong offset is a conflict and changes nothing.
-        assert!(matches!(
-            s.upload_append(&up.id, Some(5), &data[..10]).await,
-            Err(StorageError::Conflict { .. })
-        ));
-        drop(s);
-        // Simulate a crash in the middle of an append: bytes past the offset are debris.
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(d.path().join("s/uploads").join(&up.id))
-            .unwrap();
-        f.write_all(b"garbage").unwrap();
-        drop(f);
-        fs::write(d.path().join("s/uploads/orphan"), b"x").unwrap();
-        let s = store(d.path()).await;
-        assert!(!d.path().join("s/uploads/orphan").exists());
-        let again = s.upload_session(&up.id).await.unwrap().unwrap();
-        assert_eq!(again.offset, 1_000_000);
-        assert_eq!(again.path, "repo/a");
-        s.upload_append(&up.id, None, &data[1_000_000..])
-            .await
-            .unwrap();
-        let wrong = s.upload_finish(&up.id, Some(sha256(b"nope"))).await;
-        assert!(matches!(wrong, Err(StorageError::DigestMismatch { .. })));
-        assert!(
-            s.upload_session(&up.id).await.unwrap().is_none(),
-            "discarded"
-        );
-
-        let up = s
-            .upload_start("repo/a", Duration::from_secs(60))
-            .await
-            .unwrap();
-        s.upload_append(&up.id, Some(0), &data[..]).await.unwrap();
-        let obj = s.upload_finish(&up.id, Some(sha256(&data))).await.unwrap();
-        assert_eq!(obj.size, data.len() as u64);
-        s.commit(
-            vec![Op::Put {
-                path: "blob".into(),
-                object: obj,
-            }],
-            vec![],
-            CommitMeta::new("t", "t"),
-        )
-        .await
-        .unwrap();
-        assert!(s.read("blob").await.unwrap() == data);
-        assert_eq!(fs::read_dir(d.path().join("s/uploads")).unwrap().count(), 0);
-        assert!(s.verify().await.unwrap().is_ok());
-    }
-
-    #[tokio::test]
-    async fn sha512_after_restart_cancel_and_expiry() {
-        let d = tempfile::tempdir().unwrap();
-        let s = store(d.path()).await;
-        let up = s.upload_start("r", Duration::from_secs(60)).await.unwrap();
-        s.upload_append(&up.id, None, &b"hello "[..]).await.unwrap();
-        s.upload_append(&up.id, Some(6), &b"world"[..])
-            .await
-            .unwrap();
-        let mut h = MultiHasher::new(true);
-        h.update(b"hello world");
-        let want = h.finish().sha512.unwrap();
-        let obj = s
-            .upload_finish(&up.id, Some(Digest::Sha512(want)))
-            .await
-            .unwrap();
-        assert_eq!(obj.sha512, Some(want));
-
-        let gone = s.upload_start("r", Duration::from_secs(60)).await.unwrap();
-        assert!(s.upload_cancel(&gone.id).await.unwrap());
-        assert!(!s.upload_cancel(&gone.id).await.unwrap());
-        assert!(matches!(
-            s.upload_append(&gone.id, None, &b"x"[..]).await,
-            Err(StorageError::NotFound(_))
-        ));
-        assert!(s.upload_session("../../etc").await.unwrap().is_none());
-
-        let short = s.upload_start("r", Duration::from_millis(1)).await.unwrap();
-        let keep = s.upload_start("r", Duration::from_secs(60)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(s.upload_session(&short.id).await.unwrap().is_none());
-        assert_eq!(s.expire_uploads().await.unwrap(), 1);
-        let left: Vec<_> = s
-            .uploads()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|u| u.id)
-            .collect();
-        assert_eq!(left, vec![keep.id.clone()]);
-        assert_eq!(fs::read_dir(d.path().join("s/uploads")).unwrap().count(), 1);
-    }
-}
+mod tests;

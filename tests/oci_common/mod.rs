@@ -36,7 +36,7 @@ pub async fn seed_users(data_dir: &Path, anon_reader: bool) {
     auth.bootstrap(ADMIN.0, AdminPassword::Given(ADMIN.1.into()))
         .await
         .unwrap();
-    let admin = Principal::User(ADMIN.0.parse().unwrap());
+    let admin = Principal::test_user(ADMIN.0);
     for (login, pw) in [ALICE, PULLER] {
         if auth.add_user(&admin, login, pw).await.is_err() {
             // Already there from an earlier start of the same data directory.

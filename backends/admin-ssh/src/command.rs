@@ -116,6 +116,14 @@ impl Scope {
         }
     }
 
+    /// The access-path root of the kind's instances (`<root>/<instance>`).
+    pub fn access_root(self) -> &'static str {
+        match self {
+            Scope::Oci => "http/oci",
+            Scope::Site => "http/site",
+        }
+    }
+
     /// `oci` or `site`.
     pub fn name(self) -> &'static str {
         match self {

@@ -420,7 +420,7 @@ impl Console {
                     .into());
                 }
                 if let Some(public) = access {
-                    self.set_public(actor, &name, public).await?;
+                    self.set_public(actor, scope, &name, public).await?;
                 }
                 Ok(format!("{} '{name}' updated", scope.name()))
             }
@@ -512,7 +512,7 @@ impl Console {
             name: name.clone(),
             ..InstanceSpec::default()
         };
-        let mut public = true;
+        let mut access = None;
         for (k, v) in options {
             match k.as_str() {
                 "vhost" => spec.vhosts.push(v),
@@ -526,7 +526,7 @@ impl Console {
                     spec.settings
                         .insert("mode".to_owned(), toml::Value::String(v));
                 }
-                _ => public = parse_access(&v)?,
+                _ => access = Some(parse_access(&v)?),
             }
         }
         match scope {
@@ -534,7 +534,13 @@ impl Console {
                 // A registry answers the OCI distribution API, which lives under /v2.
                 spec.prefix = Some("/v2".to_owned());
                 self.host.create_instance(actor, spec).await?;
-                Ok(format!("registry '{name}' created"))
+                // Registries are private unless asked otherwise.
+                let public = access.unwrap_or(false);
+                self.set_public(actor, scope, &name, public).await?;
+                Ok(format!(
+                    "registry '{name}' created ({})",
+                    if public { "public" } else { "private" }
+                ))
             }
             Scope::Site => {
                 self.host.create_instance(actor, spec).await?;
@@ -543,12 +549,9 @@ impl Console {
                     .auth()
                     .grant(actor, actor.name(), &path, "owner")
                     .await?;
-                if public {
-                    self.host
-                        .auth()
-                        .grant(actor, "anon", &path, "reader")
-                        .await?;
-                }
+                // Sites are public unless asked otherwise.
+                let public = access.unwrap_or(true);
+                self.set_public(actor, scope, &name, public).await?;
                 Ok(format!(
                     "site '{name}' created ({}; owner '{actor}')",
                     if public { "public" } else { "private" }
@@ -557,16 +560,23 @@ impl Console {
         }
     }
 
-    /// `auth=public` grants `anon` reader on the site, `auth=private` revokes it.
-    async fn set_public(&self, actor: &Principal, name: &str, public: bool) -> Result<(), Failure> {
-        let path = format!("http/site/{name}");
+    /// `auth=public` grants `anon` reader on the instance; `auth=private` removes every
+    /// grant `anon` holds there and below, and fails when a wider grant would keep it public.
+    async fn set_public(
+        &self,
+        actor: &Principal,
+        scope: Scope,
+        name: &str,
+        public: bool,
+    ) -> Result<(), Failure> {
+        let path = format!("{}/{name}", scope.access_root());
         if public {
             self.host
                 .auth()
                 .grant(actor, "anon", &path, "reader")
                 .await?;
         } else {
-            self.host.auth().revoke(actor, "anon", &path).await?;
+            self.host.auth().make_private(actor, &path).await?;
         }
         Ok(())
     }
@@ -701,10 +711,12 @@ mod tests {
         default_instances: Vec::new,
         example_settings: "",
         admin: false,
+        access_root: Some("http/oci"),
     };
     static SITE: BackendFactory = BackendFactory {
         kind: "site-http",
         summary: "test site",
+        access_root: Some("http/site"),
         ..OCI
     };
     static CONSOLE: BackendFactory = crate::FACTORY;
@@ -723,6 +735,7 @@ mod tests {
             Registry::from_factories(factories).unwrap(),
             env.stores.clone(),
             env.auth.clone(),
+            everlock_host::auth::SystemAuthority::for_tests(),
             tokio_util::sync::CancellationToken::new(),
         );
         let config = Config {
@@ -734,7 +747,7 @@ mod tests {
     }
 
     fn user(login: &str) -> Principal {
-        Principal::User(login.parse().unwrap())
+        Principal::test_user(login)
     }
 
     /// Runs `(actor, line, status, expected text)` rows in order; the text must appear in

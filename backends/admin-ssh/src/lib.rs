@@ -13,6 +13,7 @@
 //! - `editor`: the terminal line editor (bytes in, echo and lines out).
 //! - `complete`: tab completion.
 //! - `console`: one session (exec, piped shell or interactive terminal).
+//! - `audit`: the redacted form of a line that the audit log records.
 
 #![cfg_attr(
     test,
@@ -24,6 +25,7 @@
     )
 )]
 
+pub mod audit;
 pub mod command;
 pub mod complete;
 pub mod console;
@@ -66,6 +68,8 @@ fn default_instances() -> Vec<DefaultInstance> {
         vhosts: &[],
         prefix: "/",
         store: "admin-ssh-console",
+        public: false,
+        seed: &[],
     }]
 }
 
@@ -79,6 +83,7 @@ pub const FACTORY: BackendFactory = BackendFactory {
     default_instances,
     example_settings: "# The admin console has no settings.\n",
     admin: true,
+    access_root: None,
 };
 
 register_backend!(FACTORY);

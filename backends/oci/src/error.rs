@@ -4,7 +4,7 @@
 
 use everlock_host::axum::body::Body;
 use everlock_host::axum::response::{IntoResponse, Response};
-use everlock_host::http::header::{CONTENT_TYPE, HeaderValue};
+use everlock_host::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use everlock_host::http::{HeaderName, StatusCode};
 use everlock_host::storage::StorageError;
 
@@ -25,6 +25,9 @@ pub(crate) enum Code {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// Not a spec code: distribution's generic `UNKNOWN`, used for server-side failures that
+    /// clients should report verbatim (a full disk).
+    Unknown,
 }
 
 impl Code {
@@ -44,6 +47,7 @@ impl Code {
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
             Code::TooManyRequests => "TOOMANYREQUESTS",
+            Code::Unknown => "UNKNOWN",
         }
     }
 }
@@ -82,8 +86,14 @@ impl OciError {
     }
 
     /// A storage failure that is not the client's fault: logged, and answered 500 with a
-    /// generic text (the only 5xx this backend sends, for broken disks or databases).
+    /// generic text, or 507 when the disk is full (the only 5xx this backend sends). Storage
+    /// errors that are the client's own (too many open uploads) get their 4xx.
     pub(crate) fn internal(err: &StorageError) -> Self {
+        match err {
+            StorageError::Full(_) => return Self::storage_full(err),
+            StorageError::TooManyUploads { limit, .. } => return Self::too_many_uploads(*limit),
+            _ => {}
+        }
         tracing::error!(error = %err, "oci: storage failure");
         OciError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +101,32 @@ impl OciError {
             message: "internal storage error".into(),
             headers: Vec::new(),
         }
+    }
+}
+
+impl OciError {
+    /// 507 Insufficient Storage: the registry's disk (or quota) is full. The client may retry
+    /// once an operator has freed space; nothing about the request was wrong.
+    fn storage_full(err: &StorageError) -> Self {
+        tracing::error!(error = %err, "oci: storage full");
+        OciError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            Code::Unknown,
+            "storage full: the registry has no space left; retry after space is freed",
+        )
+    }
+
+    /// 429 `TOOMANYREQUESTS`: the repository has `limit` open upload sessions. Sessions end
+    /// when finished, cancelled or expired, so a retry a minute later may succeed.
+    fn too_many_uploads(limit: u64) -> Self {
+        OciError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::TooManyRequests,
+            format!(
+                "this repository has {limit} open upload sessions; finish or cancel some first"
+            ),
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from_static("60"))
     }
 }
 

@@ -64,6 +64,7 @@ register_backend!(BackendFactory {
     default_instances,
     example_settings: settings::EXAMPLE_SETTINGS,
     admin: false,
+    access_root: Some("http/oci"),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -77,6 +78,8 @@ fn default_instances() -> Vec<DefaultInstance> {
         vhosts: &["localhost"],
         prefix: "/v2",
         store: DEFAULT_STORE,
+        public: false,
+        seed: &[],
     }]
 }
 

@@ -128,7 +128,7 @@ pub(crate) async fn catalog(
         .filter(|n| reg.allowed(principal, n, Action::Read))
         .map(|n| n.as_str().to_owned())
         .collect();
-    if readable.is_empty() && *principal == Principal::Anon {
+    if readable.is_empty() && *principal == Principal::anon() {
         // Nothing is public: ask for credentials rather than claim the registry is empty.
         return Err(crate::registry::unauthorized("authentication required"));
     }

@@ -90,13 +90,14 @@ impl Registry {
         if self.auth.authorize(principal, &path, action) {
             return Ok(());
         }
-        Err(match principal {
-            Principal::Anon => unauthorized("authentication required"),
-            _ => OciError::new(
+        Err(if principal.is_anon() {
+            unauthorized("authentication required")
+        } else {
+            OciError::new(
                 StatusCode::FORBIDDEN,
                 Code::Denied,
                 format!("{principal} may not {action} {name}"),
-            ),
+            )
         })
     }
 
@@ -214,14 +215,7 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
     let head = method == Method::HEAD;
     let read = method == Method::GET || head;
     match route {
-        Route::Base if read => {
-            // Clients read the challenge from this ping only, so anonymous callers always get
-            // 401 even where anonymous pulls are allowed (reference/oci.md §11).
-            if principal == Principal::Anon {
-                return Err(unauthorized("authentication required"));
-            }
-            Ok(json_response(StatusCode::OK, "{}".into()))
-        }
+        Route::Base if read => ping(reg, &principal),
         Route::Catalog if read => crate::listing::catalog(reg, &principal, &parts).await,
         Route::Tags(name) if read => {
             reg.require(&principal, &name, Action::Read)?;
@@ -269,6 +263,31 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
         }
         _ => Err(method_not_allowed()),
     }
+}
+
+/// `GET /v2/`. Anonymous callers get 401 with the Basic challenge, unless anon may read
+/// something in this registry: then 200, because the Docker CLI gives up on a Basic challenge
+/// when it has no credentials, and so could never pull anonymously. The 200 still carries the
+/// challenge: containers/image (skopeo, podman, buildah) reads challenges from a 200 ping too,
+/// and keeps sending credentials for pushes.
+fn ping(reg: &Registry, principal: &Principal) -> OciResult<Response> {
+    if *principal != Principal::anon() {
+        return Ok(json_response(StatusCode::OK, "{}".into()));
+    }
+    let instance = AccessPath::from_segments(["http", "oci", reg.instance.as_str()]);
+    let readable = instance.is_ok_and(|path| {
+        reg.auth
+            .directory()
+            .authorize_within(principal, &path, Action::Read)
+    });
+    if !readable {
+        return Err(unauthorized("authentication required"));
+    }
+    let mut response = json_response(StatusCode::OK, "{}".into());
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, http_auth::challenge(REALM));
+    Ok(response)
 }
 
 fn method_not_allowed() -> OciError {

@@ -18,6 +18,9 @@ use tower::ServiceExt as _;
 use crate::manifests::{OCI_INDEX, OCI_MANIFEST};
 use crate::names::OciDigest;
 
+mod hardening;
+mod props;
+
 const ADMIN: (&str, &str) = ("admin", "admin-pw");
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 const BOB: (&str, &str) = ("bob", "bob-pw");
@@ -74,7 +77,7 @@ impl Reg {
             .bootstrap(ADMIN.0, AdminPassword::Given(ADMIN.1.into()))
             .await
             .unwrap();
-        let admin = Principal::User(ADMIN.0.parse().unwrap());
+        let admin = Principal::test_user(ADMIN.0);
         for (login, pw) in [ALICE, BOB] {
             env.auth.add_user(&admin, login, pw).await.unwrap();
         }
@@ -1033,7 +1036,7 @@ async fn authorization_per_repository_anon_and_mounts() {
         r.header("link"),
         "</v2/_catalog?n=1&last=private%2Fapp>; rel=\"next\""
     );
-    let admin = Principal::User(ADMIN.0.parse().unwrap());
+    let admin = Principal::test_user(ADMIN.0);
     reg.env
         .auth
         .grant(&admin, "anon", "http/oci/default/team", "reader")
@@ -1742,9 +1745,9 @@ async fn gc_collects_unreferenced_and_untagged_content_only() {
     .unwrap()
     .commands()
     .unwrap();
-    let alice = Principal::User("alice".parse().unwrap());
+    let alice = Principal::test_user("alice");
     assert!(cmds.run(alice, "gc", vec![]).await.is_err());
-    let admin = Principal::User("admin".parse().unwrap());
+    let admin = Principal::test_user("admin");
     let out = cmds
         .run(admin.clone(), "gc", vec!["--dry-run".into()])
         .await

@@ -61,7 +61,11 @@ pub(crate) async fn start(
         return commit_blob(store, principal, name, &d, object).await;
     }
     let session = store
-        .upload_start(name.as_str(), reg.settings.upload_expiry())
+        .upload_start_limited(
+            name.as_str(),
+            reg.settings.upload_expiry(),
+            reg.settings.max_open_uploads,
+        )
         .await
         .map_err(|e| OciError::internal(&e))?;
     session_response(StatusCode::ACCEPTED, name, &session)

@@ -6,8 +6,10 @@
 //! is valid does one commit replace the site: puts for every file, deletes for every path the
 //! archive does not contain. Any problem leaves the site untouched.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufRead, BufReader, Read};
+mod archive;
+
+use std::collections::BTreeMap;
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,18 +23,16 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use archive::{Limits, Sink};
+
 use crate::http::serve::REALM;
 use crate::markdown::config::SiteConfig;
-use crate::markdown::layout;
+use crate::markdown::layout::Layouts;
 use crate::settings::Mode;
 use crate::site::SiteInner;
 
-/// The longest path accepted inside an archive, in bytes.
-const MAX_PATH: usize = 1024;
-/// Chunk size for moving file bytes from the archive thread to the store.
-const CHUNK: usize = 64 * 1024;
-/// Files the deploy keeps in memory for validation (site.toml, layouts), at most this big.
-const VALIDATE_MAX: u64 = 1024 * 1024;
+/// One file on its way from the archive thread to the stager: its path and its chunks.
+type FileStream = (String, mpsc::Receiver<io::Result<Bytes>>);
 
 /// Why a deploy was refused; each maps to a status and a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub enum DeployError {
     /// Another change landed while the deploy ran (409).
     #[error("the site changed during the deploy; retry")]
     Conflict,
-    /// A storage failure (500).
+    /// A storage failure (500; 507 when storage is full).
     #[error("storage error: {0}")]
     Storage(#[from] StorageError),
 }
@@ -57,6 +57,8 @@ impl DeployError {
             DeployError::BadArchive(_) => StatusCode::BAD_REQUEST,
             DeployError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             DeployError::Conflict => StatusCode::CONFLICT,
+            // A full disk is the operator's to fix, not a server bug: 507, as for pushes.
+            DeployError::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
             DeployError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,9 +94,10 @@ pub async fn handle(site: &Arc<SiteInner>, parts: Parts, body: Body) -> Response
         .auth
         .authorize(&principal, &site.resource, Action::Write)
     {
-        return match principal {
-            Principal::Anon => http_auth::unauthorized(REALM),
-            _ => http_auth::forbidden(),
+        return if principal.is_anon() {
+            http_auth::unauthorized(REALM)
+        } else {
+            http_auth::forbidden()
         };
     }
     let declared = parts
@@ -131,10 +134,16 @@ where
     let limits = Limits {
         max_bytes: site.settings.max_deploy_bytes,
         max_files: site.settings.max_deploy_files,
+        validate: site.settings.mode == Mode::Markdown,
     };
-    let (files_tx, mut files_rx) = mpsc::channel::<(String, mpsc::Receiver<io::Result<Bytes>>)>(1);
-    let walker =
-        tokio::task::spawn_blocking(move || walk(SyncIoBridge::new(reader), limits, &files_tx));
+    let (files_tx, mut files_rx) = mpsc::channel::<FileStream>(1);
+    let walker = tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelSink {
+            files: files_tx,
+            current: None,
+        };
+        archive::walk(SyncIoBridge::new(reader), limits, &mut sink)
+    });
     let mut staged: BTreeMap<String, ObjectRef> = BTreeMap::new();
     let mut stage_error = None;
     while let Some((path, rx)) = files_rx.recv().await {
@@ -208,162 +217,42 @@ where
     })
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    max_bytes: u64,
-    max_files: u64,
+/// Sends each file to the async side as its own chunk channel, which `Store::stage` reads.
+struct ChannelSink {
+    files: mpsc::Sender<FileStream>,
+    current: Option<mpsc::Sender<io::Result<Bytes>>>,
 }
 
-/// What the archive walk collected besides the staged files.
-struct Walked {
-    /// Small files kept for validation (`site.toml`, `layouts/*.html`).
-    validate: BTreeMap<String, Vec<u8>>,
-}
-
-/// Walks the archive on a blocking thread, sending each regular file's bytes to the stager.
-fn walk<R: Read>(
-    reader: R,
-    limits: Limits,
-    files_tx: &mpsc::Sender<(String, mpsc::Receiver<io::Result<Bytes>>)>,
-) -> Result<Walked, DeployError> {
-    let counted = Counted {
-        inner: reader,
-        read: 0,
-        max: limits.max_bytes,
-    };
-    let mut buffered = BufReader::with_capacity(CHUNK, counted);
-    let gzip = buffered
-        .fill_buf()
-        .map_err(read_error)?
-        .starts_with(&[0x1f, 0x8b]);
-    let source: Box<dyn Read> = if gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    };
-    let mut archive = tar::Archive::new(source);
-    let mut seen_files = BTreeSet::new();
-    let mut seen_dirs = BTreeSet::new();
-    let mut validate = BTreeMap::new();
-    let mut total: u64 = 0;
-    let mut count: u64 = 0;
-    for entry in archive.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
-        let raw_path = entry.path_bytes().into_owned();
-        let Some(path) = clean_path(&raw_path)? else {
-            continue;
-        };
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            seen_dirs.insert(path);
-            continue;
-        }
-        if !kind.is_file() {
-            let what = match kind {
-                tar::EntryType::Symlink => "a symbolic link",
-                tar::EntryType::Link => "a hard link",
-                tar::EntryType::Char | tar::EntryType::Block => "a device file",
-                tar::EntryType::Fifo => "a FIFO",
-                _ => "an unsupported entry type",
-            };
-            return Err(DeployError::BadArchive(format!(
-                "{path:?} is {what}; only regular files and directories are accepted"
-            )));
-        }
-        count += 1;
-        if count > limits.max_files {
-            return Err(DeployError::TooLarge(format!(
-                "the archive holds more than {} files",
-                limits.max_files
-            )));
-        }
-        let size = entry.header().size().map_err(read_error)?;
-        total = total.saturating_add(size);
-        if total > limits.max_bytes {
-            return Err(DeployError::TooLarge(format!(
-                "the archive unpacks to more than the {}-byte limit",
-                limits.max_bytes
-            )));
-        }
-        let keep = size <= VALIDATE_MAX
-            && (path == "site.toml" || path.starts_with("layouts/") && path.ends_with(".html"));
+impl Sink for ChannelSink {
+    fn start(&mut self, path: &str) -> Result<(), DeployError> {
+        // Dropping the previous file's sender first ends its stream, so the stager can finish
+        // that file and take this one.
+        self.current = None;
         let (tx, rx) = mpsc::channel(4);
-        files_tx
-            .blocking_send((path.clone(), rx))
-            .map_err(|_| DeployError::Storage(StorageError::Worker("stager stopped".to_owned())))?;
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match entry.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    // The stager only needs to stop; the error returned here says why.
-                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    return Err(read_error(e));
-                }
-            };
-            let chunk = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
-            if keep {
-                kept.extend_from_slice(&chunk);
-            }
-            if tx.blocking_send(Ok(chunk)).is_err() {
-                return Err(DeployError::Storage(StorageError::Worker(
-                    "stager stopped".to_owned(),
-                )));
-            }
-        }
-        if keep {
-            validate.insert(path.clone(), kept);
-        }
-        seen_files.insert(path);
+        self.files
+            .blocking_send((path.to_owned(), rx))
+            .map_err(|_| stager_stopped())?;
+        self.current = Some(tx);
+        Ok(())
     }
-    // A path cannot be both a file and a directory: the site would be ambiguous.
-    for file in &seen_files {
-        let dir_prefix = format!("{file}/");
-        if seen_dirs.contains(file)
-            || seen_files
-                .range(dir_prefix.clone()..)
-                .next()
-                .is_some_and(|p| p.starts_with(&dir_prefix))
-        {
-            return Err(DeployError::BadArchive(format!(
-                "{file:?} is both a file and a directory"
-            )));
+
+    fn chunk(&mut self, chunk: Bytes) -> Result<(), DeployError> {
+        match &self.current {
+            Some(tx) => tx.blocking_send(Ok(chunk)).map_err(|_| stager_stopped()),
+            None => Err(stager_stopped()),
         }
     }
-    Ok(Walked { validate })
+
+    fn abort(&mut self, error: &io::Error) {
+        if let Some(tx) = self.current.take() {
+            // The stager only needs to stop; the walk's own error says why.
+            let _ = tx.blocking_send(Err(io::Error::other(error.to_string())));
+        }
+    }
 }
 
-/// Turns an archive path into a store key: relative, no `..`, no empty segments; `./` prefixes
-/// and the root directory entry are dropped (`None`).
-fn clean_path(raw: &[u8]) -> Result<Option<String>, DeployError> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| DeployError::BadArchive("an archive path is not UTF-8".to_owned()))?;
-    if text.starts_with('/') || text.contains('\\') || text.contains('\0') {
-        return Err(DeployError::BadArchive(format!(
-            "{text:?} is an absolute or unsafe path"
-        )));
-    }
-    if text.len() > MAX_PATH {
-        return Err(DeployError::BadArchive(format!(
-            "a path is longer than {MAX_PATH} bytes"
-        )));
-    }
-    let mut segments = Vec::new();
-    for segment in text.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => return Err(DeployError::BadArchive(format!("{text:?} contains `..`"))),
-            s if s.chars().any(char::is_control) => {
-                return Err(DeployError::BadArchive(format!(
-                    "{text:?} contains a control character"
-                )));
-            }
-            s => segments.push(s),
-        }
-    }
-    Ok((!segments.is_empty()).then(|| segments.join("/")))
+fn stager_stopped() -> DeployError {
+    DeployError::Storage(StorageError::Worker("stager stopped".to_owned()))
 }
 
 /// Rejects a Markdown site whose `site.toml` or layouts would not load.
@@ -381,38 +270,10 @@ fn validate_markdown(files: &BTreeMap<String, Vec<u8>>) -> Result<(), DeployErro
             layouts.insert(name.to_owned(), text);
         }
     }
-    layout::compile(&layouts)
+    // Only compiling is checked here, so the fuel does not matter.
+    Layouts::compile(&layouts, 0)
         .map(|_| ())
         .map_err(|e| DeployError::BadArchive(format!("layouts: {e}")))
-}
-
-fn read_error(e: io::Error) -> DeployError {
-    if e.kind() == io::ErrorKind::FileTooLarge {
-        DeployError::TooLarge(e.to_string())
-    } else {
-        DeployError::BadArchive(format!("cannot read the archive: {e}"))
-    }
-}
-
-/// Counts request bytes and stops past the limit (the body may have no `Content-Length`).
-struct Counted<R> {
-    inner: R,
-    read: u64,
-    max: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.max {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!("archive larger than the {}-byte limit", self.max),
-            ));
-        }
-        Ok(n)
-    }
 }
 
 fn error(e: &DeployError) -> Response {
@@ -432,7 +293,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::archive::clean_path;
 
     #[test]
     fn archive_paths_are_cleaned_or_rejected() {

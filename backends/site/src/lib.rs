@@ -6,11 +6,12 @@
 //!   with `WWW-Authenticate: Basic realm="site"` and authenticated ones without a grant 403.
 //! - HTTP semantics (validators, conditional requests, ranges, redirects, MIME types,
 //!   precompressed sidecars, cache and security headers, traversal) live in [`http`].
-//! - Markdown rendering (pulldown-cmark, Tera layouts, syntect, ammonia) lives in [`markdown`].
+//! - Markdown rendering (pulldown-cmark, minijinja layouts, syntect, ammonia) lives in [`markdown`].
 //! - `PUT <prefix>/.well-known/everlock/deploy` replaces the whole site in one commit
 //!   ([`deploy`]); the console gets `history` and `rollback` through [`commands`].
-//! - Zero-config: the instance `welcome` on localhost seeds itself with a built-in welcome page
-//!   on first use and makes itself public ([`site::SiteInner::seed_welcome`]).
+//! - Zero-config: the default instance `welcome` on localhost is declared public with the
+//!   built-in welcome page as seed content; the host provisions it once, when it first installs
+//!   it, never on the request path.
 
 #![cfg_attr(
     test,
@@ -55,6 +56,7 @@ register_backend!(BackendFactory {
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
     admin: false,
+    access_root: Some("http/site"),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -68,6 +70,8 @@ fn default_instances() -> Vec<DefaultInstance> {
         vhosts: &["localhost", "127.0.0.1", "::1"],
         prefix: "/",
         store: "site-http-welcome",
+        public: true,
+        seed: welcome::FILES,
     }]
 }
 
@@ -79,10 +83,6 @@ pub fn build(
     let settings: Settings = parse_settings(table)?;
     let resource = AccessPath::from_segments(["http", "site", ctx.instance.as_str()])
         .map_err(|e| BuildError::Failed(e.to_string()))?;
-    // The welcome seeding applies to the zero-config instance only: it is named `welcome` and
-    // has no settings (a configured instance always passes through the settings table, and a
-    // configured site called `welcome` with settings is left alone).
-    let welcome = ctx.instance.as_str() == welcome::NAME && table.is_empty();
     Ok(Box::new(Site {
         inner: Arc::new(SiteInner::new(
             ctx.instance.to_string(),
@@ -91,7 +91,6 @@ pub fn build(
             ctx.store,
             ctx.auth,
             resource,
-            welcome,
         )),
     }))
 }

@@ -9,7 +9,8 @@ pub enum Mode {
     /// Files are served as they are (`index.html` indexes, `/about` → `about.html`).
     #[default]
     Html,
-    /// `.md` pages are rendered through Tera layouts; other files are served as they are.
+    /// `.md` pages are rendered through Jinja-syntax layouts (minijinja); other files are
+    /// served as they are.
     Markdown,
 }
 
@@ -20,13 +21,18 @@ pub struct Settings {
     /// `html` or `markdown`.
     #[serde(default)]
     pub mode: Mode,
-    /// The largest deploy archive accepted, counted both as request bytes and as the sum of the
-    /// file sizes it unpacks to (so a gzip bomb stops at the same limit).
+    /// The largest deploy archive accepted, counted as request bytes, as decompressed archive
+    /// bytes (headers included) and as the sum of the file sizes (so a gzip bomb stops at the
+    /// same limit).
     #[serde(default = "default_max_deploy_bytes")]
     pub max_deploy_bytes: u64,
-    /// The most files one deploy may hold.
+    /// The most files and directories one deploy may hold.
     #[serde(default = "default_max_deploy_files")]
     pub max_deploy_files: u64,
+    /// The work one Markdown page's layout may do, in minijinja fuel: about one instruction
+    /// or 64 bytes of data per unit. A page over it answers 500; other sites are unaffected.
+    #[serde(default = "default_render_fuel")]
+    pub render_fuel: u64,
     /// `max-age` for static files that are neither HTML nor fingerprinted; 0 means `no-cache`.
     #[serde(default)]
     pub static_max_age: u32,
@@ -47,6 +53,7 @@ impl Default for Settings {
             mode: Mode::Html,
             max_deploy_bytes: default_max_deploy_bytes(),
             max_deploy_files: default_max_deploy_files(),
+            render_fuel: default_render_fuel(),
             static_max_age: 0,
             hsts: true,
             hsts_include_subdomains: false,
@@ -63,16 +70,26 @@ fn default_max_deploy_files() -> u64 {
     100_000
 }
 
+/// Ample for real layouts (the built-in listing of 10,000 pages fits in a quarter of it), while
+/// a runaway layout stops within a fraction of a second and about 128 MiB of template data.
+pub const DEFAULT_RENDER_FUEL: u64 = 2_000_000;
+
+fn default_render_fuel() -> u64 {
+    DEFAULT_RENDER_FUEL
+}
+
 fn yes() -> bool {
     true
 }
 
 /// A documented example of the settings, checked by a test.
-pub const EXAMPLE_SETTINGS: &str = r#"# `html` serves files as they are; `markdown` renders .md pages through Tera layouts.
+pub const EXAMPLE_SETTINGS: &str = r#"# `html` serves files as they are; `markdown` renders .md pages through Jinja-syntax layouts.
 mode = "markdown"
 # The largest deploy (request bytes and unpacked bytes), and the most files one deploy may hold.
 max-deploy-bytes = 536870912
 max-deploy-files = 100000
+# The work one Markdown page's layout may do (minijinja fuel); a page over it answers 500.
+render-fuel = 2000000
 # max-age for static files that are neither HTML nor fingerprinted (0 = no-cache).
 static-max-age = 0
 # Strict-Transport-Security on HTTPS responses; the two riskier flags are opt-in.

@@ -5,15 +5,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use everlock_host::InstanceStore;
-use everlock_host::auth::{AccessPath, Action, Auth, Principal};
-use everlock_host::storage::{
-    CommitId, CommitMeta, Entry, Expected, ObjectId, Op, Precondition, StorageError, Store,
-};
+use everlock_host::auth::{AccessPath, Auth};
+use everlock_host::storage::{CommitId, Entry, ObjectId, StorageError, Store};
 
 use crate::markdown::site::MarkdownSite;
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
-use crate::welcome;
 
 /// Files up to this size are kept in memory after their first read (content never changes for
 /// an object id, so the cache cannot go stale).
@@ -36,11 +33,6 @@ pub struct SiteInner {
     pub auth: Auth,
     /// `http/site/<name>`.
     pub resource: AccessPath,
-    /// Whether this is the zero-config welcome site, which seeds itself on first use.
-    pub welcome: bool,
-    /// Set once the welcome site's store is known to be non-empty, so later requests skip the
-    /// check.
-    seeded: std::sync::atomic::AtomicBool,
     /// The newest snapshot seen.
     current: Mutex<Option<Arc<Snapshot>>>,
     /// Serialises snapshot rebuilds so a burst of requests after a deploy lists the store once.
@@ -64,7 +56,6 @@ impl SiteInner {
         store: InstanceStore,
         auth: Auth,
         resource: AccessPath,
-        welcome: bool,
     ) -> SiteInner {
         SiteInner {
             name,
@@ -73,8 +64,6 @@ impl SiteInner {
             store,
             auth,
             resource,
-            welcome,
-            seeded: std::sync::atomic::AtomicBool::new(false),
             current: Mutex::new(None),
             rebuild: tokio::sync::Mutex::new(()),
             small: Mutex::new(SmallCache::default()),
@@ -125,7 +114,8 @@ impl SiteInner {
             .markdown
             .get_or_try_init(|| async {
                 Ok::<_, StorageError>(Arc::new(
-                    MarkdownSite::load(store, snapshot, &self.prefix).await,
+                    MarkdownSite::load(store, snapshot, &self.prefix, self.settings.render_fuel)
+                        .await,
                 ))
             })
             .await
@@ -159,64 +149,5 @@ impl SiteInner {
         cache.bytes += bytes.len();
         cache.map.insert(entry.object, bytes.clone());
         Ok(Some(bytes))
-    }
-
-    /// Seeds the zero-config welcome site on first use: when its store is still empty, make it
-    /// public (anon reader on `http/site/<name>`) and commit the built-in welcome page as
-    /// `system`. Both happen only while the store is empty, so an operator who later makes the
-    /// site private or deploys their own content is never overridden.
-    pub async fn seed_welcome(&self) -> Result<(), String> {
-        use std::sync::atomic::Ordering;
-        if self.seeded.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let store = self.store().await.map_err(|e| e.to_string())?;
-        if store.head().await.map_err(|e| e.to_string())?.is_some() {
-            self.seeded.store(true, Ordering::Release);
-            return Ok(());
-        }
-        if !self
-            .auth
-            .authorize(&Principal::Anon, &self.resource, Action::Read)
-        {
-            self.auth
-                .grant(
-                    &Principal::System,
-                    "anon",
-                    &self.resource.to_string(),
-                    "reader",
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        let ops: Vec<Op> = welcome::FILES
-            .iter()
-            .map(|(path, bytes)| Op::PutBytes {
-                path: (*path).to_owned(),
-                bytes: bytes.to_vec(),
-            })
-            .collect();
-        let preconditions = welcome::FILES
-            .iter()
-            .map(|(path, _)| Precondition {
-                path: (*path).to_owned(),
-                expected: Expected::Absent,
-            })
-            .collect();
-        match store
-            .commit(
-                ops,
-                preconditions,
-                CommitMeta::new("system", "site: seed the welcome page"),
-            )
-            .await
-        {
-            // Another request seeded it first: fine.
-            Ok(_) | Err(StorageError::Conflict { .. }) => {
-                self.seeded.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
     }
 }

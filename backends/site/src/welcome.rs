@@ -1,4 +1,5 @@
-//! The built-in content of the zero-config welcome site, committed on first use.
+//! The built-in content of the zero-config welcome site, committed by the host when
+//! it first provisions the zero-config instance.
 
 /// `(path, content)` of every file the welcome site starts with.
 pub const FILES: &[(&str, &[u8])] = &[("index.html", include_bytes!("../welcome/index.html"))];

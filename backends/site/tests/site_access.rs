@@ -1,5 +1,5 @@
 //! Access: public and private sites, 401/403, changes applied immediately, and the zero-config
-//! welcome site seeding itself as public exactly once.
+//! sites never provisioning themselves on the request path.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,7 +17,6 @@ use everlock_host::auth::{AccessPath, Action, Principal};
 use everlock_host::axum::body::Body;
 use everlock_host::http::{Request, StatusCode};
 use everlock_host::test_util::TestEnv;
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -67,67 +66,11 @@ async fn private_sites_challenge_anonymous_and_refuse_ungranted_users() {
     assert_eq!(s.get("/", &[]).await.0.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A site never provisions itself: whatever its name and settings, requests (deploys
+/// included) neither seed content nor grant `anon` anything. Zero-config provisioning is the
+/// host's, once, at install (host/src/provision.rs; end to end in tests/site_e2e.rs).
 #[tokio::test]
-async fn the_zero_config_welcome_site_seeds_itself_once() {
-    let env = TestEnv::new().await;
-    let ctx = env.context(KIND, "welcome", "localhost", "/");
-    let store = ctx.store.clone();
-    let router = build(ctx, &everlock_host::toml::Table::new())
-        .unwrap()
-        .http_router()
-        .unwrap();
-    let get = || {
-        Request::get("/")
-            .header("host", "localhost")
-            .body(Body::empty())
-            .unwrap()
-    };
-    let resp = router.clone().oneshot(get()).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let html = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
-    assert!(
-        html.contains("skopeo copy") && html.contains("docker://localhost:8443/"),
-        "{html}"
-    );
-    assert!(
-        html.contains("everlock site deploy") && html.contains("ssh -p 2222 admin@localhost"),
-        "{html}"
-    );
-    let resource = AccessPath::from_segments(["http", "site", "welcome"]).unwrap();
-    assert!(
-        env.auth
-            .authorize(&Principal::Anon, &resource, Action::Read)
-    );
-    let log = store.get().await.unwrap().log(10).await.unwrap();
-    assert_eq!(log.len(), 1);
-    assert_eq!(log[0].principal, "system");
-    // An operator's later decision to make it private sticks, across rebuilds of the instance.
-    env.auth
-        .revoke(&Principal::System, "anon", "http/site/welcome")
-        .await
-        .unwrap();
-    let ctx = env.context(KIND, "welcome", "localhost", "/");
-    let router = build(ctx, &everlock_host::toml::Table::new())
-        .unwrap()
-        .http_router()
-        .unwrap();
-    assert_eq!(
-        router.oneshot(get()).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(store.get().await.unwrap().log(10).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn a_welcome_site_first_used_by_a_deploy_is_still_public() {
+async fn sites_never_seed_or_open_themselves_on_requests() {
     let env = TestEnv::new().await;
     env.auth
         .bootstrap(
@@ -136,57 +79,56 @@ async fn a_welcome_site_first_used_by_a_deploy_is_still_public() {
         )
         .await
         .unwrap();
-    let ctx = env.context(KIND, "welcome", "localhost", "/");
-    let router = build(ctx, &everlock_host::toml::Table::new())
-        .unwrap()
-        .http_router()
-        .unwrap();
-    let put = Request::put("/.well-known/everlock/deploy")
-        .header("host", "localhost")
-        .header("authorization", basic("admin", "admin-pw"))
-        .body(Body::from(common::tar(&[("index.html", b"mine")])))
-        .unwrap();
-    assert_eq!(
-        router.clone().oneshot(put).await.unwrap().status(),
-        StatusCode::CREATED
-    );
-    let resp = router
-        .oneshot(
+    for settings in ["", "mode = \"html\""] {
+        let ctx = env.context(KIND, "welcome", "localhost", "/");
+        let store = ctx.store.clone();
+        let table: everlock_host::toml::Table = settings.parse().unwrap();
+        let router = build(ctx, &table).unwrap().http_router().unwrap();
+        let get = || {
             Request::get("/")
                 .header("host", "localhost")
                 .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .as_ref(),
-        b"mine"
-    );
+                .unwrap()
+        };
+        let resp = router.clone().oneshot(get()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{settings}");
+        let put = Request::put("/.well-known/everlock/deploy")
+            .header("host", "localhost")
+            .header("authorization", basic("admin", "admin-pw"))
+            .body(Body::from(common::tar(&[("index.html", b"mine")])))
+            .unwrap();
+        assert_eq!(
+            router.clone().oneshot(put).await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            router.oneshot(get()).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "a deploy must not make the site public"
+        );
+        let resource = AccessPath::from_segments(["http", "site", "welcome"]).unwrap();
+        assert!(
+            !env.auth
+                .authorize(&Principal::anon(), &resource, Action::Read)
+        );
+        let log = store.get().await.unwrap().log(10).await.unwrap();
+        assert!(log.iter().all(|c| c.principal == "admin"), "{log:?}");
+    }
 }
 
-#[tokio::test]
-async fn configured_sites_do_not_seed_or_open_themselves() {
-    let env = TestEnv::new().await;
-    let ctx = env.context(KIND, "welcome", "localhost", "/");
-    let table: everlock_host::toml::Table = "mode = \"html\"".parse().unwrap();
-    let router = build(ctx, &table).unwrap().http_router().unwrap();
-    let resp = router
-        .oneshot(
-            Request::get("/")
-                .header("host", "localhost")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+#[test]
+fn the_welcome_seed_shows_how_to_start() {
+    let (path, html) = everlock_backend_site_http::welcome::FILES[0];
+    assert_eq!(path, "index.html");
+    let html = String::from_utf8_lossy(html);
+    assert!(
+        html.contains("skopeo copy") && html.contains("docker://localhost:8443/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("everlock site deploy") && html.contains("ssh -p 2222 admin@localhost"),
+        "{html}"
+    );
 }
 
 #[test]

@@ -273,7 +273,7 @@ async fn history_and_rollback_through_the_console_hook() {
         cmds.help().iter().map(|h| h.name).collect::<Vec<_>>(),
         ["history", "rollback"]
     );
-    let will_p = Principal::User("will".parse().unwrap());
+    let will_p = Principal::test_user("will");
     let out = cmds.run(will_p.clone(), "history", vec![]).await.unwrap();
     let first_id = first["commit"].as_str().unwrap();
     assert!(out.contains(first_id) && out.lines().count() == 2, "{out}");
@@ -295,13 +295,13 @@ async fn history_and_rollback_through_the_console_hook() {
     assert!(log[0].message.contains("rollback"));
 
     // Errors: readers may see history but not roll back; bad commits are usage errors.
-    let rita = Principal::User("rita".parse().unwrap());
+    let rita = Principal::test_user("rita");
     assert!(cmds.run(rita.clone(), "history", vec![]).await.is_ok());
     assert!(matches!(
         cmds.run(rita, "rollback", vec![first_id.to_owned()]).await,
         Err(CommandError::Denied(_))
     ));
-    let alice = Principal::User("alice".parse().unwrap());
+    let alice = Principal::test_user("alice");
     s.env
         .auth
         .revoke(&s.admin, "anon", "http/site/web")

@@ -35,11 +35,12 @@ async fn site() -> TestSite {
     s
 }
 
-/// The body as text, with Tera's escaping of `/` in attribute values undone for readability.
+/// The body as text, with the layout engine's escaping of `/` in values undone for
+/// readability.
 fn text(body: &[u8]) -> String {
     String::from_utf8(body.to_vec())
         .unwrap()
-        .replace("&#x2F;", "/")
+        .replace("&#x2f;", "/")
 }
 
 #[tokio::test]

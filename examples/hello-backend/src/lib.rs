@@ -70,6 +70,7 @@ register_backend!(BackendFactory {
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
     admin: false,
+    access_root: Some("http/hello"),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -156,9 +157,10 @@ async fn require_read(State(guard): State<Guard>, req: Request, next: Next) -> R
         .auth
         .authorize(&principal, &guard.resource, Action::Read)
     {
-        return match principal {
-            everlock_host::auth::Principal::Anon => http_auth::unauthorized(REALM),
-            _ => http_auth::forbidden(),
+        return if principal.is_anon() {
+            http_auth::unauthorized(REALM)
+        } else {
+            http_auth::forbidden()
         };
     }
     next.run(Request::from_parts(parts, body)).await
@@ -270,7 +272,7 @@ mod tests {
             .bootstrap("admin", AdminPassword::Given("admin-pw".into()))
             .await
             .unwrap();
-        let admin = Principal::User("admin".parse().unwrap());
+        let admin = Principal::test_user("admin");
         env.auth
             .add_user(&admin, "alice", "alice-pw")
             .await

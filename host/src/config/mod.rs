@@ -6,6 +6,7 @@
 //! - `overrides`: the flag/env layer applied on top of the file.
 
 mod overrides;
+mod ownership;
 mod ssh;
 mod types;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use overrides::{ConfigOverrides, KindOverrides};
+pub use ownership::{RESERVED_STORES, check_ownership};
 pub use ssh::SshFrontendConfig;
 pub use types::{
     CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
@@ -53,8 +55,9 @@ pub struct HttpFrontendConfig {
     /// HTTPS listener, or `off`.
     #[serde(default = "default_listen_https")]
     pub listen_https: ListenAddr,
-    /// Seconds a client may take to send a request's headers (or finish the TLS handshake)
-    /// before the connection is closed; defeats slowloris.
+    /// Seconds a client may take to finish the TLS handshake, to send its first bytes after
+    /// connecting, and to send a request's headers before the connection is closed; defeats
+    /// slowloris and silent connections.
     #[serde(default = "default_header_read_timeout_secs")]
     pub header_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
@@ -63,6 +66,11 @@ pub struct HttpFrontendConfig {
     /// Maximum number of simultaneously open client connections per listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Seconds a connection may stay open with no request in progress (an HTTP/1.1
+    /// keep-alive connection between requests, an HTTP/2 connection with no open stream)
+    /// before the server closes it, so idle clients cannot hold connection slots forever.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// PEM certificates selected by SNI. Names without a certificate get the generated
     /// self-signed one.
     #[serde(default)]
@@ -86,6 +94,14 @@ pub struct AuthConfig {
     /// First lockout in seconds; it doubles with each further failure, up to 15 minutes.
     #[serde(default = "default_throttle_lockout_secs")]
     pub throttle_lockout_secs: u64,
+    /// Failed password checks per client address, across all logins, within
+    /// `throttle-address-window-secs` before that address is refused (429); `0` turns the
+    /// budget off (behind a proxy that hides client addresses).
+    #[serde(default = "default_throttle_address_failures")]
+    pub throttle_address_failures: u32,
+    /// The window of the per-address budget, in seconds.
+    #[serde(default = "default_throttle_address_window_secs")]
+    pub throttle_address_window_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -95,6 +111,8 @@ impl Default for AuthConfig {
             credential_cache_secs: default_credential_cache_secs(),
             throttle_free_failures: default_throttle_free_failures(),
             throttle_lockout_secs: default_throttle_lockout_secs(),
+            throttle_address_failures: default_throttle_address_failures(),
+            throttle_address_window_secs: default_throttle_address_window_secs(),
         }
     }
 }
@@ -109,6 +127,10 @@ impl AuthConfig {
             throttle: everlock_auth::ThrottlePolicy {
                 free_failures: self.throttle_free_failures,
                 base_lockout: std::time::Duration::from_secs(self.throttle_lockout_secs.max(1)),
+                address_failures: self.throttle_address_failures,
+                address_window: std::time::Duration::from_secs(
+                    self.throttle_address_window_secs.max(1),
+                ),
                 ..defaults
             },
         }
@@ -166,6 +188,16 @@ fn default_throttle_free_failures() -> u32 {
 
 fn default_throttle_lockout_secs() -> u64 {
     30
+}
+
+fn default_throttle_address_failures() -> u32 {
+    everlock_auth::ThrottlePolicy::default().address_failures
+}
+
+fn default_throttle_address_window_secs() -> u64 {
+    everlock_auth::ThrottlePolicy::default()
+        .address_window
+        .as_secs()
 }
 
 /// One certificate/key pair and the SNI names it serves (`[[frontend-http.certificates]]`).
@@ -229,6 +261,7 @@ impl Default for HttpFrontendConfig {
             header_read_timeout_secs: default_header_read_timeout_secs(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
             max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout_secs(),
             certificates: Vec::new(),
         }
     }
@@ -268,6 +301,10 @@ fn default_shutdown_timeout_secs() -> u64 {
 
 fn default_max_connections() -> usize {
     4096
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    60
 }
 
 /// Why a configuration could not be loaded or validated.
@@ -320,6 +357,36 @@ pub enum ConfigError {
         /// One claimant (`kind/instance`).
         first: String,
         /// The other claimant.
+        second: String,
+    },
+    /// An instance names a store that belongs to the server (users or system).
+    #[error("instance {instance} may not use store `{store}`: it is reserved for the server")]
+    ReservedStore {
+        /// The reserved store.
+        store: String,
+        /// `kind/instance`.
+        instance: String,
+    },
+    /// Two instances name the same store.
+    #[error(
+        "store `{store}` is used by both {first} and {second}; every instance needs its own store"
+    )]
+    SharedStore {
+        /// The store.
+        store: String,
+        /// One user (`kind/instance`).
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// More than one instance of an SSH kind.
+    #[error(
+        "{second} is a second SSH instance besides {first}; the SSH frontend serves exactly one"
+    )]
+    SecondSsh {
+        /// The first SSH instance.
+        first: String,
+        /// The second.
         second: String,
     },
     /// An HTTP instance has no vhost, so nothing could ever reach it.
@@ -414,6 +481,7 @@ impl Config {
         }
         let resolved = self.instances(registry);
         check_routes(&resolved)?;
+        check_ownership(&resolved)?;
         Ok(())
     }
 

@@ -25,6 +25,8 @@ pub struct ConfigOverrides {
     pub shutdown_timeout_secs: Option<u64>,
     /// `--frontend-http-max-connections`.
     pub max_connections: Option<usize>,
+    /// `--frontend-http-idle-timeout-secs`.
+    pub idle_timeout_secs: Option<u64>,
     /// `--frontend-ssh-listen` / `EVERLOCK_FRONTEND_SSH_LISTEN`.
     pub ssh_listen: Option<ListenAddr>,
     /// `--frontend-ssh-idle-timeout-secs`.
@@ -76,6 +78,9 @@ impl ConfigOverrides {
         }
         if let Some(v) = self.max_connections {
             http.max_connections = v;
+        }
+        if let Some(v) = self.idle_timeout_secs {
+            http.idle_timeout_secs = v;
         }
         if let Some(v) = self.ssh_listen {
             config.frontend_ssh.listen = v;

@@ -9,17 +9,21 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{CONTENT_TYPE, EXPECT, HOST, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use super::drain::{self, Leftover, RequestFacts, Tracked};
+use super::idle::{Activity, Guarded, Watched};
 
 use crate::routes::{InstanceTable, Resolution};
 use crate::vhost::{HostError, normalize_host};
@@ -37,8 +41,11 @@ pub enum Scheme {
 /// Tunables of one listener.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Time allowed for a TLS handshake and for a request's headers.
+    /// Time allowed for a TLS handshake, for a connection's first bytes and for a request's
+    /// headers.
     pub header_read_timeout: Duration,
+    /// Time a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
     /// Time in-flight requests get after shutdown starts.
     pub shutdown_timeout: Duration,
     /// Simultaneous connections; further clients wait in the kernel's accept queue.
@@ -59,19 +66,9 @@ pub async fn run(
     } else {
         Scheme::Http
     };
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
-
+    let builder = protocol_builder(&settings);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&limit).acquire_owned() => match permit {
@@ -95,75 +92,161 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let table = Arc::clone(&table);
+        let conn = Conn {
+            builder: builder.clone(),
+            table: Arc::clone(&table),
+            remote,
+            scheme,
+            settings: settings.clone(),
+            shutdown: shutdown.clone(),
+        };
         let tls = tls.clone();
-        let handshake_timeout = settings.header_read_timeout;
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let table = Arc::clone(&table);
-                async move { Ok::<_, Infallible>(handle(&table, req, remote, scheme).await) }
-            });
-            let result =
-                match tls {
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%remote, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        watcher.watch(conn).await
+            match tls {
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(conn.settings.header_read_timeout, handshake).await {
+                        Ok(Ok(stream)) => conn.serve(stream).await,
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
-                    None => {
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        watcher.watch(conn).await
-                    }
-                };
-            if let Err(e) = result {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+                None => conn.serve(stream).await,
             }
         });
     }
     drop(listener);
+    connections.close();
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!(?scheme, "all connections closed"),
+        () = connections.wait() => tracing::debug!(?scheme, "all connections closed"),
         () = tokio::time::sleep(settings.shutdown_timeout) => {
             tracing::warn!(?scheme, "shutdown timeout reached; abandoning open connections");
         }
     }
 }
 
-/// Handles one request from the network: records the peer and scheme, routes, logs.
-async fn handle(
-    table: &InstanceTable,
-    mut req: Request<Incoming>,
+/// The HTTP/1.1 + HTTP/2 protocol settings every connection of a listener shares.
+fn protocol_builder(settings: &HttpSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    // Pings detect dead HTTP/2 peers; an idle but live peer is closed by the idle watchdog.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    builder: auto::Builder<TokioExecutor>,
+    table: Arc<InstanceTable>,
     remote: SocketAddr,
     scheme: Scheme,
-) -> Response<Body> {
+    settings: HttpSettings,
+    shutdown: CancellationToken,
+}
+
+impl Conn {
+    /// Speaks HTTP on `stream` until the peer closes it, it stays silent or idle for too
+    /// long, or the server shuts down (then in-flight requests may finish).
+    async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+        let request = RequestContext {
+            table: self.table,
+            remote: self.remote,
+            scheme: self.scheme,
+            activity: Arc::clone(&activity),
+            drain_timeout: self.settings.header_read_timeout,
+        };
+        let service = hyper::service::service_fn(move |req| {
+            let request = request.clone();
+            async move { Ok::<_, Infallible>(handle(&request, req).await) }
+        });
+        let conn = self.builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let remote = self.remote;
+        let settings = &self.settings;
+        let expiry = tokio::select! {
+            result = conn.as_mut() => return log_end(remote, result),
+            () = self.shutdown.cancelled() => None,
+            why = activity.expired(settings.header_read_timeout, settings.idle_timeout) => Some(why),
+        };
+        conn.as_mut().graceful_shutdown();
+        let Some(why) = expiry else {
+            // Server shutdown: `run` bounds the wait for in-flight requests.
+            return log_end(remote, conn.await);
+        };
+        tracing::debug!(%remote, ?why, "closing an unused connection");
+        // An HTTP/2 peer is asked to go away and must acknowledge. A request that raced the
+        // close still finishes; a peer that ignores the close gets no more than another
+        // header-read timeout of idleness.
+        activity.touch();
+        let grace = settings.header_read_timeout;
+        tokio::select! {
+            result = conn => log_end(remote, result),
+            _ = activity.expired(grace, grace) => {
+                tracing::debug!(%remote, "peer ignored the close; dropping the connection");
+            }
+        }
+    }
+}
+
+fn log_end<E: std::fmt::Display>(remote: SocketAddr, result: Result<(), E>) {
+    if let Err(e) = result {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// What every request on one connection shares.
+#[derive(Clone)]
+struct RequestContext {
+    table: Arc<InstanceTable>,
+    remote: SocketAddr,
+    scheme: Scheme,
+    activity: Arc<Activity>,
+    drain_timeout: Duration,
+}
+
+/// Handles one request from the network: records the peer and scheme, routes, settles an
+/// unread request body, logs. The connection counts as busy until the response body ends.
+async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Body> {
+    let in_flight = ctx.activity.request();
     let started = Instant::now();
+    let remote = ctx.remote;
+    let scheme = ctx.scheme;
     req.extensions_mut().insert(ConnectInfo(remote));
     req.extensions_mut().insert(scheme);
     let method = req.method().clone();
     let version = req.version();
+    let facts = RequestFacts {
+        version,
+        expects_continue: req
+            .headers()
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+    };
     // Only the path is logged: query strings can carry secrets.
     let path = req.uri().path().to_owned();
-    let (response, routed) = route(table, req.map(Body::new)).await;
+    let leftover = Leftover::default();
+    let req = req.map(|body| Body::new(Tracked::new(body, leftover.clone())));
+    let (mut response, routed) = route(&ctx.table, req).await;
+    drain::settle(
+        &mut response,
+        facts,
+        &leftover,
+        &ctx.activity,
+        ctx.drain_timeout,
+    );
     tracing::info!(
         target: "everlock::access",
         %remote,
@@ -176,7 +259,7 @@ async fn handle(
         instance = %routed.instance,
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
     );
-    response
+    response.map(|body| Body::new(Guarded::new(body, in_flight)))
 }
 
 /// What routing decided, for the access log.

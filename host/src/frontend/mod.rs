@@ -2,9 +2,13 @@
 //!
 //! # Layout
 //! - `http`: HTTP/1.1 and HTTP/2 listeners, Host-header routing to instances, access log.
+//! - `idle`: closing connections that stay silent or idle (no request in progress).
+//! - `drain`: request bodies a response left unread (keep HTTP/1.1 connections usable).
 //! - `tls`: SNI certificate selection and the generated local certificate authority.
 //! - `ssh`: the SSH listener (russh), its host key and the session abstraction.
 
+mod drain;
 pub mod http;
+mod idle;
 pub mod ssh;
 pub mod tls;

@@ -15,6 +15,7 @@ mod read;
 mod uploads;
 mod write;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +73,14 @@ CREATE TABLE IF NOT EXISTS settings(
 /// WAL with `synchronous=FULL` makes every commit durable when it returns; WAL with NORMAL
 /// could lose the last transactions on power loss (reference/storage.md §9).
 pub(crate) fn open_writer(file: &Path) -> Result<Connection> {
+    // SQLite would create the database 0644; created empty here with 0600 first, it adopts the
+    // file, and gives its `-wal` and `-shm` files the database's mode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(crate::perms::FILE_MODE)
+        .open(file)?;
     let conn = Connection::open(file)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS uploads(
     ttl INTEGER NOT NULL,
     lease_until INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_path ON uploads(path);
 ";
 
 /// One session row.
@@ -75,6 +76,15 @@ pub(crate) fn delete_upload(conn: &Connection, id: &str) -> Result<bool> {
         .prepare_cached("DELETE FROM uploads WHERE id = ?1")?
         .execute([id])?
         > 0)
+}
+
+/// How many sessions labelled `path` are still live at `now_ms` (expired ones are about to be
+/// swept and do not count against a caller's limit).
+pub(crate) fn count_live_uploads(conn: &Connection, path: &str, now_ms: i64) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM uploads WHERE path = ?1 AND lease_until > ?2")?
+        .query_row(params![path, now_ms], |r| r.get(0))?;
+    Ok(to_u64(n))
 }
 
 /// Every session, for startup recovery and expiry.

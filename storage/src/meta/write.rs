@@ -92,9 +92,11 @@ pub(crate) fn apply_batch(
     }
 }
 
+/// Every commit of a batch fails with the transaction's error. It is a database or disk
+/// failure (often a full disk), never corruption: the transaction was rolled back whole.
 fn fail_all(n: usize, e: &rusqlite::Error) -> Vec<Result<CommitInfo>> {
     (0..n)
-        .map(|_| Err(StorageError::Corrupt(format!("group commit failed: {e}"))))
+        .map(|_| Err(StorageError::from_shared_sqlite(e)))
         .collect()
 }
 

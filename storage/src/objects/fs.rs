@@ -1,4 +1,4 @@
-//! Objects as files: `objects/<2 hex>/<64 hex>`, mode 0444, streamed through `tmp/`.
+//! Objects as files: `objects/<2 hex>/<64 hex>`, mode 0400, streamed through `tmp/`.
 //!
 //! The publish order follows reference/storage.md §3: `fdatasync(tmp)`, `link()` to the final
 //! name (which fails with `EEXIST` instead of overwriting), then `fsync` the fan-out directory,
@@ -31,7 +31,7 @@ impl FsObjects {
         let mut created = false;
         for dir in [&objects, &tmp] {
             if !dir.is_dir() {
-                fs::create_dir(dir)?;
+                crate::perms::create_dir(dir)?;
                 created = true;
             }
         }
@@ -80,7 +80,7 @@ impl ObjectBackend for FsObjects {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(crate::perms::FILE_MODE)
             .open(&path)?;
         Ok(FsTemp {
             file,
@@ -95,7 +95,7 @@ impl ObjectBackend for FsObjects {
         let fan_dir = target.parent().unwrap_or(&self.objects).to_path_buf();
         let mut new_fan = false;
         if !fan_dir.is_dir() {
-            match fs::create_dir(&fan_dir) {
+            match crate::perms::create_dir(&fan_dir) {
                 Ok(()) => new_fan = true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
@@ -103,7 +103,7 @@ impl ObjectBackend for FsObjects {
         }
         // Readers must never be able to change an object in place.
         temp.file
-            .set_permissions(fs::Permissions::from_mode(0o444))?;
+            .set_permissions(fs::Permissions::from_mode(crate::perms::OBJECT_MODE))?;
         let outcome = match fs::hard_link(&temp.path, &target) {
             Ok(()) => Published::New,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Published::AlreadyPresent,
@@ -268,7 +268,7 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o444);
+        assert_eq!(mode & 0o777, 0o400);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(objs.list().unwrap().len(), 1);
         let _left = objs.create_temp().unwrap();

@@ -75,8 +75,85 @@ pub fn parse(value: &str, len: u64) -> RangeRequest {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use RangeRequest::*;
+
+    /// What every answer must satisfy: ranges are non-empty, inside the representation,
+    /// sorted, neither overlapping nor adjacent, and no more than were honoured.
+    fn assert_well_formed(answer: &RangeRequest, len: u64) {
+        if let Ranges(ranges) = answer {
+            assert!(
+                !ranges.is_empty() && ranges.len() <= MAX_RANGES,
+                "{ranges:?}"
+            );
+            for (start, end) in ranges {
+                assert!(start <= end && *end < len, "{ranges:?} for {len}");
+            }
+            for pair in ranges.windows(2) {
+                if let [(_, end), (next, _)] = pair {
+                    assert!(end.saturating_add(1) < *next, "{ranges:?}");
+                }
+            }
+        }
+    }
+
+    /// One range spec as a client might write it, valid or not.
+    fn spec() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just(String::new()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..300).prop_map(|n| n.to_string()),
+            "[0-9]{19,25}",
+            "[ a-z+-]{0,3}",
+        ];
+        (
+            number.clone(),
+            number,
+            "[ \\t]{0,2}",
+            prop::bool::weighted(0.9),
+        )
+            .prop_map(|(a, b, ws, dash)| format!("{ws}{a}{}{b}{ws}", if dash { "-" } else { "" }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_headers_give_a_well_formed_answer(value in "\\PC{0,64}", len in any::<u64>()) {
+            assert_well_formed(&parse(&value, len), len);
+            let bytes = format!("bytes={value}");
+            assert_well_formed(&parse(&bytes, len), len);
+            assert_well_formed(&parse(&bytes, len % 1000), len % 1000);
+        }
+
+        #[test]
+        fn range_lists_give_a_well_formed_answer(
+            specs in prop::collection::vec(spec(), 0..24),
+            len in prop_oneof![Just(0u64), Just(1), 0u64..500, Just(u64::MAX)],
+            unit in prop_oneof![Just("bytes="), Just(" bytes="), Just("Bytes="), Just("bytes ="), Just("")],
+        ) {
+            let value = format!("{unit}{}", specs.join(","));
+            let answer = parse(&value, len);
+            assert_well_formed(&answer, len);
+            // Without the unit there is nothing to honour; other spellings may be ignored too.
+            if unit.is_empty() {
+                prop_assert_eq!(answer, Full);
+            }
+        }
+
+        #[test]
+        fn a_single_satisfiable_range_is_answered_exactly(
+            len in 1u64..u64::MAX,
+            a in any::<u64>(),
+            b in any::<u64>(),
+        ) {
+            let (start, end) = (a.min(b) % len, a.max(b));
+            let answer = parse(&format!("bytes={start}-{end}"), len);
+            prop_assert_eq!(answer, Ranges(vec![(start, end.min(len - 1))]));
+        }
+    }
 
     #[test]
     fn single_ranges() {

@@ -21,6 +21,7 @@ use crate::http::headers;
 use crate::http::path::{self, SitePath};
 use crate::http::range::{self, RangeRequest};
 use crate::http::resolve::{self, Target};
+use crate::markdown::pool::RenderError;
 use crate::markdown::site::{MarkdownSite, PageKind};
 use crate::settings::Mode;
 use crate::site::SiteInner;
@@ -45,13 +46,6 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
     let Some(rel) = path::strip_prefix(parts.uri.path(), &site.prefix).map(str::to_owned) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    // Seeding happens on the first request of any kind, deploys included, so a welcome site
-    // whose first use is a deploy is still public.
-    if site.welcome
-        && let Err(e) = site.seed_welcome().await
-    {
-        tracing::warn!(site = %site.name, "cannot seed the welcome site: {e}");
-    }
     if rel == DEPLOY_PATH {
         return crate::deploy::handle(site, parts, body).await;
     }
@@ -63,9 +57,10 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
         .auth
         .authorize(&principal, &site.resource, Action::Read)
     {
-        return match principal {
-            Principal::Anon => http_auth::unauthorized(REALM),
-            _ => http_auth::forbidden(),
+        return if principal.is_anon() {
+            http_auth::unauthorized(REALM)
+        } else {
+            http_auth::forbidden()
         };
     }
     if parts.method != Method::GET && parts.method != Method::HEAD {
@@ -76,7 +71,7 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
     }
     let private = !site
         .auth
-        .authorize(&Principal::Anon, &site.resource, Action::Read);
+        .authorize(&Principal::anon(), &site.resource, Action::Read);
     let Some(site_path) = path::normalize(&rel) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -91,6 +86,13 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
     .await
     {
         Ok(r) => r,
+        Err(Failure::Render(e)) if e.is_over_budget() => {
+            tracing::error!(site = %site.name, path = %parts.uri.path(), "{e}");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this page's layout ran past its rendering budget; the site's author has to simplify it\n",
+            )
+        }
         Err(e) => {
             tracing::error!(site = %site.name, "storage error: {e}");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
@@ -98,7 +100,25 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
     }
 }
 
-/// Serves a normalised path. Errors are storage failures (the server's fault).
+/// Why serving failed: the server's side either way, told apart for the page and the log.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// A storage failure.
+    #[error("{0}")]
+    Storage(String),
+    /// A Markdown page could not be rendered.
+    #[error("{0}")]
+    Render(#[from] RenderError),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Storage(e)
+    }
+}
+
+/// Serves a normalised path. Errors are the server's side: storage failures, or a Markdown page
+/// that could not be rendered (such as a layout over its budget).
 async fn serve(
     site: &SiteInner,
     method: &Method,
@@ -106,7 +126,7 @@ async fn serve(
     query: Option<&str>,
     site_path: &SitePath,
     private: bool,
-) -> Result<Response, String> {
+) -> Result<Response, Failure> {
     let snapshot = site.snapshot().await.map_err(|e| e.to_string())?;
     let markdown = match site.settings.mode {
         Mode::Markdown => Some(site.markdown(&snapshot).await.map_err(|e| e.to_string())?),
@@ -167,7 +187,7 @@ async fn representation(
     target: &Target,
     req_headers: &HeaderMap,
     private: bool,
-) -> Result<Option<Representation>, String> {
+) -> Result<Option<Representation>, Failure> {
     let last_modified = snapshot.last_modified();
     let Some(commit) = snapshot.commit_id() else {
         return Ok(None);
@@ -269,7 +289,7 @@ async fn representation(
             let page = match snapshot.rendered(&cache_key) {
                 Some(p) => p,
                 None => {
-                    let html = md.render_taxonomy(taxonomy, term.as_deref())?;
+                    let html = md.render_taxonomy(taxonomy, term.as_deref()).await?;
                     let page = Arc::new(RenderedPage::new(html));
                     snapshot.store_rendered(&cache_key, page.clone());
                     page

@@ -4,5 +4,6 @@ pub mod config;
 pub mod front;
 pub mod highlight;
 pub mod layout;
+pub mod pool;
 pub mod render;
 pub mod site;

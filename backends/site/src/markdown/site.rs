@@ -2,15 +2,17 @@
 //! the rendering of pages, sections, the 404 page and `sitemap.xml`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use everlock_host::storage::{CommitId, Store};
 use serde::Serialize;
-use tera::{Context, Tera};
 
 use crate::markdown::config::SiteConfig;
 use crate::markdown::front::{self, FrontMatter};
+use crate::markdown::highlight;
+use crate::markdown::layout::{LayoutError, Layouts};
+use crate::markdown::pool::{RenderError, RenderPool};
 use crate::markdown::render::{self, RenderOptions};
-use crate::markdown::{highlight, layout};
 use crate::snapshot::Snapshot;
 
 /// Where a page's layouts live in the store.
@@ -60,7 +62,11 @@ pub struct MarkdownSite {
     /// The parsed `site.toml` (defaults when absent or broken).
     pub config: SiteConfig,
     /// Compiled layouts.
-    tera: Tera,
+    layouts: Arc<Layouts>,
+    /// The built-in layouts, for when one of the site's own fails at render time.
+    fallback: Arc<Layouts>,
+    /// This site's share of the render slots.
+    pool: RenderPool,
     /// The highlight theme's stylesheet.
     highlight_css: String,
     /// Every `.md` page, by store key.
@@ -70,10 +76,11 @@ pub struct MarkdownSite {
 }
 
 impl MarkdownSite {
-    /// Loads the site as of `commit`. Problems in site-author files never fail the load: a bad
-    /// `site.toml` or layout falls back to the defaults with a warning (deploys reject them up
-    /// front, so this only happens for content written some other way).
-    pub async fn load(store: &Store, snapshot: &Snapshot, prefix: &str) -> MarkdownSite {
+    /// Loads the site as of `commit`, each page render limited to `fuel` (see
+    /// [`Layouts`]). Problems in site-author files never fail the load: a bad `site.toml` or
+    /// layout falls back to the defaults with a warning (deploys reject them up front, so this
+    /// only happens for content written some other way).
+    pub async fn load(store: &Store, snapshot: &Snapshot, prefix: &str, fuel: u64) -> MarkdownSite {
         let commit = snapshot.commit_id();
         let config = match (commit, snapshot.files.contains_key("site.toml")) {
             (Some(c), true) => match read_text(store, "site.toml", c).await {
@@ -110,10 +117,14 @@ impl MarkdownSite {
                 pages.insert(key.clone(), meta(key, &text, &front, prefix));
             }
         }
-        let tera = layout::compile(&user_layouts).unwrap_or_else(|e| {
-            tracing::warn!("ignoring the site's layouts: {e}");
-            layout::builtin()
-        });
+        let fallback = Arc::new(Layouts::builtin(fuel));
+        let layouts = match Layouts::compile(&user_layouts, fuel) {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                tracing::warn!("ignoring the site's layouts: {e}");
+                fallback.clone()
+            }
+        };
         let highlight_css = if config.markdown.syntax_highlighting {
             highlight::css(&config.markdown.highlight_style)
         } else {
@@ -121,7 +132,9 @@ impl MarkdownSite {
         };
         MarkdownSite {
             config,
-            tera,
+            layouts,
+            fallback,
+            pool: RenderPool::default(),
             highlight_css,
             pages,
             prefix: prefix.to_owned(),
@@ -141,96 +154,82 @@ impl MarkdownSite {
         self.pages.get(key).is_some_and(|p| p.draft)
     }
 
-    /// Renders the page at `key` as a full HTML document.
+    /// Renders the page at `key` as a full HTML document. The CPU work (Markdown, the layout)
+    /// runs in the render pool under the layout's fuel budget.
     pub async fn render(
         &self,
         store: &Store,
         commit: CommitId,
         key: &str,
         kind: PageKind,
-    ) -> Result<String, String> {
-        let text = read_text(store, key, commit).await?;
-        let (front, body) = match front::split(&text) {
-            Ok(split) => split,
+    ) -> Result<String, RenderError> {
+        let text = read_text(store, key, commit)
+            .await
+            .map_err(RenderError::Storage)?;
+        let front = match front::split(&text) {
+            Ok((front, _)) => front,
             Err(e) => {
                 tracing::warn!("{key}: {e}");
-                (FrontMatter::default(), text.as_str())
+                FrontMatter::default()
             }
         };
-        let rendered = render::render(
-            body,
-            RenderOptions {
-                highlight: self.config.markdown.syntax_highlighting,
-                unsafe_html: self.config.markdown.unsafe_html,
-            },
-        );
         let url = page_url(&self.prefix, key);
-        let title = front
-            .title
-            .clone()
-            .or(rendered.h1)
-            .unwrap_or_else(|| stem_title(key));
-        let mut ctx = Context::new();
-        ctx.insert("site", &self.site_value(&url));
+        let mut ctx = serde_json::Map::new();
+        ctx.insert("site".into(), self.site_value(&url));
         ctx.insert(
-            "page",
-            &serde_json::json!({
-                "title": title,
+            "page".into(),
+            serde_json::json!({
                 "description": front.description,
                 "date": front.date.as_ref().map(front::DateValue::text),
                 "tags": front.tags,
                 "taxonomies": terms(&front),
                 "extra": front.extra,
-                "content": rendered.html,
                 "url": url,
                 "path": key,
             }),
         );
-        ctx.insert("highlight_css", &self.highlight_css);
-        let template = match kind {
+        ctx.insert("highlight_css".into(), self.highlight_css.clone().into());
+        let fallback = match kind {
             PageKind::Single => "single.html",
             PageKind::Section { page } => {
                 let all = self.section_pages(key);
                 let (pages, paginator) = self.paginate(&all, page, &url);
-                ctx.insert("section", &serde_json::json!({ "pages": pages }));
-                ctx.insert("paginator", &paginator);
+                ctx.insert("section".into(), serde_json::json!({ "pages": pages }));
+                ctx.insert("paginator".into(), paginator);
                 "list.html"
             }
         };
-        let custom = front.layout.map(|l| format!("{l}.html"));
-        let template = match custom {
-            Some(name) if self.tera.get_template_names().any(|n| n == name) => name,
-            _ => template.to_owned(),
+        let template = match front.layout.as_ref().map(|l| format!("{l}.html")) {
+            Some(name) if self.layouts.has(&name) => name,
+            _ => fallback.to_owned(),
         };
-        let fallback = if kind == PageKind::Single {
-            "single.html"
-        } else {
-            "list.html"
+        let job = self.job(template, fallback, key);
+        let options = RenderOptions {
+            highlight: self.config.markdown.syntax_highlighting,
+            unsafe_html: self.config.markdown.unsafe_html,
         };
-        self.render_with_fallback(&template, fallback, &ctx, key)
+        let stem = stem_title(key);
+        self.pool
+            .run(move || {
+                let body = front::split(&text).map_or(text.as_str(), |(_, body)| body);
+                let rendered = render::render(body, options);
+                let title = front.title.or(rendered.h1).unwrap_or(stem);
+                if let Some(page) = ctx.get_mut("page").and_then(|p| p.as_object_mut()) {
+                    page.insert("title".into(), title.into());
+                    page.insert("content".into(), rendered.html.into());
+                }
+                job.run(&serde_json::Value::Object(ctx))
+            })
+            .await?
     }
 
-    /// Renders `template`; when a site's own layout fails at render time (an undefined variable,
-    /// a bad filter), logs why and renders the built-in `fallback` instead, so an author's
-    /// template mistake degrades the page's look, never its availability.
-    fn render_with_fallback(
-        &self,
-        template: &str,
-        fallback: &str,
-        ctx: &Context,
-        what: &str,
-    ) -> Result<String, String> {
-        match self.tera.render(template, ctx) {
-            Ok(html) => Ok(html),
-            Err(e) => {
-                tracing::warn!("{what}: layout {template}: {}", layout::describe(&e));
-                layout::builtin().render(fallback, ctx).map_err(|e| {
-                    format!(
-                        "{what}: built-in layout {fallback}: {}",
-                        layout::describe(&e)
-                    )
-                })
-            }
+    fn job(&self, template: String, fallback: &'static str, what: &str) -> RenderJob {
+        RenderJob {
+            layouts: self.layouts.clone(),
+            fallback: self.fallback.clone(),
+            template,
+            fallback_template: fallback,
+            what: what.to_owned(),
         }
     }
 
@@ -328,7 +327,11 @@ impl MarkdownSite {
 
     /// Renders `/<taxonomy>/` (its terms) or `/<taxonomy>/<term>/` (the term's pages) with
     /// `taxonomy.html` when the site has one, else `list.html`.
-    pub fn render_taxonomy(&self, taxonomy: &str, term: Option<&str>) -> Result<String, String> {
+    pub async fn render_taxonomy(
+        &self,
+        taxonomy: &str,
+        term: Option<&str>,
+    ) -> Result<String, RenderError> {
         let base = self.prefix.trim_end_matches('/');
         let tax_url = crate::http::path::location(base, &[taxonomy], true, None);
         let (title, url, pages): (String, String, Vec<serde_json::Value>) = match term {
@@ -367,25 +370,21 @@ impl MarkdownSite {
                 )
             }
         };
-        let mut ctx = Context::new();
-        ctx.insert("site", &self.site_value(&url));
-        ctx.insert(
-            "page",
-            &serde_json::json!({ "title": title, "content": "", "url": url, "path": "" }),
-        );
-        ctx.insert("section", &serde_json::json!({ "pages": pages }));
-        ctx.insert("paginator", &serde_json::Value::Null);
-        ctx.insert(
-            "taxonomy",
-            &serde_json::json!({ "name": taxonomy, "term": term }),
-        );
-        ctx.insert("highlight_css", &self.highlight_css);
-        let template = if self.tera.get_template_names().any(|n| n == "taxonomy.html") {
+        let ctx = serde_json::json!({
+            "site": self.site_value(&url),
+            "page": { "title": title, "content": "", "url": url, "path": "" },
+            "section": { "pages": pages },
+            "paginator": null,
+            "taxonomy": { "name": taxonomy, "term": term },
+            "highlight_css": self.highlight_css,
+        });
+        let template = if self.layouts.has("taxonomy.html") {
             "taxonomy.html"
         } else {
             "list.html"
         };
-        self.render_with_fallback(template, "list.html", &ctx, taxonomy)
+        let job = self.job(template.to_owned(), "list.html", taxonomy);
+        self.pool.run(move || job.run(&ctx)).await?
     }
 
     /// `sitemap.xml` listing every page (absolute when `base_url` is set).
@@ -459,6 +458,34 @@ impl MarkdownSite {
             "nav": nav,
             "taxonomies": self.config.taxonomies,
         })
+    }
+}
+
+/// One render, owned so that it can move to the render pool.
+struct RenderJob {
+    layouts: Arc<Layouts>,
+    fallback: Arc<Layouts>,
+    template: String,
+    fallback_template: &'static str,
+    /// The page, for log lines.
+    what: String,
+}
+
+impl RenderJob {
+    /// Renders the template; when a site's own layout fails at render time (an undefined
+    /// variable, a bad filter), logs why and renders the built-in fallback instead, so an
+    /// author's template mistake degrades the page's look, never its availability. A layout
+    /// over its budget is not retried: the page is an error (logged by the caller), so the
+    /// author sees it.
+    fn run(self, ctx: &serde_json::Value) -> Result<String, RenderError> {
+        match self.layouts.render(&self.template, ctx) {
+            Ok(html) => Ok(html),
+            Err(e @ LayoutError::OverBudget { .. }) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!("{}: {e}", self.what);
+                Ok(self.fallback.render(self.fallback_template, ctx)?)
+            }
+        }
     }
 }
 

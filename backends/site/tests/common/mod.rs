@@ -43,7 +43,7 @@ impl TestSite {
             .bootstrap("admin", AdminPassword::Given("admin-pw".into()))
             .await
             .unwrap();
-        let admin = Principal::User("admin".parse().unwrap());
+        let admin = Principal::test_user("admin");
         env.auth
             .add_user(&admin, "alice", "alice-pw")
             .await

@@ -8,13 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use everlock_auth::{Auth, Principal, SshPublicKey};
+use russh::keys::{Algorithm, HashAlg};
 use russh::server::{
     Auth as Verdict, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::mpsc;
 
-use super::session::{Pty, SessionInput, SessionKind, SessionOutputChunk, SshService, SshSession};
+use super::gate::Ticket;
+use super::session::{
+    Pty, SessionInput, SessionInputSender, SessionKind, SessionOutputChunk, SshService, SshSession,
+};
 use crate::routes::InstanceTable;
 
 /// Session channels one connection may hold open at once; the console needs one.
@@ -22,6 +26,15 @@ const MAX_CHANNELS: usize = 4;
 
 /// How long the output of a finished session may take to drain before the channel closes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the connection waits for a session to take more input while its queue is full.
+/// Waiting stops reading from the client (backpressure); but a session that is itself
+/// waiting to send output, which this same connection task delivers, would wait forever, so
+/// after this long the session's input is closed instead, and the session ends.
+#[cfg(not(test))]
+const INPUT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const INPUT_STALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One SSH connection's state.
 pub(super) struct Connection {
@@ -31,22 +44,63 @@ pub(super) struct Connection {
     /// Set only by a successful password check or a verified key signature, never by a key
     /// offer, and cleared on every rejection.
     principal: Option<Principal>,
+    /// The pre-authentication slot, handed back at the first successful login.
+    ticket: Option<Ticket>,
+    /// A key accepted on offer whose signed request has not reached `auth_publickey` yet.
+    /// russh rejects a bad signature without calling the handler, so the refusal is logged
+    /// when the client moves on (or leaves).
+    pending_key: Option<KeyAttempt>,
     channels: HashMap<ChannelId, ChannelState>,
 }
 
 #[derive(Default)]
 struct ChannelState {
     pty: Option<Pty>,
-    input: Option<mpsc::UnboundedSender<SessionInput>>,
+    /// A program (shell or exec) runs on the channel.
+    started: bool,
+    /// `None` before the program starts and after its input was closed.
+    input: Option<SessionInputSender>,
+}
+
+impl ChannelState {
+    /// Whether the channel still counts against the per-connection limit: its program has
+    /// not started yet or still reads input.
+    fn live(&self) -> bool {
+        !self.started || self.input.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+}
+
+/// A public key a client tried, as logged: never more than its public fingerprint.
+struct KeyAttempt {
+    login: String,
+    fingerprint: String,
+    algorithm: String,
+}
+
+impl KeyAttempt {
+    fn new(login: &str, key: &russh::keys::PublicKey, algorithm: &Algorithm) -> KeyAttempt {
+        KeyAttempt {
+            login: login.to_owned(),
+            fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            algorithm: algorithm.as_str().to_owned(),
+        }
+    }
 }
 
 impl Connection {
-    pub(super) fn new(auth: Auth, table: Arc<InstanceTable>, remote: SocketAddr) -> Connection {
+    pub(super) fn new(
+        auth: Auth,
+        table: Arc<InstanceTable>,
+        remote: SocketAddr,
+        ticket: Ticket,
+    ) -> Connection {
         Connection {
             auth,
             table,
             remote,
             principal: None,
+            ticket: Some(ticket),
+            pending_key: None,
             channels: HashMap::new(),
         }
     }
@@ -64,9 +118,53 @@ impl Connection {
         self.reject()
     }
 
-    fn accepted(&mut self, principal: Principal, method: &str) -> Verdict {
-        tracing::info!(target: "everlock::ssh", login = %principal, remote = %self.remote, method, "SSH login");
+    /// Logs a refused public key (its fingerprint, never more) and why.
+    fn refused_key(&mut self, attempt: &KeyAttempt, reason: &str) -> Verdict {
+        tracing::info!(
+            target: "everlock::ssh",
+            login = %attempt.login.escape_debug(),
+            remote = %self.remote,
+            method = "publickey",
+            key = %attempt.fingerprint,
+            algorithm = %attempt.algorithm,
+            reason,
+            "SSH login refused"
+        );
+        self.reject()
+    }
+
+    /// A key accepted on offer never produced a verified signature: logs the refusal and
+    /// counts it as a failure, as a wrong password is.
+    fn settle_pending_key(&mut self) {
+        if let Some(attempt) = self.pending_key.take() {
+            self.auth.record_failure(&attempt.login, self.remote.ip());
+            self.refused_key(&attempt, "no valid signature");
+        }
+    }
+
+    /// Logs the login (with the key's fingerprint for a key login) and hands the
+    /// pre-authentication slot back.
+    fn accepted(
+        &mut self,
+        principal: Principal,
+        method: &str,
+        key: Option<&KeyAttempt>,
+    ) -> Verdict {
+        tracing::info!(
+            target: "everlock::ssh",
+            login = %principal,
+            remote = %self.remote,
+            method,
+            key = key.map(|k| k.fingerprint.as_str()),
+            algorithm = key.map(|k| k.algorithm.as_str()),
+            "SSH login"
+        );
         self.principal = Some(principal);
+        // Logged in: the connection no longer counts against the pre-authentication budgets
+        // and the login grace timer stops.
+        if let Some(ticket) = self.ticket.take() {
+            ticket.authenticated();
+        }
         Verdict::Accept
     }
 
@@ -92,13 +190,14 @@ impl Connection {
         ) else {
             return session.channel_failure(channel);
         };
-        if state.input.is_some() {
+        if state.started {
             // One program per channel, as in OpenSSH.
             return session.channel_failure(channel);
         }
         session.channel_success(channel)?;
         let crlf = state.pty.is_some();
         let (ssh_session, pipe) = SshSession::pipe(principal, self.remote, kind, state.pty.clone());
+        state.started = true;
         state.input = Some(pipe.input);
         let handle = session.handle();
         tokio::spawn(async move {
@@ -113,10 +212,27 @@ impl Connection {
         Ok(())
     }
 
-    fn send_input(&mut self, channel: ChannelId, input: SessionInput) {
-        if let Some(tx) = self.channels.get(&channel).and_then(|s| s.input.as_ref()) {
-            let _ = tx.send(input);
+    /// Hands `input` to the channel's session, waiting while its queue is full: meanwhile
+    /// this connection reads nothing more from the client, whose window then runs out.
+    async fn send_input(&mut self, channel: ChannelId, input: SessionInput) {
+        let Some(tx) = self.channels.get(&channel).and_then(|s| s.input.clone()) else {
+            return;
+        };
+        if tokio::time::timeout(INPUT_STALL_TIMEOUT, tx.send_wait(input))
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "everlock::ssh", remote = %self.remote, "SSH session stopped reading its input; closing it");
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.input = None;
+            }
         }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.settle_pending_key();
     }
 }
 
@@ -179,17 +295,21 @@ impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, _user: &str) -> Result<Verdict, Self::Error> {
+        self.settle_pending_key();
         Ok(self.reject())
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Verdict, Self::Error> {
+        self.settle_pending_key();
         // Shares the cache and the throttle with HTTP Basic; bcrypt runs on the blocking pool.
         match self
             .auth
             .verify_password(user, password, self.remote.ip())
             .await
         {
-            Ok(principal @ Principal::User(_)) => Ok(self.accepted(principal, "password")),
+            Ok(principal) if principal.login().is_some() => {
+                Ok(self.accepted(principal, "password", None))
+            }
             Ok(_) | Err(_) => Ok(self.refused(user, "password")),
         }
     }
@@ -201,15 +321,22 @@ impl russh::server::Handler for Connection {
     ) -> Result<Verdict, Self::Error> {
         // Only spares the client a signature for keys that cannot succeed; the identity is
         // decided in `auth_publickey`, after the signature is verified.
-        let known = self.auth.throttled(user, self.remote.ip()).is_none()
-            && to_auth_key(offer.public_key)
-                .is_some_and(|k| self.auth.verify_key(user, &k).is_some());
+        self.settle_pending_key();
         self.principal = None;
-        Ok(if known {
-            Verdict::Accept
-        } else {
-            self.reject()
-        })
+        let attempt = KeyAttempt::new(user, offer.public_key, offer.algorithm);
+        if *offer.algorithm == (Algorithm::Rsa { hash: None }) {
+            return Ok(self.refused_key(&attempt, "ssh-rsa (SHA-1) signatures are not accepted"));
+        }
+        if self.auth.throttled(user, self.remote.ip()).is_some() {
+            return Ok(self.refused_key(&attempt, "throttled"));
+        }
+        let known =
+            to_auth_key(offer.public_key).is_some_and(|k| self.auth.verify_key(user, &k).is_some());
+        if !known {
+            return Ok(self.refused_key(&attempt, "key not registered for this login"));
+        }
+        self.pending_key = Some(attempt);
+        Ok(Verdict::Accept)
     }
 
     async fn auth_publickey(
@@ -217,15 +344,21 @@ impl russh::server::Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Verdict, Self::Error> {
+        // The signature is verified: whatever is decided here is logged here.
+        self.pending_key = None;
         let ip = self.remote.ip();
+        let attempt = KeyAttempt::new(user, key.public_key, key.algorithm);
+        if *key.algorithm == (Algorithm::Rsa { hash: None }) {
+            return Ok(self.refused_key(&attempt, "ssh-rsa (SHA-1) signatures are not accepted"));
+        }
         if self.auth.throttled(user, ip).is_some() {
-            return Ok(self.refused(user, "publickey"));
+            return Ok(self.refused_key(&attempt, "throttled"));
         }
         match to_auth_key(key.public_key).and_then(|k| self.auth.verify_key(user, &k)) {
-            Some(principal) => Ok(self.accepted(principal, "publickey")),
+            Some(principal) => Ok(self.accepted(principal, "publickey", Some(&attempt))),
             None => {
                 self.auth.record_failure(user, ip);
-                Ok(self.refused(user, "publickey"))
+                Ok(self.refused_key(&attempt, "key not registered for this login"))
             }
         }
     }
@@ -239,8 +372,7 @@ impl russh::server::Handler for Connection {
         // The `Channel` is dropped: everything arrives through the callbacks below, and an
         // undrained `Channel` would stall the whole connection.
         // Channels whose session has finished (closed by the server side) no longer count.
-        self.channels
-            .retain(|_, state| state.input.as_ref().is_none_or(|tx| !tx.is_closed()));
+        self.channels.retain(|_, state| state.live());
         if self.principal.is_some() && self.channels.len() < MAX_CHANNELS {
             self.channels.insert(channel.id(), ChannelState::default());
             reply.accept().await;
@@ -260,7 +392,7 @@ impl russh::server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         match self.channels.get_mut(&channel) {
-            Some(state) if state.input.is_none() => {
+            Some(state) if !state.started => {
                 // `ssh -tt` from a non-terminal sends 0x0.
                 state.pty = Some(Pty {
                     term: term.to_owned(),
@@ -318,7 +450,8 @@ impl russh::server::Handler for Connection {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.send_input(channel, SessionInput::Data(data.to_vec()));
+        self.send_input(channel, SessionInput::Data(data.to_vec()))
+            .await;
         Ok(())
     }
 
@@ -327,7 +460,7 @@ impl russh::server::Handler for Connection {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.send_input(channel, SessionInput::Eof);
+        self.send_input(channel, SessionInput::Eof).await;
         Ok(())
     }
 
@@ -350,7 +483,8 @@ impl russh::server::Handler for Connection {
                 cols: col_width.max(1),
                 rows: row_height.max(1),
             },
-        );
+        )
+        .await;
         Ok(())
     }
 

@@ -5,36 +5,64 @@
 //! # Layout
 //! - `session`: the transport-free session abstraction SSH backends implement.
 //! - `handler`: the per-connection russh handler (authentication, channels, output pump).
+//! - `gate`: the budgets of connections that have not logged in yet, and a kill switch.
 //! - `hostkey`: the host key, generated once and kept in the data directory.
 
+mod gate;
 mod handler;
 pub mod hostkey;
 pub mod session;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
+use russh::server::{Handler, RunningSession};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use session::{
-    Pty, SessionFuture, SessionInput, SessionKind, SessionOutput, SessionOutputChunk, SessionPipe,
-    SshService, SshSession,
+    Pty, SESSION_INPUT_CAPACITY, SessionFuture, SessionInput, SessionInputSender, SessionKind,
+    SessionOutput, SessionOutputChunk, SessionPipe, SshService, SshSession,
 };
 
+use crate::config::SshFrontendConfig;
 use crate::runtime::Host;
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 256;
-
-/// How long a client may take to send its SSH identification line.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once, logged in or not; more wait in the kernel's backlog. Those
+/// that have not logged in yet have a smaller budget of their own (`max-unauthenticated`,
+/// at most half of this), so they can never take every slot.
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 
 /// How long sessions get to say goodbye after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The key and signature algorithms clients may authenticate with (and the server-sig-algs
+/// extension announces): Ed25519, ECDSA on the three NIST curves, and RSA with SHA-2 only.
+/// `ssh-rsa` (SHA-1 signatures) is left out, as OpenSSH has done by default since 8.8.
+const KEY_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
+];
 
 /// Settings of one SSH listener.
 #[derive(Debug, Clone)]
@@ -45,9 +73,28 @@ pub struct SshSettings {
     pub idle_timeout: Option<Duration>,
     /// How long each rejected authentication attempt takes (1 s in production).
     pub auth_rejection_time: Duration,
+    /// How long a connection has to log in, from the moment it is accepted.
+    pub login_grace: Duration,
+    /// Connections that have not logged in yet, from all addresses together.
+    pub max_unauthenticated: usize,
+    /// Connections that have not logged in yet from one client address.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl SshSettings {
+    /// The settings `[frontend-ssh]` describes, with `host_key`.
+    pub fn from_config(host_key: PrivateKey, config: &SshFrontendConfig) -> SshSettings {
+        SshSettings {
+            host_key,
+            idle_timeout: (config.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.idle_timeout_secs)),
+            auth_rejection_time: Duration::from_secs(1),
+            login_grace: Duration::from_secs(config.login_grace_secs.get()),
+            max_unauthenticated: config.max_unauthenticated.get(),
+            max_unauthenticated_per_address: config.max_unauthenticated_per_address.get(),
+        }
+    }
+
     /// The russh server configuration for these settings.
     pub fn russh_config(&self) -> russh::server::Config {
         russh::server::Config {
@@ -61,9 +108,22 @@ impl SshSettings {
             auth_rejection_time_initial: Some(Duration::ZERO),
             inactivity_timeout: self.idle_timeout,
             nodelay: true,
+            preferred: russh::Preferred {
+                key: Cow::Borrowed(KEY_ALGORITHMS),
+                ..russh::Preferred::default()
+            },
             ..russh::server::Config::default()
         }
     }
+}
+
+/// What every connection task shares.
+struct Shared {
+    config: Arc<russh::server::Config>,
+    gate: Arc<gate::Gate>,
+    login_grace: Duration,
+    host: Host,
+    shutdown: CancellationToken,
 }
 
 /// Serves SSH on `listener` until `shutdown` is cancelled, then disconnects every client
@@ -74,7 +134,16 @@ pub async fn run(
     host: Host,
     shutdown: CancellationToken,
 ) {
-    let config = Arc::new(settings.russh_config());
+    let shared = Arc::new(Shared {
+        config: Arc::new(settings.russh_config()),
+        gate: gate::Gate::new(
+            settings.max_unauthenticated.min(MAX_CONNECTIONS / 2),
+            settings.max_unauthenticated_per_address,
+        ),
+        login_grace: settings.login_grace,
+        host,
+        shutdown: shutdown.clone(),
+    });
     let tracker = TaskTracker::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -96,16 +165,14 @@ pub async fn run(
                 }
             },
         };
-        let config = Arc::clone(&config);
-        let host = host.clone();
-        let shutdown = shutdown.clone();
+        let shared = Arc::clone(&shared);
         tracker.spawn(async move {
-            serve_connection(config, socket, remote, host, shutdown).await;
+            serve_connection(&shared, socket, remote).await;
             drop(permit);
         });
     }
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE * 2, tracker.wait())
+    if tokio::time::timeout(SHUTDOWN_GRACE * 3, tracker.wait())
         .await
         .is_err()
     {
@@ -113,49 +180,122 @@ pub async fn run(
     }
 }
 
-async fn serve_connection(
-    config: Arc<russh::server::Config>,
-    socket: tokio::net::TcpStream,
-    remote: SocketAddr,
-    host: Host,
-    shutdown: CancellationToken,
-) {
+/// Why a connection is being closed by the server.
+#[derive(Debug, Clone, Copy)]
+enum Closing {
+    Shutdown,
+    LoginGrace,
+    Evicted,
+}
+
+impl Closing {
+    /// How long the session may take to deliver the goodbye before its socket is cut. A
+    /// connection that never logged in gets little: it is often still in key exchange, where
+    /// the message cannot be sent at all, and its slot stays taken until the socket closes.
+    fn patience(self) -> Duration {
+        match self {
+            Closing::Shutdown => SHUTDOWN_GRACE,
+            Closing::LoginGrace | Closing::Evicted => Duration::from_millis(200),
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Closing::Shutdown => "server shutting down",
+            Closing::LoginGrace => "login grace time exceeded",
+            Closing::Evicted => "too many unauthenticated connections",
+        }
+    }
+}
+
+async fn serve_connection(shared: &Shared, socket: tokio::net::TcpStream, remote: SocketAddr) {
+    let kill = CancellationToken::new();
+    // Refused before the handshake: the socket is simply closed.
+    let Some(ticket) = shared.gate.admit(remote.ip(), kill.clone()) else {
+        tracing::debug!(target: "everlock::ssh", %remote, "SSH connection refused: too many unauthenticated connections from this address");
+        return;
+    };
     let _ = socket.set_nodelay(true);
-    let handler = handler::Connection::new(host.auth().clone(), Arc::clone(host.table()), remote);
+    let deadline = Instant::now() + shared.login_grace;
+    let authenticated = ticket.on_authenticated();
+    let handler = handler::Connection::new(
+        shared.host.auth().clone(),
+        Arc::clone(shared.host.table()),
+        remote,
+        ticket,
+    );
+    let stream = gate::Killable::new(socket, &kill);
+    let started = russh::server::run_stream(Arc::clone(&shared.config), stream, handler);
+    // The version exchange counts against the login grace time too; dropping the future
+    // drops (closes) the socket.
     let running = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        started = tokio::time::timeout(HANDSHAKE_TIMEOUT, russh::server::run_stream(config, socket, handler)) => match started {
+        _ = shared.shutdown.cancelled() => return,
+        _ = kill.cancelled() => return,
+        started = tokio::time::timeout_at(deadline, started) => match started {
             Ok(Ok(running)) => running,
             Ok(Err(e)) => {
                 tracing::debug!(%remote, error = %e, "SSH handshake failed");
                 return;
             }
             Err(_) => {
-                tracing::debug!(%remote, "SSH handshake timed out");
+                tracing::info!(target: "everlock::ssh", %remote, "SSH login grace time exceeded");
                 return;
             }
         },
     };
-    let handle = running.handle();
-    tokio::pin!(running);
-    tokio::select! {
-        result = &mut running => {
-            if let Err(e) = result {
-                tracing::debug!(%remote, error = %e, "SSH connection ended with an error");
-            }
-        }
-        _ = shutdown.cancelled() => {
-            let _ = handle
-                .disconnect(
-                    russh::Disconnect::ByApplication,
-                    "server shutting down".to_owned(),
-                    String::new(),
-                )
-                .await;
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
-        }
+    let mut running = std::pin::pin!(running);
+    let closing = tokio::select! {
+        result = &mut running => return ended(remote, result),
+        _ = authenticated.cancelled() => None,
+        _ = tokio::time::sleep_until(deadline) => Some(Closing::LoginGrace),
+        _ = kill.cancelled() => Some(Closing::Evicted),
+        _ = shared.shutdown.cancelled() => Some(Closing::Shutdown),
+    };
+    let closing = match closing {
+        Some(closing) => closing,
+        None => tokio::select! {
+            result = &mut running => return ended(remote, result),
+            _ = shared.shutdown.cancelled() => Closing::Shutdown,
+        },
+    };
+    if matches!(closing, Closing::LoginGrace) {
+        tracing::info!(target: "everlock::ssh", %remote, "SSH login grace time exceeded");
+    }
+    close(running, &kill, closing).await;
+}
+
+fn ended<E: std::fmt::Display>(remote: SocketAddr, result: Result<(), E>) {
+    if let Err(e) = result {
+        tracing::debug!(%remote, error = %e, "SSH connection ended with an error");
     }
 }
 
+/// Says goodbye, gives the session a moment to flush it, then cuts the socket.
+async fn close<H: Handler>(
+    mut running: Pin<&mut RunningSession<H>>,
+    kill: &CancellationToken,
+    why: Closing,
+) {
+    let handle = running.handle();
+    let _ = tokio::time::timeout(
+        SHUTDOWN_GRACE,
+        handle.disconnect(
+            russh::Disconnect::ByApplication,
+            why.message().to_owned(),
+            String::new(),
+        ),
+    )
+    .await;
+    if tokio::time::timeout(why.patience(), &mut running)
+        .await
+        .is_err()
+    {
+        kill.cancel();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
+    }
+}
+
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;

@@ -110,17 +110,47 @@ pub struct SshSession {
     pub kind: SessionKind,
     /// The terminal, when the client requested one.
     pub pty: Option<Pty>,
-    /// Events from the client; `None` from `recv` means the channel is gone.
-    pub input: mpsc::UnboundedReceiver<SessionInput>,
+    /// Events from the client; `None` from `recv` means the channel is gone. The queue is
+    /// bounded: while it is full the frontend stops reading from the client.
+    pub input: mpsc::Receiver<SessionInput>,
     /// Output to the client.
     pub output: SessionOutput,
+}
+
+/// Client events queued for a session at most; each is at most one SSH packet (32 KiB with
+/// russh's defaults), so one channel holds at most about 1 MiB of unread input.
+pub const SESSION_INPUT_CAPACITY: usize = 32;
+
+/// Feeds client events into a session's bounded input queue.
+#[derive(Debug, Clone)]
+pub struct SessionInputSender {
+    tx: mpsc::Sender<SessionInput>,
+}
+
+impl SessionInputSender {
+    /// Queues `input` without waiting; fails when the session is gone or its queue is full
+    /// (tests feed a few events this way).
+    pub fn send(&self, input: SessionInput) -> Result<(), mpsc::error::TrySendError<SessionInput>> {
+        self.tx.try_send(input)
+    }
+
+    /// Queues `input`, waiting while the queue is full (backpressure); fails when the
+    /// session is gone.
+    pub async fn send_wait(&self, input: SessionInput) -> Result<(), SessionInput> {
+        self.tx.send(input).await.map_err(|e| e.0)
+    }
+
+    /// Whether the session has stopped reading (its receiver is gone).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// The test-side ends of a [`SshSession::pipe`].
 #[derive(Debug)]
 pub struct SessionPipe {
     /// Feeds client events into the session.
-    pub input: mpsc::UnboundedSender<SessionInput>,
+    pub input: SessionInputSender,
     /// Receives the session's output.
     pub output: mpsc::Receiver<SessionOutputChunk>,
 }
@@ -134,7 +164,7 @@ impl SshSession {
         kind: SessionKind,
         pty: Option<Pty>,
     ) -> (SshSession, SessionPipe) {
-        let (input_tx, input_rx) = mpsc::unbounded_channel();
+        let (input_tx, input_rx) = mpsc::channel(SESSION_INPUT_CAPACITY);
         let (output, output_rx) = SessionOutput::channel(64);
         (
             SshSession {
@@ -146,7 +176,7 @@ impl SshSession {
                 output,
             },
             SessionPipe {
-                input: input_tx,
+                input: SessionInputSender { tx: input_tx },
                 output: output_rx,
             },
         )
@@ -160,7 +190,7 @@ mod tests {
     #[tokio::test]
     async fn pipe_carries_input_and_output_and_skips_empty_writes() {
         let (mut session, mut pipe) = SshSession::pipe(
-            Principal::Anon,
+            Principal::anon(),
             "127.0.0.1:1".parse().unwrap(),
             SessionKind::Shell,
             None,
@@ -178,5 +208,36 @@ mod tests {
         );
         drop(pipe);
         assert!(!session.output.stdout("gone").await);
+    }
+
+    #[tokio::test]
+    async fn input_is_bounded_and_waits_for_the_session() {
+        let (mut session, pipe) = SshSession::pipe(
+            Principal::anon(),
+            "127.0.0.1:1".parse().unwrap(),
+            SessionKind::Shell,
+            None,
+        );
+        for _ in 0..SESSION_INPUT_CAPACITY {
+            pipe.input.send(SessionInput::Data(vec![0; 1024])).unwrap();
+        }
+        // A full queue refuses more without waiting...
+        assert!(matches!(
+            pipe.input.send(SessionInput::Eof),
+            Err(mpsc::error::TrySendError::Full(_))
+        ));
+        // ...and a waiting send completes only once the session has read something.
+        let waiting = pipe.input.send_wait(SessionInput::Eof);
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err()
+        );
+        assert!(session.input.recv().await.is_some());
+        assert!(waiting.await.is_ok());
+        drop(session);
+        assert!(pipe.input.is_closed());
+        assert!(pipe.input.send_wait(SessionInput::Eof).await.is_err());
     }
 }

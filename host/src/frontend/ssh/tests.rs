@@ -31,6 +31,18 @@ impl SshService for Echo {
     fn run(&self, mut session: SshSession) -> SessionFuture {
         Box::pin(async move {
             match session.kind.clone() {
+                SessionKind::Exec(cmd) if cmd == "stall" => {
+                    // Reads nothing for a while, then reports what was queued meanwhile.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let mut queued = 0;
+                    while let Some(input) = session.input.recv().await {
+                        if let SessionInput::Data(d) = input {
+                            queued += d.len();
+                        }
+                    }
+                    session.output.stdout(format!("queued {queued}\n")).await;
+                    0
+                }
                 SessionKind::Exec(cmd) => {
                     session
                         .output
@@ -70,6 +82,8 @@ fn default_instances() -> Vec<crate::backend::DefaultInstance> {
         vhosts: &[],
         prefix: "/",
         store: "echo-ssh-echo",
+        public: false,
+        seed: &[],
     }]
 }
 static ECHO: BackendFactory = BackendFactory {
@@ -81,9 +95,10 @@ static ECHO: BackendFactory = BackendFactory {
     default_instances,
     example_settings: "",
     admin: false,
+    access_root: None,
 };
 
-struct Client;
+pub(super) struct Client;
 impl client::Handler for Client {
     type Error = russh::Error;
     async fn check_server_key(
@@ -94,14 +109,19 @@ impl client::Handler for Client {
     }
 }
 
-struct Running {
-    addr: SocketAddr,
-    env: TestEnv,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+pub(super) struct Running {
+    pub(super) addr: SocketAddr,
+    pub(super) env: TestEnv,
+    pub(super) shutdown: CancellationToken,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 async fn start(idle: Option<Duration>) -> Running {
+    start_with(|s| s.idle_timeout = idle).await
+}
+
+/// Starts the frontend with the test defaults changed by `tweak`.
+pub(super) async fn start_with(tweak: impl FnOnce(&mut SshSettings)) -> Running {
     let env = TestEnv::new().await;
     env.auth
         .bootstrap("admin", AdminPassword::Given("pw".to_owned()))
@@ -112,6 +132,7 @@ async fn start(idle: Option<Duration>) -> Running {
         Registry::from_factories([&ECHO]).unwrap(),
         env.stores.clone(),
         env.auth.clone(),
+        everlock_auth::SystemAuthority::for_tests(),
         shutdown.clone(),
     );
     host.start(Config {
@@ -120,11 +141,15 @@ async fn start(idle: Option<Duration>) -> Running {
     })
     .await
     .unwrap();
-    let settings = SshSettings {
+    let mut settings = SshSettings {
         host_key: hostkey::load_or_create(env.dir.path()).unwrap(),
-        idle_timeout: idle,
+        idle_timeout: None,
         auth_rejection_time: Duration::from_millis(5),
+        login_grace: Duration::from_secs(30),
+        max_unauthenticated: 64,
+        max_unauthenticated_per_address: 10,
     };
+    tweak(&mut settings);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(run(listener, settings, host, shutdown.clone()));
@@ -136,20 +161,24 @@ async fn start(idle: Option<Duration>) -> Running {
     }
 }
 
-async fn connect(addr: SocketAddr) -> client::Handle<Client> {
+pub(super) async fn connect(addr: SocketAddr) -> client::Handle<Client> {
     client::connect(Arc::new(client::Config::default()), addr, Client)
         .await
         .unwrap()
 }
 
-async fn password(addr: SocketAddr, user: &str, pw: &str) -> (client::Handle<Client>, bool) {
+pub(super) async fn password(
+    addr: SocketAddr,
+    user: &str,
+    pw: &str,
+) -> (client::Handle<Client>, bool) {
     let mut h = connect(addr).await;
     let ok = h.authenticate_password(user, pw).await.unwrap().success();
     (h, ok)
 }
 
 /// Collects an exec's messages in order until the channel closes.
-async fn exec(h: &client::Handle<Client>, cmd: &str) -> Vec<String> {
+pub(super) async fn exec(h: &client::Handle<Client>, cmd: &str) -> Vec<String> {
     let mut ch = h.channel_open_session().await.unwrap();
     ch.exec(true, cmd).await.unwrap();
     let mut events = Vec::new();
@@ -239,7 +268,7 @@ async fn failed_logins_are_throttled_like_http_and_keys_need_registration() {
     assert!(!password(r.addr, "admin", "pw").await.1);
 
     // Keys: only a registered key, for its owner, after the signature is verified.
-    let admin = Principal::User("admin".parse().unwrap());
+    let admin = Principal::test_user("admin");
     r.env.auth.add_user(&admin, "bob", "bob-pw").await.unwrap();
     let key = PrivateKey::new(
         KeypairData::Ed25519(Ed25519Keypair::from_seed(&[9; 32])),
