@@ -115,6 +115,20 @@ pub(crate) struct ServeArgs {
         value_name = "SECS"
     )]
     ssh_idle_timeout_secs: Option<u64>,
+    /// Seconds an SSH connection has to log in before it is closed.
+    #[arg(
+        long = "frontend-ssh-login-grace-secs",
+        env = "EVERLOCK_FRONTEND_SSH_LOGIN_GRACE_SECS",
+        value_name = "SECS"
+    )]
+    ssh_login_grace_secs: Option<std::num::NonZeroU64>,
+    /// SSH connections not yet logged in per client address; more are closed at once.
+    #[arg(
+        long = "frontend-ssh-max-unauthenticated-per-address",
+        env = "EVERLOCK_FRONTEND_SSH_MAX_UNAUTHENTICATED_PER_ADDRESS",
+        value_name = "N"
+    )]
+    ssh_max_unauthenticated_per_address: Option<std::num::NonZeroUsize>,
     /// bcrypt cost for new password hashes (4-31; 10 or more in production).
     #[arg(
         long = "auth-bcrypt-cost",
@@ -143,6 +157,20 @@ pub(crate) struct ServeArgs {
         value_name = "SECS"
     )]
     throttle_lockout_secs: Option<u64>,
+    /// Failed password checks per client address, across logins, per window (0 = off).
+    #[arg(
+        long = "auth-throttle-address-failures",
+        env = "EVERLOCK_AUTH_THROTTLE_ADDRESS_FAILURES",
+        value_name = "N"
+    )]
+    throttle_address_failures: Option<u32>,
+    /// The window of the per-address failure budget, in seconds.
+    #[arg(
+        long = "auth-throttle-address-window-secs",
+        env = "EVERLOCK_AUTH_THROTTLE_ADDRESS_WINDOW_SECS",
+        value_name = "SECS"
+    )]
+    throttle_address_window_secs: Option<u64>,
     /// Login of the administrator created on first start when none exists.
     #[arg(
         long = "admin-user",
@@ -244,6 +272,10 @@ pub(crate) fn overrides(
     o.credential_cache_secs = args.credential_cache_secs;
     o.throttle_free_failures = args.throttle_free_failures;
     o.throttle_lockout_secs = args.throttle_lockout_secs;
+    o.ssh_login_grace_secs = args.ssh_login_grace_secs;
+    o.ssh_max_unauthenticated_per_address = args.ssh_max_unauthenticated_per_address;
+    o.throttle_address_failures = args.throttle_address_failures;
+    o.throttle_address_window_secs = args.throttle_address_window_secs;
     for kind in registry.kinds() {
         let k = KindOverrides {
             enabled: matches.get_one::<bool>(&format!("backend-{kind}")).copied(),

@@ -31,6 +31,14 @@ pub struct ConfigOverrides {
     pub ssh_listen: Option<ListenAddr>,
     /// `--frontend-ssh-idle-timeout-secs`.
     pub ssh_idle_timeout_secs: Option<u64>,
+    /// `--frontend-ssh-login-grace-secs`.
+    pub ssh_login_grace_secs: Option<std::num::NonZeroU64>,
+    /// `--frontend-ssh-max-unauthenticated-per-address`.
+    pub ssh_max_unauthenticated_per_address: Option<std::num::NonZeroUsize>,
+    /// `--auth-throttle-address-failures`.
+    pub throttle_address_failures: Option<u32>,
+    /// `--auth-throttle-address-window-secs`.
+    pub throttle_address_window_secs: Option<u64>,
     /// `--auth-bcrypt-cost`.
     pub bcrypt_cost: Option<super::BcryptCost>,
     /// `--auth-credential-cache-secs`.
@@ -88,6 +96,12 @@ impl ConfigOverrides {
         if let Some(v) = self.ssh_idle_timeout_secs {
             config.frontend_ssh.idle_timeout_secs = v;
         }
+        if let Some(v) = self.ssh_login_grace_secs {
+            config.frontend_ssh.login_grace_secs = v;
+        }
+        if let Some(v) = self.ssh_max_unauthenticated_per_address {
+            config.frontend_ssh.max_unauthenticated_per_address = v;
+        }
         let auth = &mut config.auth;
         if let Some(v) = self.bcrypt_cost {
             auth.bcrypt_cost = v;
@@ -100,6 +114,12 @@ impl ConfigOverrides {
         }
         if let Some(v) = self.throttle_lockout_secs {
             auth.throttle_lockout_secs = v;
+        }
+        if let Some(v) = self.throttle_address_failures {
+            auth.throttle_address_failures = v;
+        }
+        if let Some(v) = self.throttle_address_window_secs {
+            auth.throttle_address_window_secs = v;
         }
         for (kind, o) in &self.kinds {
             let section = config.backends.entry(kind.clone()).or_default();
@@ -150,6 +170,26 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/flag"));
         assert_eq!(c.frontend_http.listen_http.to_string(), "127.0.0.1:1");
         assert_eq!(c.frontend_http.listen_https.addr(), None);
+    }
+
+    #[test]
+    fn hardening_limits_have_flags() {
+        let mut c = Config::default();
+        let o = ConfigOverrides {
+            ssh_login_grace_secs: Some(std::num::NonZeroU64::MIN),
+            ssh_max_unauthenticated_per_address: Some(std::num::NonZeroUsize::MIN),
+            throttle_address_failures: Some(0),
+            throttle_address_window_secs: Some(7),
+            idle_timeout_secs: Some(5),
+            ..Default::default()
+        };
+        o.apply(&mut c);
+        assert_eq!(c.frontend_ssh.login_grace_secs.get(), 1);
+        assert_eq!(c.frontend_ssh.max_unauthenticated_per_address.get(), 1);
+        assert_eq!(c.frontend_http.idle_timeout_secs, 5);
+        let policy = c.auth.options().throttle;
+        assert_eq!(policy.address_failures, 0);
+        assert_eq!(policy.address_window, std::time::Duration::from_secs(7));
     }
 
     #[test]
