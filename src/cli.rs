@@ -27,6 +27,10 @@ pub(crate) struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing the serve options buys nothing"
+)]
 pub(crate) enum Command {
     /// Run the server (zero-config: HTTP on 127.0.0.1:8080, HTTPS on 127.0.0.1:8443).
     Serve(ServeArgs),
