@@ -8,12 +8,12 @@ use clap::builder::BoolishValueParser;
 use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
 use everlock_host::Registry;
 use everlock_host::config::{
-    BcryptCost, ConfigOverrides, KindOverrides, ListenAddr, StoreName, Vhost,
+    BcryptCost, ConfigOverrides, KindOverrides, ListenAddr, LogFormat, StoreName, Vhost,
 };
 
 /// Everlock: an OCI registry, websites and an SSH admin console in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "everlock", version, about, propagate_version = true)]
+#[command(name = "everlock", version = crate::VERSION, about, propagate_version = true)]
 pub(crate) struct Cli {
     /// Optional TOML configuration file (strict: unknown keys are errors).
     #[arg(long, global = true, env = "EVERLOCK_CONFIG", value_name = "FILE")]
@@ -41,13 +41,20 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Inspect, verify, export and garbage-collect stores (while the server is stopped).
+    /// Inspect, verify and export stores (also while the server runs); garbage-collect them
+    /// (while it is stopped).
     Store(crate::store_cmd::StoreArgs),
+    /// Recover a lost password while the server is stopped.
+    Users(crate::users_cmd::UsersArgs),
     /// Registry maintenance (while the server is stopped; the console runs it live).
     #[cfg(feature = "backend-oci-http")]
     Oci(crate::oci_cmd::OciArgs),
     /// Publish sites.
     Site(crate::site_cmd::SiteArgs),
+    /// Back up every store and `_host/` into an empty directory (while the server runs).
+    Backup(crate::backup_cmd::BackupArgs),
+    /// Restore a backup into an empty data directory (`--data-dir`), verifying every store.
+    Restore(crate::backup_cmd::RestoreArgs),
 }
 
 /// `everlock config ...`.
@@ -175,6 +182,27 @@ pub(crate) struct ServeArgs {
         value_name = "SECS"
     )]
     throttle_address_window_secs: Option<u64>,
+    /// Seconds between the stores' maintenance runs (retention + object GC); 0 = off.
+    #[arg(
+        long = "storage-maintenance-interval-secs",
+        env = "EVERLOCK_STORAGE_MAINTENANCE_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    storage_maintenance_interval_secs: Option<u64>,
+    /// Metrics listener (`/metrics`, `/healthz`, `/readyz`) address, or `off`.
+    #[arg(
+        long = "metrics-listen",
+        env = "EVERLOCK_METRICS_LISTEN",
+        value_name = "ADDR"
+    )]
+    metrics_listen: Option<ListenAddr>,
+    /// Log format: `text` or `json` (one JSON object per line).
+    #[arg(
+        long = "log-format",
+        env = "EVERLOCK_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<LogFormat>,
     /// Login of the administrator created on first start when none exists.
     #[arg(
         long = "admin-user",
@@ -280,6 +308,9 @@ pub(crate) fn overrides(
     o.ssh_max_unauthenticated_per_address = args.ssh_max_unauthenticated_per_address;
     o.throttle_address_failures = args.throttle_address_failures;
     o.throttle_address_window_secs = args.throttle_address_window_secs;
+    o.storage_maintenance_interval_secs = args.storage_maintenance_interval_secs;
+    o.metrics_listen = args.metrics_listen;
+    o.log_format = args.log_format;
     for kind in registry.kinds() {
         let k = KindOverrides {
             enabled: matches.get_one::<bool>(&format!("backend-{kind}")).copied(),

@@ -1,13 +1,17 @@
 //! `everlock`: the composition root. It parses the command line, loads the configuration,
 //! collects the compiled-in backends (see `linked.rs`) and runs the host.
 
+mod backup_cmd;
 mod cli;
+mod error_chain;
 mod linked;
+mod logging;
 #[cfg(feature = "backend-oci-http")]
 mod oci_cmd;
 mod serve;
 mod site_cmd;
 mod store_cmd;
+mod users_cmd;
 
 use std::process::ExitCode;
 
@@ -15,12 +19,19 @@ use anyhow::Context as _;
 use everlock_host::Registry;
 use everlock_host::config::Config;
 
+/// `everlock --version`: the crate version and the git commit it was built from (`build.rs`).
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EVERLOCK_GIT_COMMIT"),
+    ")"
+);
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            // `{:#}` joins the cause chain on one line: one clear line per failure.
-            eprintln!("error: {e:#}");
+            logging::fatal(&e);
             ExitCode::FAILURE
         }
     }
@@ -66,10 +77,27 @@ fn run() -> anyhow::Result<ExitCode> {
             cli::overrides(data_dir, None, &registry).apply(&mut config);
             oci_cmd::run(args, &config.data_dir)
         }
+        cli::Command::Users(args) => {
+            let (mut config, _) = load_config(config_path.as_deref())?;
+            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            users_cmd::run(args, &config.data_dir, config.auth.options())
+        }
         cli::Command::Site(args) => site_cmd::run(args),
+        cli::Command::Backup(args) => {
+            let (mut config, _) = load_config(config_path.as_deref())?;
+            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            backup_cmd::backup(args, &config.data_dir)
+        }
+        cli::Command::Restore(args) => {
+            let (mut config, _) = load_config(config_path.as_deref())?;
+            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            backup_cmd::restore(args, &config.data_dir)
+        }
         cli::Command::Serve(args) => {
             let serve_matches = matches.subcommand_matches("serve").map(|m| (&args, m));
             let overrides = cli::overrides(data_dir, serve_matches, &registry);
+            // Errors before the file is read already come out in the requested format.
+            logging::prefer(overrides.log_format);
             let (config, source) = load_config(config_path.as_deref())?;
             let admin = serve::Bootstrap {
                 user: args.admin_user.clone(),

@@ -16,8 +16,9 @@ pub(crate) fn serve(
     registry: Registry,
     admin: Bootstrap,
 ) -> anyhow::Result<()> {
-    init_logging();
     overrides.apply(&mut config);
+    // After the file and the flags: `[log] format` decides how every line looks.
+    crate::logging::init(config.log.format);
     config.validate(&registry, source)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -25,10 +26,21 @@ pub(crate) fn serve(
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
+        // Before anything binds: a signal during startup must stop the server, not kill it.
+        cancel_on_signal(shutdown.clone())?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
         let stores = StoreManager::new(&config.data_dir);
         let (auth, system) = Auth::open_with_authority(&stores, config.auth.options()).await?;
+        // Listeners before the administrator: a busy port must fail the start before a
+        // password is generated and printed, or the operator is shown one that no server
+        // ever accepted and the next start, finding an administrator, shows none.
+        let host = Host::new(registry, stores, auth.clone(), system, shutdown.clone());
+        host.metrics().set_build(
+            env!("CARGO_PKG_VERSION"),
+            option_env!("EVERLOCK_GIT_COMMIT").unwrap_or("unknown"),
+        );
+        let server = Server::bind(&config, host.clone()).await?;
         let password = match admin.password {
             Some(p) => AdminPassword::Given(p),
             None => AdminPassword::Generate,
@@ -36,17 +48,20 @@ pub(crate) fn serve(
         if let Some(generated) = auth.bootstrap(&admin.user, password).await? {
             // Printed once, on stdout and never through the logger, so it does not end up
             // in log files.
-            println!(
-                "Created the administrator '{}' with password: {generated}\n\
-                 This is the only time it is shown; change it with `/users passwd {} <new password>` in the console.",
-                admin.user, admin.user
+            crate::logging::notice(
+                &format!(
+                    "Created the administrator '{}' with password: {generated}\n\
+                     This is the only time it is shown; change it with `/users passwd {} <new password>` in the console.",
+                    admin.user, admin.user
+                ),
+                &[("login", &admin.user), ("password", &generated)],
             );
         }
-        let host = Host::new(registry, stores, auth, system, shutdown.clone());
         host.start(config.clone()).await?;
-        let server = Server::bind(&config, host.clone()).await?;
-        cancel_on_signal(shutdown.clone())?;
         log_urls(&host, server.http_addr(), server.https_addr());
+        if let Some(a) = server.metrics_addr() {
+            tracing::info!("metrics on http://{a}/metrics (also /healthz and /readyz)");
+        }
         if let Some(a) = server.ssh_addr() {
             tracing::info!("admin console: ssh -p {} admin@{}", a.port(), a.ip());
         }
@@ -62,17 +77,6 @@ pub(crate) struct Bootstrap {
     pub(crate) user: String,
     /// Password from the environment or the command line; generated when `None`.
     pub(crate) password: Option<String>,
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second initialisation (only possible in tests) is harmless, so its error is ignored.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// Logs where each instance can be reached, so a newcomer can click the first line.

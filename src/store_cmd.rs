@@ -1,7 +1,8 @@
-//! `everlock store …`: inspect, verify, export and collect the versioned stores offline.
+//! `everlock store …`: inspect, verify, export and collect the versioned stores.
 //!
-//! Every subcommand opens the store directly, so it fails with "store in use" while a server
-//! owns the store: the `LOCK` guarantees one writer process per store.
+//! The reading subcommands (`list`, `log`, `cat`, `verify`, `export`) open stores read-only,
+//! without their `LOCK`, so they work while a server runs. `gc` writes, so it takes the lock
+//! and is refused while a server owns the store: the `LOCK` guarantees one writer process.
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -9,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use everlock_storage::{CommitId, CommitInfo, ExportOptions, GcOptions, Store, StoreManager};
+use everlock_storage::{
+    CommitId, CommitInfo, ExportOptions, GcOptions, StorageError, Store, StoreManager,
+};
 use tokio::io::AsyncReadExt as _;
 
 /// Arguments of `everlock store`.
@@ -57,6 +60,9 @@ pub(crate) enum StoreCommand {
         /// Content larger than this many bytes is exported as an LFS-style pointer.
         #[arg(long, default_value_t = 1024 * 1024)]
         max_blob: u64,
+        /// The git ref to write; `HEAD` is the importing repository's current branch.
+        #[arg(long, default_value = "HEAD")]
+        branch: String,
     },
     /// Apply the retention policy and remove objects nothing references.
     Gc {
@@ -96,9 +102,10 @@ fn run_with(
         .enable_all()
         .build()
         .context("tokio runtime")?;
+    // Reading needs no lock: these work next to a running server.
     let open = |name: &str| {
         manager
-            .open_blocking(name, false)
+            .open_read_only(name)
             .with_context(|| format!("cannot open store {name:?} in {}", data_dir.display()))
     };
     match args.command {
@@ -178,15 +185,13 @@ fn run_with(
                 report.commits, report.objects, report.bytes
             )?;
         }
-        StoreCommand::Export { store, max_blob } => {
+        StoreCommand::Export {
+            store,
+            max_blob,
+            branch,
+        } => {
             let store = open(&store)?;
-            store.export_blocking(
-                out,
-                &ExportOptions {
-                    max_blob,
-                    ..ExportOptions::default()
-                },
-            )?;
+            store.export_blocking(out, &ExportOptions { max_blob, branch })?;
         }
         StoreCommand::Gc {
             store: name,
@@ -194,7 +199,7 @@ fn run_with(
             grace_secs,
             set_retention_days,
         } => {
-            let store = open(&name)?;
+            let store = open_for_writing(&manager, &name, data_dir)?;
             if let Some(days) = set_retention_days {
                 let policy = parse_retention(&days)?;
                 rt.block_on(store.set_retention(policy))?;
@@ -205,6 +210,22 @@ fn run_with(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens a store with its lock, for the subcommands that write. A store that a running server
+/// owns gets an answer that says so and what to do instead, not just "in use".
+fn open_for_writing(manager: &StoreManager, name: &str, data_dir: &Path) -> anyhow::Result<Store> {
+    match manager.open_blocking(name, false) {
+        Ok(store) => Ok(store),
+        Err(StorageError::InUse(_)) => Err(anyhow::anyhow!(
+            "store {name:?} is in use by a running server; stop it or use the console's \
+             /store gc {name}"
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot open store {name:?} in {}",
+            data_dir.display()
+        ))),
+    }
+}
+
 fn gc(
     rt: &tokio::runtime::Runtime,
     store: &Store,
@@ -212,20 +233,13 @@ fn gc(
     grace_secs: u64,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let policy = rt.block_on(store.retention())?;
+    let policy = rt.block_on(store.retention_policy())?;
     let report = rt.block_on(store.gc(GcOptions {
         grace: Duration::from_secs(grace_secs),
         dry_run,
     }))?;
     let verb = if dry_run { "would remove" } else { "removed" };
-    match policy {
-        Some(age) => writeln!(
-            out,
-            "retention: purge content superseded more than {}s ago",
-            age.as_secs()
-        )?,
-        None => writeln!(out, "retention: keep all history")?,
-    }
+    writeln!(out, "retention: {policy}")?;
     if let Some(c) = &report.purge_commit {
         writeln!(out, "purge commit: {}", commit_line(c))?;
     }
@@ -258,30 +272,8 @@ fn commit_line(c: &CommitInfo) -> String {
         "{:>6} {} {} {}: {first}",
         c.seq,
         c.id,
-        format_time(c.time_ms),
+        everlock_storage::rfc3339(c.time_ms),
         c.principal
-    )
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC, using the days-to-civil algorithm of Howard
-/// Hinnant (public domain), so the CLI needs no date crate.
-fn format_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
     )
 }
 
@@ -477,10 +469,7 @@ mod tests {
     }
 
     #[test]
-    fn time_format() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(format_time(1_795_000_000_123), "2026-11-18T11:06:40Z");
+    fn retention_days_parse() {
         assert_eq!(parse_retention("off").unwrap(), None);
         assert_eq!(
             parse_retention("2").unwrap(),

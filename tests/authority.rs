@@ -96,5 +96,10 @@ fn only_the_composition_root_mints_the_system_authority() {
         })
         .map(|p| p.strip_prefix(ROOT).unwrap().display().to_string())
         .collect();
-    assert_eq!(minted_in, ["src/serve.rs"]);
+    // `src/users_cmd.rs` is the offline password recovery (`everlock users passwd`): it runs
+    // instead of the server, holding the users store's lock, and acts as `system` through
+    // `Auth::recover_password`, which nothing but the authority can call.
+    let mut minted_in = minted_in;
+    minted_in.sort();
+    assert_eq!(minted_in, ["src/serve.rs", "src/users_cmd.rs"]);
 }

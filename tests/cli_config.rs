@@ -123,6 +123,7 @@ fn busy_port_is_a_one_line_error() {
         .arg(addr.to_string())
         .args(["--frontend-http-listen-https", "off"])
         .args(["--frontend-ssh-listen", "off"])
+        .args(["--metrics-listen", "off"])
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
@@ -134,6 +135,43 @@ fn busy_port_is_a_one_line_error() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    // The start failed before the administrator was created: no password was shown for a
+    // server that never ran, and the next start creates (and shows) it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("password"), "{stdout}");
+    let users = everlock_storage::StoreManager::new(dir.path())
+        .open_blocking("everlock-users", false)
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert!(rt.block_on(users.log(10)).unwrap().is_empty());
+}
+
+#[test]
+fn error_chains_say_each_cause_once() {
+    // Another process (this test) holds the users store, as a second server would.
+    let dir = tempfile::tempdir().unwrap();
+    let held = everlock_storage::StoreManager::new(dir.path())
+        .open_blocking("everlock-users", true)
+        .unwrap();
+    let out = Command::new(everlock_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--frontend-http-listen-http", "127.0.0.1:0"])
+        .args(["--frontend-http-listen-https", "off"])
+        .args(["--frontend-ssh-listen", "off"])
+        .args(["--metrics-listen", "off"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    drop(held);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: users store: store in use"), "{err}");
+    assert_eq!(err.matches("store in use").count(), 1, "{err}");
 }
 
 #[test]
@@ -159,6 +197,7 @@ fn flags_beat_env_which_beats_the_file() {
         .arg(dir.path().join("data"))
         .args(["--frontend-http-listen-https", "off"])
         .env("EVERLOCK_FRONTEND_SSH_LISTEN", "off")
+        .env("EVERLOCK_METRICS_LISTEN", "off")
         .env(
             "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP",
             format!("127.0.0.1:{b}"),

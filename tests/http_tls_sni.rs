@@ -105,6 +105,7 @@ fn a_bad_certificate_path_stops_startup_with_one_line() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("RUST_LOG", "off")
+        .env("EVERLOCK_METRICS_LISTEN", "off")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -170,6 +170,7 @@ fn busy_ssh_port_is_a_one_line_error() {
         .arg(&file)
         .env("RUST_LOG", "off")
         .env("EVERLOCK_ADMIN_PASSWORD", "x")
+        .env("EVERLOCK_METRICS_LISTEN", "off")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

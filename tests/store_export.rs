@@ -99,32 +99,35 @@ async fn seed(data: &Path) -> Vec<CommitInfo> {
     commits
 }
 
-#[tokio::test]
-async fn export_into_git_fast_import() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let commits = seed(&data).await;
-    let repo = tmp.path().join("export.git");
+/// A fresh bare repository whose HEAD names `default_branch` (which has no commits yet).
+fn init_bare(repo: &Path, default_branch: &str) {
+    let config = format!("init.defaultBranch={default_branch}");
     assert!(
         Command::new("git")
-            .args(["init", "--bare", "-q"])
-            .arg(&repo)
+            .args(["-c", &config, "init", "--bare", "-q"])
+            .arg(repo)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .status()
             .unwrap()
             .success()
     );
+}
 
+/// `everlock store export repo <extra>` piped into `git fast-import` in `repo_dir`.
+fn export_into(data: &Path, repo_dir: &Path, extra: &[&str]) {
     // A real pipe from everlock's stdout into git's stdin.
     let mut export = Command::new(env!("CARGO_BIN_EXE_everlock"))
-        .args(["store", "export", "repo", "--max-blob", "1000"])
-        .env("EVERLOCK_DATA_DIR", &data)
+        .args(["store", "export", "repo"])
+        .args(extra)
+        .env("EVERLOCK_DATA_DIR", data)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let import = Command::new("git")
         .arg("-C")
-        .arg(&repo)
+        .arg(repo_dir)
         .args(["fast-import", "--quiet"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(Stdio::from(export.stdout.take().unwrap()))
         .output()
         .unwrap();
@@ -137,6 +140,46 @@ async fn export_into_git_fast_import() {
         "git fast-import: {}",
         String::from_utf8_lossy(&import.stderr)
     );
+}
+
+/// The README's `store export | git fast-import` into a fresh `git init --bare`: plain
+/// `git log` must show the history, whatever branch the repository's HEAD names.
+#[tokio::test]
+async fn export_lands_on_the_branch_head_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    seed(&data).await;
+    for branch in ["master", "main", "trunk"] {
+        let repo = tmp.path().join(format!("{branch}.git"));
+        init_bare(&repo, branch);
+        export_into(&data, &repo, &[]);
+        let log = git_ok(&repo, &["log", "--format=%s"]);
+        assert_eq!(
+            log, "edit readme\nremove b\nadd docs\nadd readme\n",
+            "{branch}"
+        );
+        assert_eq!(
+            git_ok(&repo, &["for-each-ref", "--format=%(refname)"]),
+            format!("refs/heads/{branch}\n")
+        );
+    }
+    // An explicit ref is written as given, next to an existing history.
+    let repo = tmp.path().join("master.git");
+    export_into(&data, &repo, &["--branch", "refs/heads/everlock"]);
+    assert_eq!(
+        git_ok(&repo, &["rev-parse", "everlock^{tree}"]),
+        git_ok(&repo, &["rev-parse", "HEAD^{tree}"])
+    );
+}
+
+#[tokio::test]
+async fn export_into_git_fast_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let commits = seed(&data).await;
+    let repo = tmp.path().join("export.git");
+    init_bare(&repo, "main");
+    export_into(&data, &repo, &["--max-blob", "1000"]);
 
     let log = git_ok(&repo, &["log", "--format=%an|%ae|%ct|%s", "main"]);
     let lines: Vec<_> = log.lines().collect();

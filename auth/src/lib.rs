@@ -14,6 +14,7 @@
 //! - `service`: the shared `Auth` handle and persistence.
 //! - `admin`: the administration API used by the console and the bootstrap.
 //! - `scoped`: grants within one instance's root (delete, make private).
+//! - `recover`: offline password recovery by the binary's `SystemAuthority`.
 
 #![cfg_attr(
     test,
@@ -34,6 +35,7 @@ mod model;
 mod names;
 mod password;
 mod principal;
+mod recover;
 mod scoped;
 mod service;
 mod sshkey;

@@ -14,6 +14,8 @@ use everlock_auth::{Auth, LoginError, Principal};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::metrics::exchange::LoginSlot;
+
 /// Authenticates a request: no credentials (or `Basic Og==`) is `anon`; anything else must
 /// verify. The client address for throttling comes from the connection.
 pub async fn authenticate(
@@ -30,7 +32,13 @@ pub async fn authenticate(
             ));
         }
     };
-    auth.authenticate_http(header, client_ip(parts)).await
+    let principal = auth.authenticate_http(header, client_ip(parts)).await?;
+    // The access log shows who made the request: the frontend left a slot for it, and only
+    // a login `Auth` just verified is written there.
+    if let (Some(login), Some(slot)) = (principal.login(), parts.extensions.get::<LoginSlot>()) {
+        slot.set(login.as_str());
+    }
+    Ok(principal)
 }
 
 /// The peer address the frontend recorded; unspecified in tests without a socket.

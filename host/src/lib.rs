@@ -18,6 +18,8 @@
 //! - `http_auth`: HTTP Basic authentication of requests for HTTP backends.
 //! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
 //! - `server`: binding, serving and graceful shutdown.
+//! - `maintenance`: the stores' retention + object GC on a schedule and on demand.
+//! - `metrics`: the Prometheus registry, the access log and the metrics listener.
 
 #![cfg_attr(
     test,
@@ -30,11 +32,14 @@
 )]
 
 pub mod admin;
+pub mod admin_stores;
 pub mod backend;
 pub mod config;
 pub mod frontend;
 pub mod http_auth;
 pub mod instance;
+mod maintenance;
+pub mod metrics;
 mod provision;
 pub mod registry;
 pub mod routes;

@@ -50,6 +50,8 @@ pub struct Host {
     /// The effective configuration and the system store, for live administration; the lock
     /// serialises administrative changes.
     admin: Arc<tokio::sync::Mutex<AdminState>>,
+    /// The server's metrics registry.
+    metrics: crate::metrics::Metrics,
 }
 
 impl Host {
@@ -74,6 +76,7 @@ impl Host {
                 config: Config::default(),
                 system: None,
             })),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -87,6 +90,7 @@ impl Host {
             .map_err(|e| AdminError::Conflict(e.to_string()))?;
         self.provision_defaults(&config, &system).await?;
         self.start_instances(&config)?;
+        crate::maintenance::spawn(self, &config.storage, self.shutdown.clone());
         let mut state = self.admin.lock().await;
         state.config = config;
         state.system = Some(system);
@@ -105,6 +109,11 @@ impl Host {
     /// The server's own principal, for the host's own work only.
     pub(crate) fn system_principal(&self) -> Principal {
         self.system.principal()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The shared auth service.

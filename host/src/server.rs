@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::frontend::http::{self, HttpSettings};
 use crate::frontend::ssh::{self, SshSettings, hostkey};
 use crate::frontend::tls::{self, TlsError};
+use crate::metrics::server::{self as metrics_server, ListenerStatus};
 use crate::runtime::Host;
 
 /// Why the server could not start.
@@ -52,6 +53,7 @@ pub struct Server {
     https: Option<(TcpListener, TlsAcceptor)>,
     settings: HttpSettings,
     ssh: Option<(TcpListener, SshSettings)>,
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -82,11 +84,17 @@ impl Server {
             }
             None => None,
         };
+        // Last, so a busy service port is reported before a busy metrics port.
+        let metrics = match config.metrics.listen.addr() {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             host,
             http,
             https,
             ssh,
+            metrics,
             settings: HttpSettings {
                 header_read_timeout: Duration::from_secs(fc.header_read_timeout_secs.max(1)),
                 idle_timeout: Duration::from_secs(fc.idle_timeout_secs.max(1)),
@@ -111,36 +119,53 @@ impl Server {
         self.ssh.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
+    /// The bound metrics address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` is cancelled, then waits for in-flight requests (bounded by
     /// the shutdown timeout) and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let table = Arc::clone(self.host.table());
         let mut tasks = tokio::task::JoinSet::new();
+        let status = ListenerStatus::default();
+        // Without a metrics listener nobody reads the request metrics: skip recording them.
+        let metrics = self.metrics.is_some().then(|| self.host.metrics().clone());
         if let Some(listener) = self.http {
-            tasks.spawn(http::run(
+            let run = http::run(
                 listener,
                 None,
                 Arc::clone(&table),
                 self.settings.clone(),
+                metrics.clone(),
                 shutdown.clone(),
-            ));
+            );
+            tasks.spawn(status.track("http", run));
         }
         if let Some((listener, acceptor)) = self.https {
-            tasks.spawn(http::run(
+            let run = http::run(
                 listener,
                 Some(acceptor),
                 Arc::clone(&table),
                 self.settings.clone(),
+                metrics.clone(),
                 shutdown.clone(),
-            ));
+            );
+            tasks.spawn(status.track("https", run));
         }
         if let Some((listener, settings)) = self.ssh {
-            tasks.spawn(ssh::run(
+            let run = ssh::run(listener, settings, self.host.clone(), shutdown.clone());
+            tasks.spawn(status.track("ssh", run));
+        }
+        if let Some(listener) = self.metrics {
+            let run = metrics_server::run(
                 listener,
-                settings,
                 self.host.clone(),
+                status.clone(),
                 shutdown.clone(),
-            ));
+            );
+            tasks.spawn(status.track("metrics", run));
         }
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {

@@ -5,9 +5,10 @@ use std::io;
 /// Everything that can go wrong inside a store.
 ///
 /// Callers map these to protocol errors: `NotFound`, `Purged`, `Conflict`, `DigestMismatch` and
-/// `TooManyUploads` are the client's fault, `InUse` and `Full` are operator problems, and
-/// `Corrupt`, `Io` and `Sqlite` are the host's. `Corrupt` is reserved for on-disk state that
-/// contradicts itself; a failing or full disk is `Io`, `Sqlite` or `Full`, never `Corrupt`.
+/// `TooManyUploads` are the client's fault, `InUse`, `ReadOnly` and `Full` are operator
+/// problems, and `Corrupt`, `Io` and `Sqlite` are the host's. `Corrupt` is reserved for
+/// on-disk state that contradicts itself; a failing or full disk is `Io`, `Sqlite` or `Full`,
+/// never `Corrupt`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -57,6 +58,10 @@ pub enum StorageError {
     /// Another process holds the store's `LOCK`.
     #[error("store in use by another process: {0}")]
     InUse(String),
+    /// The store was opened read-only (no `LOCK`, so that it can be read while a server owns
+    /// it), or SQLite found its database read-only; writes need the store's owner.
+    #[error("store is read-only: {0}")]
+    ReadOnly(String),
     /// The store directory does not exist or holds no store.
     #[error("no such store: {0}")]
     NoSuchStore(String),
@@ -110,12 +115,13 @@ impl From<io::Error> for StorageError {
 
 impl From<rusqlite::Error> for StorageError {
     /// Classifies a database error: `SQLITE_FULL` (the WAL or database could not grow) becomes
-    /// [`StorageError::Full`].
+    /// [`StorageError::Full`], and `SQLITE_READONLY` (a write through a read-only handle's
+    /// connection) becomes [`StorageError::ReadOnly`].
     fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            StorageError::Full(e.to_string())
-        } else {
-            StorageError::Sqlite(e)
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full(e.to_string()),
+            Some(rusqlite::ErrorCode::ReadOnly) => StorageError::ReadOnly(e.to_string()),
+            _ => StorageError::Sqlite(e),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Export of a store's history as a `git fast-import` stream, for inspection with git tools.
 //!
 //! Git is never a source of truth here (reference/storage.md §8): the export is read-only and
-//! can be regenerated at any time. Each store commit becomes one git commit on
-//! `refs/heads/main`, in seq order, with an `Everlock-Commit:` trailer naming the store commit.
+//! can be regenerated at any time. Each store commit becomes one git commit, in seq order, with an
+//! `Everlock-Commit:` trailer naming the store commit. The commits go to `HEAD` by default:
+//! fast-import follows the symbolic ref, so they land on whatever branch the importing
+//! repository's HEAD names (`master`, `main`, ...) and `git log` shows them in a fresh one.
 //! Content above a size threshold, and purged content, is exported as a small pointer text so
 //! that the export stays small.
 
@@ -21,7 +23,8 @@ use crate::store::Inner;
 pub struct ExportOptions {
     /// Content larger than this is exported as an LFS-style pointer (`oid sha256:…`, `size N`).
     pub max_blob: u64,
-    /// The branch to write.
+    /// The ref to write: `HEAD` (the default) for the importing repository's current branch,
+    /// or a full ref such as `refs/heads/everlock`.
     pub branch: String,
 }
 
@@ -29,7 +32,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         Self {
             max_blob: 1024 * 1024,
-            branch: "refs/heads/main".into(),
+            branch: "HEAD".into(),
         }
     }
 }

@@ -14,16 +14,18 @@ use rusqlite::params;
 
 use crate::digest::ObjectId;
 use crate::error::Result;
-use crate::meta;
+use crate::meta::{self, Cutoff};
 use crate::objects::ObjectBackend;
+use crate::retention::{LEGACY_KEY, RetentionPolicy, policy};
 use crate::store::{Inner, Store};
 use crate::types::{CommitInfo, CommitMeta};
-
-const RETENTION_KEY: &str = "retention.purge-after-secs";
 
 /// The smallest grace period the CLI uses by default (the registries cited in storage.md use 1
 /// to 24 hours).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// How long the WAL checkpoint after a GC waits for readers before leaving the log as it is.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 /// Options of [`Store::gc`].
 #[derive(Clone, Debug)]
@@ -57,22 +59,39 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Files without any row removed (debris of a crash between publish and commit).
     pub orphan_files_removed: u64,
+    /// Bytes of object files deleted from disk (objects and orphans): what `du` sees go.
+    /// Small objects live inside the database, whose freed pages SQLite reuses instead.
+    pub file_bytes_freed: u64,
 }
 
 impl Store {
     /// Sets the retention policy: purge the content of versions that stopped being HEAD more
-    /// than `purge_after` ago (`None` keeps everything forever).
+    /// than `purge_after` ago (`None` keeps everything forever). Kept for callers from before
+    /// [`Store::set_retention_policy`]; it writes the policy where those versions kept it.
     pub async fn set_retention(&self, purge_after: Option<Duration>) -> Result<()> {
-        self.blocking(move |inner| {
-            let value = purge_after.map(|d| d.as_secs().to_string());
-            meta::set_setting(&inner.writer(), RETENTION_KEY, value.as_deref())
-        })
-        .await
+        match purge_after {
+            Some(d) => {
+                self.blocking(move |inner| {
+                    meta::replace_setting(
+                        &mut inner.writer(),
+                        LEGACY_KEY,
+                        &d.as_secs().to_string(),
+                        &["retention.policy"],
+                    )
+                })
+                .await
+            }
+            None => self.set_retention_policy(RetentionPolicy::KeepAll).await,
+        }
     }
 
-    /// The retention policy, see [`Store::set_retention`].
+    /// The age after which superseded content is purged, when the policy is `purge-after`
+    /// (see [`Store::retention_policy`] for every policy).
     pub async fn retention(&self) -> Result<Option<Duration>> {
-        self.blocking(retention).await
+        Ok(match self.retention_policy().await? {
+            RetentionPolicy::PurgeAfter(d) => Some(d),
+            RetentionPolicy::KeepAll | RetentionPolicy::KeepCommits(_) => None,
+        })
     }
 
     /// Purges now the content of versions superseded more than `older_than` ago, as one commit
@@ -83,7 +102,8 @@ impl Store {
         meta: CommitMeta,
     ) -> Result<Option<(CommitInfo, u64)>> {
         self.blocking(move |inner| {
-            purge(inner, older_than, &meta, false)
+            let now = meta::now_ms();
+            purge(inner, Cutoff::Time(before(now, older_than)), &meta, false)
                 .map(|o| o.and_then(|(c, n, _)| c.map(|c| (c, n))))
         })
         .await
@@ -92,57 +112,112 @@ impl Store {
     /// Applies the retention policy (as principal `system`), then removes unreferenced objects
     /// older than the grace period.
     pub async fn gc(&self, opts: GcOptions) -> Result<GcReport> {
-        self.blocking(move |inner| gc(inner, &opts)).await
+        self.blocking(move |inner| gc(inner, &opts, false)).await
+    }
+
+    /// Like [`Store::gc`], but a `purge-after` policy purges content superseded more than
+    /// `opts.grace` ago when that is sooner: the caller (an operator collecting now, such as
+    /// `/oci gc --grace-secs 0`) vouches that nothing needs it any longer, so the bytes leave
+    /// the disk right away. `keep-all` and `keep-commits` apply unchanged.
+    pub async fn reclaim(&self, opts: GcOptions) -> Result<GcReport> {
+        self.blocking(move |inner| gc(inner, &opts, true)).await
     }
 }
 
-fn retention(inner: &Inner) -> Result<Option<Duration>> {
-    let value = inner.with_reader(|c| meta::setting(c, RETENTION_KEY))?;
-    Ok(value
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs))
+/// The time `age` before `now_ms`.
+fn before(now_ms: i64, age: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Returns the purge commit (none in a dry run), the number of versions and their bytes.
 fn purge(
     inner: &Inner,
-    older_than: Duration,
+    cutoff: Cutoff,
     meta: &CommitMeta,
     dry_run: bool,
 ) -> Result<Option<(Option<CommitInfo>, u64, u64)>> {
-    let now = meta::now_ms();
-    let cutoff = now.saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
     if dry_run {
         let (n, bytes) = inner.with_reader(|c| meta::superseded_before(c, cutoff))?;
         return Ok((n > 0).then_some((None, n, bytes)));
     }
     let mut conn = inner.writer();
-    let out = meta::purge_superseded(&mut conn, cutoff, meta, now)?;
+    let out = meta::purge_superseded(&mut conn, cutoff, meta, meta::now_ms())?;
     if let Some((commit, _, _)) = &out {
         inner.note_commit(commit.seq);
     }
     Ok(out.map(|(commit, n, bytes)| (Some(commit), n, bytes)))
 }
 
-pub(crate) fn gc(inner: &Inner, opts: &GcOptions) -> Result<GcReport> {
+/// Which versions the policy purges now, and the purge commit's message; `None` when it
+/// purges nothing. With `expedite`, an age policy is capped by the GC's grace.
+fn retention_cutoff(
+    inner: &Inner,
+    opts: &GcOptions,
+    expedite: bool,
+) -> Result<Option<(Cutoff, String)>> {
+    Ok(match policy(inner)?.unwrap_or_default() {
+        RetentionPolicy::KeepAll => None,
+        RetentionPolicy::PurgeAfter(max_age) => {
+            let age = if expedite {
+                max_age.min(opts.grace)
+            } else {
+                max_age
+            };
+            Some((
+                Cutoff::Time(before(meta::now_ms(), age)),
+                format!(
+                    "gc: retention purges content superseded more than {}s ago",
+                    age.as_secs()
+                ),
+            ))
+        }
+        RetentionPolicy::KeepCommits(n) => inner
+            .with_reader(|c| meta::nth_changing_commit(c, n.max(1)))?
+            .map(|seq| {
+                (
+                    Cutoff::Seq(seq),
+                    format!("gc: retention keeps the content of the last {n} commits"),
+                )
+            }),
+    })
+}
+
+pub(crate) fn gc(inner: &Inner, opts: &GcOptions, expedite: bool) -> Result<GcReport> {
+    // The orphan sweep deletes files without any SQL write a read-only connection would stop.
+    inner.check_writable()?;
     let mut report = GcReport::default();
-    if let Some(max_age) = retention(inner)? {
-        let message = format!(
-            "gc: retention purges content superseded more than {}s ago",
-            max_age.as_secs()
-        );
-        if let Some((commit, n, _)) = purge(
+    if let Some((cutoff, message)) = retention_cutoff(inner, opts, expedite)?
+        && let Some((commit, n, _)) = purge(
             inner,
-            max_age,
+            cutoff,
             &CommitMeta::new("system", message),
             opts.dry_run,
-        )? {
-            report.purge_commit = commit;
-            report.purged_versions = n;
-        }
+        )?
+    {
+        report.purge_commit = commit;
+        report.purged_versions = n;
     }
-    let now = meta::now_ms();
-    let cutoff = now.saturating_sub(i64::try_from(opts.grace.as_millis()).unwrap_or(i64::MAX));
+    // A backup copying this store holds it: deletions wait for the next run, so the objects
+    // its snapshot names stay on disk until they are copied (see backup.rs).
+    let Some(_backup_hold) = crate::backup::gc_may_delete(&inner.dir)? else {
+        return Ok(report);
+    };
+    collect_objects(inner, opts, &mut report)?;
+    sweep_orphans(inner, opts, &mut report)?;
+    if !opts.dry_run
+        && report.objects_removed + report.purged_versions > 0
+        && let Err(e) = meta::checkpoint_truncate(&inner.writer(), CHECKPOINT_WAIT)
+    {
+        // The collection itself is done and durable; a log left long only costs space until
+        // the next checkpoint, so it never turns a successful GC into a failure.
+        tracing::debug!(dir = %inner.dir.display(), error = %e, "gc: WAL checkpoint skipped");
+    }
+    Ok(report)
+}
+
+/// Removes object rows (and files) that no unpurged version references.
+fn collect_objects(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
+    let cutoff = before(meta::now_ms(), opts.grace);
     let candidates = inner.with_reader(|c| {
         let mut stmt = c.prepare(
             "SELECT blake3 FROM objects o WHERE created < ?1
@@ -160,12 +235,20 @@ pub(crate) fn gc(inner: &Inner, opts: &GcOptions) -> Result<GcReport> {
         let outcome =
             meta::delete_object_if_unreferenced(&mut inner.writer(), &id, cutoff, opts.dry_run)?;
         let Some(outcome) = outcome else { continue };
-        if outcome.is_file && !opts.dry_run {
-            inner.objects.remove(&id)?;
+        if outcome.is_file {
+            if !opts.dry_run {
+                inner.objects.remove(&id)?;
+            }
+            report.file_bytes_freed += outcome.size;
         }
         report.objects_removed += 1;
         report.bytes_freed += outcome.size;
     }
+    Ok(())
+}
+
+/// Removes object files that have no row, once past the grace period.
+fn sweep_orphans(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
     let grace_start = SystemTime::now()
         .checked_sub(opts.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -177,13 +260,19 @@ pub(crate) fn gc(inner: &Inner, opts: &GcOptions) -> Result<GcReport> {
         // Under the stripe lock no stage of this object sits between its publish and its row
         // insert, so "no row" really means orphan.
         if meta::object_row(&inner.writer(), &id)?.is_none() {
+            let size = inner
+                .objects
+                .open(&id)
+                .and_then(|f| f.metadata())
+                .map_or(0, |m| m.len());
             if !opts.dry_run {
                 inner.objects.remove(&id)?;
             }
             report.orphan_files_removed += 1;
+            report.file_bytes_freed += size;
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! - `meta`: the SQL schema and every query.
 //! - `record`: the canonical commit record whose hash is the commit id.
 //! - `verify`: re-hash objects and check the chain.
-//! - `gc`: retention and object garbage collection.
+//! - `retention`: [`RetentionPolicy`], which superseded content a store keeps.
+//! - `gc`: applying the policy and object garbage collection.
 //! - `export`: `git fast-import` export.
 //! - `uploads`: resumable upload sessions (OCI chunked uploads) that survive a restart.
 //! - `perms`: private file modes (0700 directories, 0600 files, 0400 objects).
@@ -30,6 +31,7 @@
     )
 )]
 
+pub mod backup;
 mod content;
 mod digest;
 mod error;
@@ -43,7 +45,9 @@ mod objects;
 mod path;
 mod perms;
 mod record;
+mod retention;
 mod stage;
+mod stats;
 mod store;
 mod stripes;
 mod types;
@@ -57,10 +61,12 @@ pub use export::ExportOptions;
 pub use gc::{DEFAULT_GRACE, GcOptions, GcReport};
 pub use manager::StoreManager;
 pub use path::{MAX_PATH_LEN, validate_path, validate_prefix, validate_store_name};
+pub use retention::{PolicyParseError, RetentionPolicy};
+pub use stats::StoreStats;
 pub use store::{INLINE_MAX, READ_MAX, Store};
 pub use types::{
     CommitInfo, CommitMeta, Entry, Expected, HistoryEntry, ObjectRef, Op, Precondition,
-    StageOptions, VersionContent,
+    StageOptions, VersionContent, rfc3339,
 };
 pub use uploads::UploadSession;
 pub use verify::{Problem, VerifyReport};

@@ -93,6 +93,22 @@ impl StoreManager {
         Ok(Store { inner })
     }
 
+    /// Opens an existing store for reading only. It takes no `LOCK`, so it works while another
+    /// process (a running server) owns the store: SQLite's WAL lets readers see consistent
+    /// snapshots next to the owner's writes, and published objects never change. Every write
+    /// through the handle fails with [`StorageError::ReadOnly`]. Each call opens a new,
+    /// unshared handle; it blocks, so call it from a blocking context (the CLI).
+    pub fn open_read_only(&self, name: &str) -> Result<Store> {
+        validate_store_name(name)?;
+        let dir = self.shared.data_dir.join(name);
+        if !is_store(&dir) {
+            return Err(StorageError::NoSuchStore(name.to_owned()));
+        }
+        Ok(Store {
+            inner: Arc::new(Inner::open_read_only(&dir)?),
+        })
+    }
+
     /// The names of the stores in the data directory, sorted. Directories that are not valid
     /// store names (such as `_host/`) or hold no store are skipped.
     pub fn list(&self) -> Result<Vec<String>> {
@@ -159,6 +175,105 @@ mod tests {
         }
         let err = m.open_existing("nothing").await.unwrap_err();
         assert!(matches!(err, StorageError::NoSuchStore(_)), "{err}");
+    }
+
+    /// A second manager stands for a second process (the CLI next to a running server).
+    #[tokio::test]
+    async fn read_only_reads_next_to_the_owner_and_refuses_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = StoreManager::new(dir.path());
+        let s = owner.open("s").await.unwrap();
+        let big = vec![7u8; crate::INLINE_MAX + 10];
+        s.write("a", b"1".to_vec(), CommitMeta::new("t", "one"))
+            .await
+            .unwrap();
+        s.write("big", big.clone(), CommitMeta::new("t", "two"))
+            .await
+            .unwrap();
+        let cli = StoreManager::new(dir.path());
+        let ro = cli.open_read_only("s").unwrap();
+        assert!(ro.is_read_only() && !s.is_read_only());
+        assert_eq!(ro.read("a").await.unwrap(), b"1");
+        assert_eq!(ro.read("big").await.unwrap(), big);
+        assert_eq!(ro.log(10).await.unwrap().len(), 2);
+        assert!(ro.verify().await.unwrap().is_ok());
+        let export = ro
+            .export(Vec::new(), crate::ExportOptions::default())
+            .await
+            .unwrap();
+        assert!(!export.is_empty());
+        // The owner keeps committing; the reader sees each new HEAD.
+        let c3 = s
+            .write("a", b"2".to_vec(), CommitMeta::new("t", "three"))
+            .await
+            .unwrap();
+        assert_eq!(ro.head().await.unwrap().unwrap().id, c3.id);
+        assert_eq!(ro.read("a").await.unwrap(), b"2");
+
+        let meta = || CommitMeta::new("t", "w");
+        let refused = [
+            ro.write("x", b"1".to_vec(), meta()).await.unwrap_err(),
+            ro.delete("a", meta()).await.unwrap_err(),
+            ro.stage(&b"data"[..], None).await.unwrap_err(),
+            ro.gc(crate::GcOptions::default()).await.unwrap_err(),
+            ro.set_retention(None).await.unwrap_err(),
+            ro.purge(Duration::ZERO, meta()).await.unwrap_err(),
+            ro.upload_start("u", Duration::from_secs(60))
+                .await
+                .unwrap_err(),
+            ro.upload_cancel(&"a".repeat(32)).await.unwrap_err(),
+            ro.expire_uploads().await.unwrap_err(),
+        ];
+        for err in refused {
+            assert!(matches!(err, StorageError::ReadOnly(_)), "{err}");
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("s/tmp")).unwrap().count(),
+            0
+        );
+        assert_eq!(s.log(10).await.unwrap().len(), 3, "nothing was written");
+
+        // The reader holds no lock: the owner can go and another process take over.
+        drop(s);
+        let next = StoreManager::new(dir.path()).open("s").await.unwrap();
+        next.write("b", b"3".to_vec(), meta()).await.unwrap();
+        assert_eq!(ro.read("b").await.unwrap(), b"3");
+        drop(next);
+        assert!(matches!(
+            cli.open_read_only("missing").unwrap_err(),
+            StorageError::NoSuchStore(_)
+        ));
+        assert!(matches!(
+            cli.open_read_only("../s").unwrap_err(),
+            StorageError::Invalid { .. }
+        ));
+    }
+
+    /// A cleanly closed store has no `-wal` or `-shm` file; reading it must not need them,
+    /// and must not stop the next owner from opening it.
+    #[tokio::test]
+    async fn read_only_opens_a_closed_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = StoreManager::new(dir.path());
+        let s = m.open("s").await.unwrap();
+        s.write("a", b"1".to_vec(), CommitMeta::new("t", "one"))
+            .await
+            .unwrap();
+        drop(s);
+        assert!(!dir.path().join("s/meta.sqlite-wal").exists());
+        let ro = StoreManager::new(dir.path()).open_read_only("s").unwrap();
+        assert_eq!(ro.read("a").await.unwrap(), b"1");
+        let owner = m.open("s").await.unwrap();
+        owner
+            .write("a", b"2".to_vec(), CommitMeta::new("t", "two"))
+            .await
+            .unwrap();
+        assert_eq!(ro.read("a").await.unwrap(), b"2");
+        drop(ro);
+        drop(owner);
+        let again = m.open("s").await.unwrap();
+        assert!(again.verify().await.unwrap().is_ok());
+        assert_eq!(again.log(10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -58,6 +58,7 @@ pub(crate) fn tighten_store(dir: &Path) -> io::Result<()> {
         "tmp",
         "uploads",
         "LOCK",
+        "GC-HOLD",
         "FORMAT",
         "meta.sqlite",
         "meta.sqlite-wal",

@@ -75,8 +75,9 @@ pub(crate) struct Inner {
     pub(crate) head_seq: AtomicU64,
     /// Resumable upload sessions.
     pub(crate) uploads: crate::uploads::Uploads,
-    /// Held for the lifetime of the store; declared last so it is released last.
-    _lock: StoreLock,
+    /// Held for the lifetime of the store; declared last so it is released last. `None` for a
+    /// read-only handle, which takes no lock (so it works next to a server) and never writes.
+    lock: Option<StoreLock>,
 }
 
 impl Store {
@@ -97,6 +98,12 @@ impl Store {
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Whether this handle was opened read-only ([`crate::StoreManager::open_read_only`]):
+    /// every write through it fails with [`StorageError::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.lock.is_none()
     }
 
     /// The content of `path` at HEAD. Fails with `NotFound`, or `TooLarge` above [`READ_MAX`].
@@ -213,7 +220,8 @@ impl Store {
 
     /// The seq of the newest commit (0 when the store is empty), without touching the
     /// database: a cheap "did anything change?" check for caches keyed by HEAD. It moves
-    /// only after the commit is durable.
+    /// only after the commit is durable. A read-only handle does not see other processes'
+    /// commits here: it reports HEAD as of its opening ([`Store::head`] is always current).
     pub fn head_seq(&self) -> u64 {
         self.inner
             .head_seq
@@ -253,6 +261,9 @@ impl Store {
     where
         R: AsyncRead + Unpin + Send,
     {
+        // Staging publishes object files before any SQL runs, so the read-only connection
+        // alone would not stop it.
+        self.inner.check_writable()?;
         crate::stage::stage(self.inner.clone(), reader, opts).await
     }
 
@@ -328,8 +339,42 @@ impl Inner {
             tracing::info!(dir = %dir.display(), cleaned, "removed interrupted uploads from tmp/");
         }
         let writer = meta::open_writer(&dir.join("meta.sqlite"))?;
+        let inner = Inner::assemble(dir, objects, writer, Some(lock))?;
+        inner.startup_check()?;
+        crate::uploads::recover(&inner)?;
+        Ok(inner)
+    }
+
+    /// Opens an existing store for reading only, without its `LOCK`: the owner (a running
+    /// server) may be writing at the same time. SQLite's WAL gives every query a consistent
+    /// snapshot next to that writer; objects are immutable once published. Nothing in the
+    /// directory is created, cleaned or tightened: `tmp/` and `uploads/` belong to the owner.
+    pub(crate) fn open_read_only(dir: &Path) -> Result<Inner> {
+        check_format(dir)?;
+        for sub in ["objects", "tmp", "uploads"] {
+            if !dir.join(sub).is_dir() {
+                return Err(StorageError::Corrupt(format!(
+                    "{} has no {sub}/ directory",
+                    dir.display()
+                )));
+            }
+        }
+        // Both only open directories that exist (checked above), so they write nothing.
+        let objects = FsObjects::open(dir)?;
+        let writer = meta::open_reader(&dir.join("meta.sqlite"))?;
+        // No startup check: it guards an owner against serving on lost data, and next to a
+        // live owner its separate queries could race that owner's GC. `verify` checks it all.
+        Inner::assemble(dir, objects, writer, None)
+    }
+
+    fn assemble(
+        dir: &Path,
+        objects: FsObjects,
+        writer: Connection,
+        lock: Option<StoreLock>,
+    ) -> Result<Inner> {
         let head_seq = meta::last_commit(&writer)?.map_or(0, |c| c.seq);
-        let inner = Inner {
+        Ok(Inner {
             dir: dir.to_path_buf(),
             objects,
             stripes: Stripes::default(),
@@ -339,11 +384,22 @@ impl Inner {
             batches: AtomicU64::new(0),
             head_seq: AtomicU64::new(head_seq),
             uploads: crate::uploads::Uploads::open(dir)?,
-            _lock: lock,
-        };
-        inner.startup_check()?;
-        crate::uploads::recover(&inner)?;
-        Ok(inner)
+            lock,
+        })
+    }
+
+    /// Fails with [`StorageError::ReadOnly`] on a read-only handle. Every write entry point
+    /// calls it before touching files; SQL writes would fail on the read-only connection
+    /// anyway, but object and upload files are written before their rows.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.lock.is_some() {
+            Ok(())
+        } else {
+            Err(StorageError::ReadOnly(format!(
+                "{} was opened without its lock, for reading next to its owner",
+                self.dir.display()
+            )))
+        }
     }
 
     /// Records that commit `seq` is durable.
@@ -431,6 +487,7 @@ impl Inner {
         preconditions: &[Precondition],
         meta: &CommitMeta,
     ) -> Result<CommitInfo> {
+        self.check_writable()?;
         if ops.is_empty() {
             return Err(StorageError::invalid("commit", "no operations"));
         }
@@ -553,17 +610,34 @@ fn missing(entry: &Entry, e: std::io::Error) -> StorageError {
     }
 }
 
+/// Checks an existing store's `FORMAT`; a store without one is `NoSuchStore`.
+fn check_format(dir: &Path) -> Result<()> {
+    match fs::read_to_string(dir.join("FORMAT")) {
+        Ok(text) => format_matches(dir, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(StorageError::NoSuchStore(dir.display().to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn format_matches(dir: &Path, text: &str) -> Result<()> {
+    if text == FORMAT {
+        return Ok(());
+    }
+    Err(StorageError::Corrupt(format!(
+        "{} says {:?}, this build reads {:?}",
+        dir.join("FORMAT").display(),
+        text.lines().next().unwrap_or(""),
+        FORMAT.lines().next().unwrap_or("")
+    )))
+}
+
 /// Writes `FORMAT` in a new store, or checks it in an existing one.
 fn check_or_write_format(dir: &Path) -> Result<()> {
     let path = dir.join("FORMAT");
     match fs::read_to_string(&path) {
-        Ok(text) if text == FORMAT => Ok(()),
-        Ok(text) => Err(StorageError::Corrupt(format!(
-            "{} says {:?}, this build reads {:?}",
-            path.display(),
-            text.lines().next().unwrap_or(""),
-            FORMAT.lines().next().unwrap_or("")
-        ))),
+        Ok(text) => format_matches(dir, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let tmp = dir.join("FORMAT.tmp");
             let mut f = fs::OpenOptions::new()

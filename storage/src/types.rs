@@ -151,3 +151,22 @@ pub struct StageOptions {
     /// Also compute sha512 (implied by an expected sha512).
     pub sha512: bool,
 }
+
+/// Formats a commit time (Unix milliseconds) as RFC 3339 UTC to the second, the one format
+/// every tool and console listing shows; times before the epoch show as the epoch.
+pub fn rfc3339(time_ms: i64) -> String {
+    let ms = u64::try_from(time_ms).unwrap_or(0);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn commit_times_are_rfc3339_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_000_000_123), "2026-11-18T11:06:40Z");
+        assert_eq!(super::rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
+}

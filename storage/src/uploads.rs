@@ -168,6 +168,8 @@ impl Store {
         ttl: Duration,
         max_open: u64,
     ) -> Result<UploadSession> {
+        // Upload files are written before their rows; see `Inner::check_writable`.
+        self.inner.check_writable()?;
         validate_path(path)?;
         let path = path.to_owned();
         let mut raw = [0u8; 16];
@@ -226,6 +228,7 @@ impl Store {
     where
         R: AsyncRead + Unpin + Send,
     {
+        self.inner.check_writable()?;
         let not_found = || StorageError::NotFound(format!("upload {id}"));
         if !valid_id(id) {
             return Err(not_found());
@@ -339,6 +342,7 @@ impl Store {
     /// object (commit it with [`crate::Op::Put`]). The session ends either way when the digest
     /// does not match, because the spec says to discard such data.
     pub async fn upload_finish(&self, id: &str, expect: Option<Digest>) -> Result<ObjectRef> {
+        self.inner.check_writable()?;
         let not_found = || StorageError::NotFound(format!("upload {id}"));
         if !valid_id(id) {
             return Err(not_found());
@@ -386,6 +390,7 @@ impl Store {
 
     /// Cancels a session and deletes its data; `false` if it did not exist.
     pub async fn upload_cancel(&self, id: &str) -> Result<bool> {
+        self.inner.check_writable()?;
         if !valid_id(id) {
             return Ok(false);
         }
@@ -400,6 +405,7 @@ impl Store {
     /// Ends every session whose lease ran out; returns how many. Sessions that a request is
     /// writing right now are left for the next run.
     pub async fn expire_uploads(&self) -> Result<u64> {
+        self.inner.check_writable()?;
         let rows = self
             .blocking(|inner| meta::all_uploads(&inner.writer()))
             .await?;

@@ -308,6 +308,13 @@ fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) ->
             Some(bytes) => digest_bytes(&bytes),
             None => match hash_file(inner, &id) {
                 Ok(d) => d,
+                // The snapshot is older than the disk: the owner's GC (another process, when
+                // this is a read-only handle) may have removed row and file since.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound && !still_has_row(inner, &id)? =>
+                {
+                    continue;
+                }
                 Err(e) => {
                     report.problems.push(Problem::Object {
                         id,
@@ -339,6 +346,8 @@ fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) ->
         report.objects += 1;
         match hash_file(inner, &id) {
             Ok(d) if d.blake3 == id => report.bytes += d.size,
+            // Listed, then collected by a concurrent GC: nothing is wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Ok(d) => report.problems.push(Problem::Object {
                 id,
                 reason: format!("orphan file hashes to {}", d.blake3),
@@ -352,6 +361,13 @@ fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) ->
     Ok(())
 }
 
+/// Whether the object still has a row now, outside the verification's snapshot.
+fn still_has_row(inner: &Inner, id: &ObjectId) -> Result<bool> {
+    Ok(inner
+        .with_reader(|c| crate::meta::object_row(c, id))?
+        .is_some())
+}
+
 fn hash_file(inner: &Inner, id: &ObjectId) -> std::io::Result<Digests> {
     let mut file = inner.objects.open(id)?;
     let mut hasher = MultiHasher::new(false);
@@ -362,5 +378,55 @@ fn hash_file(inner: &Inner, id: &ObjectId) -> std::io::Result<Digests> {
             return Ok(hasher.finish());
         }
         hasher.update(buf.get(..n).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CommitMeta, GcOptions, INLINE_MAX, StoreManager};
+
+    /// A verification reads one metadata snapshot while the owner (possibly another process)
+    /// keeps collecting: an object whose row and file went after the snapshot is not a problem.
+    #[tokio::test]
+    async fn objects_collected_after_the_snapshot_are_not_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = StoreManager::new(dir.path()).open("s").await.unwrap();
+        owner
+            .write("big", vec![1; INLINE_MAX + 1], CommitMeta::new("t", "put"))
+            .await
+            .unwrap();
+        owner
+            .set_retention(Some(std::time::Duration::ZERO))
+            .await
+            .unwrap();
+        owner
+            .delete("big", CommitMeta::new("t", "delete"))
+            .await
+            .unwrap();
+        let reader = StoreManager::new(dir.path()).open_read_only("s").unwrap();
+        let inner = reader.inner.clone();
+        let mut conn = crate::meta::open_reader(&inner.dir.join("meta.sqlite")).unwrap();
+        let tx = conn.transaction().unwrap();
+        // The first read fixes the snapshot, which still holds the object's row.
+        let rows: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM objects WHERE inline IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1);
+        let gc = owner
+            .gc(GcOptions {
+                grace: std::time::Duration::ZERO,
+                dry_run: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(gc.objects_removed, 1, "{gc:?}");
+        let mut report = VerifyReport::default();
+        check_objects(&inner, &tx, &mut report).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

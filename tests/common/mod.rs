@@ -41,6 +41,9 @@ pub struct Server {
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub ssh: SocketAddr,
+    /// The metrics listener (`/metrics`, `/healthz`, `/readyz`), on a free port so that
+    /// parallel servers do not fight over the default one.
+    pub metrics: SocketAddr,
     pub data_dir: PathBuf,
     pub log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
@@ -80,6 +83,7 @@ impl Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let ssh: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let file = dir.join("everlock.toml");
         let text = format!(
             "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-ssh]\nlisten = \"{ssh}\"\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
@@ -90,6 +94,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&file)
+            .env("EVERLOCK_METRICS_LISTEN", metrics.to_string())
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -116,6 +121,7 @@ impl Server {
             http,
             https,
             ssh,
+            metrics,
             data_dir: data_dir.to_owned(),
             log,
             _dir: owned,
@@ -134,11 +140,13 @@ impl Server {
                     self.log()
                 );
             }
-            // The SSH listener is bound last (after its host key is loaded or created), so
-            // it is the one to wait for.
+            // Listeners are bound before the administrator is created and the instances are
+            // installed (a busy port must fail first), so accepting connections is not enough:
+            // the server logs its URLs once startup has finished.
             if std::net::TcpStream::connect(self.http).is_ok()
                 && std::net::TcpStream::connect(self.https).is_ok()
                 && std::net::TcpStream::connect(self.ssh).is_ok()
+                && self.log().contains("listening for HTTP on")
             {
                 return;
             }

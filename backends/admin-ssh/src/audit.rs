@@ -7,6 +7,7 @@
 
 use crate::command::{BackendsCmd, Command, GroupsCmd, InstanceCmd, UsersCmd, parse};
 use crate::help::Family;
+use crate::store_cmd::StoreCmd;
 
 /// Placeholder for a redacted secret.
 const REDACTED: &str = "<redacted>";
@@ -52,6 +53,7 @@ fn render(command: &Command) -> String {
         Command::Groups(cmd) => format!("/groups {}", groups(cmd)),
         Command::Backends(cmd) => format!("/backends {}", backends(cmd)),
         Command::Instances(scope, cmd) => format!("/{} {}", scope.name(), instances(cmd)),
+        Command::Store(cmd) => format!("/store {}", store(cmd)),
     }
 }
 
@@ -134,6 +136,26 @@ fn instances(cmd: &InstanceCmd) -> String {
     }
 }
 
+/// `/store` takes store names, numbers and a retention policy: nothing secret, all recorded.
+fn store(cmd: &StoreCmd) -> String {
+    match cmd {
+        StoreCmd::List { json: j } => format!("list{}", json(*j)),
+        StoreCmd::Log { store, n, json: j } => format!("log {} -n {n}{}", q(store), json(*j)),
+        StoreCmd::Verify { store } => format!("verify {}", q(store)),
+        StoreCmd::Gc {
+            store,
+            grace_secs,
+            dry_run,
+        } => format!(
+            "gc {}{}{}",
+            q(store),
+            grace_secs.map_or_else(String::new, |g| format!(" --grace-secs {g}")),
+            if *dry_run { " --dry-run" } else { "" }
+        ),
+        StoreCmd::Retention { store, policy } => format!("retention {} {policy}", q(store)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::audit_form;
@@ -167,6 +189,16 @@ mod tests {
                 "/site create docs vhost=docs.example mode=html auth=private",
             ),
             ("/site rollback docs 42", "/site rollback docs 42"),
+            ("/store log x --json", "/store log x -n 20 --json"),
+            (
+                "/store gc x --dry-run --grace-secs=0",
+                "/store gc x --grace-secs 0 --dry-run",
+            ),
+            (
+                "/store retention x purge-after=1h",
+                "/store retention x purge-after=3600s",
+            ),
+            ("/store retention x s3cret-pw", "/store <unparsable>"),
         ] {
             let got = audit_form(line);
             assert_eq!(got, logged, "for {line:?}");
@@ -212,6 +244,15 @@ mod tests {
             "gc",
             "history",
             "rollback",
+            "/store",
+            "log",
+            "verify",
+            "retention",
+            "-n",
+            "--grace-secs",
+            "--dry-run",
+            "keep-commits=3",
+            "purge-after=2d",
             "enable",
             "disable",
             "assign",
@@ -244,6 +285,9 @@ mod tests {
             "/site rollback docs {}",
             "/users key remove a {}",
             "/backends disable {}",
+            "/store log {} -n 3",
+            "/store gc {} --dry-run",
+            "/store retention {} keep-all",
         ];
 
         fn line() -> impl Strategy<Value = String> {

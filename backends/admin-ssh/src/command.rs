@@ -23,6 +23,8 @@ pub enum Command {
     Backends(BackendsCmd),
     /// `/oci ...` or `/site ...`.
     Instances(Scope, InstanceCmd),
+    /// `/store ...`.
+    Store(crate::store_cmd::StoreCmd),
 }
 
 /// `/users` sub-commands.
@@ -201,6 +203,9 @@ pub fn tokenize(line: &str) -> Result<Vec<String>, UsageError> {
     })
 }
 
+/// The usage of `/help`.
+const HELP_USAGE: &str = "usage: /help [users|groups|backends|oci|site|store]";
+
 /// Parses one console line.
 pub fn parse(line: &str) -> Result<Command, UsageError> {
     let words = tokenize(line)?;
@@ -215,11 +220,11 @@ pub fn parse(line: &str) -> Result<Command, UsageError> {
                 .map(|f| Command::Help(Some(f)))
                 .ok_or_else(|| UsageError {
                     message: format!("no help for `{family}`"),
-                    usage: "usage: /help [users|groups|backends|oci|site]".to_owned(),
+                    usage: HELP_USAGE.to_owned(),
                 }),
             _ => Err(UsageError {
                 message: "too many arguments".to_owned(),
-                usage: "usage: /help [users|groups|backends|oci|site]".to_owned(),
+                usage: HELP_USAGE.to_owned(),
             }),
         },
         "/quit" | "/exit" => {
@@ -241,7 +246,8 @@ pub fn parse(line: &str) -> Result<Command, UsageError> {
                 } else {
                     format!("commands start with `/`; got `{other}`")
                 },
-                usage: "usage: /help, /users, /groups, /backends, /oci, /site, /quit".to_owned(),
+                usage: "usage: /help, /users, /groups, /backends, /oci, /site, /store, /quit"
+                    .to_owned(),
             }),
         },
     }
@@ -349,6 +355,7 @@ fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
         Family::Site => {
             parse_instances(Scope::Site, sub, &a).map(|c| Command::Instances(Scope::Site, c))
         }
+        Family::Store => crate::store_cmd::parse(sub, rest).map(Command::Store),
     }
 }
 

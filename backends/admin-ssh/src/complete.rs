@@ -25,6 +25,8 @@ pub fn candidates(host: &Host, before: &str) -> Vec<String> {
         ["/site", sub, _] if *sub != "create" && *sub != "list" => {
             instance_names(host, "site-http")
         }
+        ["/store", sub, _] if *sub != "list" => host.store_names(),
+        ["/store", "retention", _, _] => owned(vec!["keep-all", "keep-commits=", "purge-after="]),
         _ => Vec::new(),
     }
 }

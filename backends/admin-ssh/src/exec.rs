@@ -108,6 +108,9 @@ impl Console {
             Command::Groups(c) => self.groups(actor, c).await,
             Command::Backends(c) => self.backends(actor, c).await,
             Command::Instances(scope, c) => self.instances(actor, scope, c).await,
+            Command::Store(c) => crate::store_cmd::execute(&self.host, actor, c)
+                .await
+                .map_err(Failure::Other),
         };
         match outcome {
             Ok(text) => Reply::ok(text),

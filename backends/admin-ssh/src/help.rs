@@ -14,16 +14,19 @@ pub enum Family {
     Oci,
     /// `/site`.
     Site,
+    /// `/store`.
+    Store,
 }
 
 impl Family {
     /// Every family, in help order.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Users,
         Family::Groups,
         Family::Backends,
         Family::Oci,
         Family::Site,
+        Family::Store,
     ];
 
     /// `users`, `groups`, ...
@@ -34,6 +37,7 @@ impl Family {
             Family::Backends => "backends",
             Family::Oci => "oci",
             Family::Site => "site",
+            Family::Store => "store",
         }
     }
 
@@ -77,7 +81,7 @@ impl Family {
                 "/oci set <name> vhost=<host> | store=<store>",
                 "/oci unset <name> vhost=<host>",
                 "/oci delete <name>",
-                "/oci gc <name> [--untagged] [--dry-run]",
+                "/oci gc <name> [--untagged] [--dry-run] [--grace-secs N]",
             ],
             Family::Site => &[
                 "/site list [--json]",
@@ -87,6 +91,13 @@ impl Family {
                 "/site delete <name>",
                 "/site history <name>",
                 "/site rollback <name> <commit>",
+            ],
+            Family::Store => &[
+                "/store list [--json]",
+                "/store log <store> [-n N] [--json]",
+                "/store verify <store>",
+                "/store gc <store> [--grace-secs N] [--dry-run]",
+                "/store retention <store> keep-all|keep-commits=<N>|purge-after=<N>s|m|h|d",
             ],
         }
     }
@@ -124,13 +135,14 @@ impl Family {
 }
 
 /// The top-level words, for completion.
-pub const TOP_LEVEL: [&str; 8] = [
+pub const TOP_LEVEL: [&str; 9] = [
     "/help",
     "/users",
     "/groups",
     "/backends",
     "/oci",
     "/site",
+    "/store",
     "/quit",
     "/exit",
 ];

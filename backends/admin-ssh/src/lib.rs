@@ -1,10 +1,10 @@
 //! `admin-ssh`: the SSH admin console.
 //!
 //! A line-based REPL of slash commands served by the host's SSH frontend: `/users`,
-//! `/groups`, `/backends`, `/oci`, `/site`, `/help`, `/quit`. With a terminal it has a line
-//! editor (history, completion); piped input runs line by line without echo; an exec request
-//! (`ssh host '/oci list'`) runs one command and exits with its status. Every change applies
-//! live through the host's administration API and `Auth`, committed as the acting user.
+//! `/groups`, `/backends`, `/oci`, `/site`, `/store`, `/help`, `/quit`. With a terminal it has
+//! a line editor (history, completion); piped input runs line by line without echo; an exec
+//! request (`ssh host '/oci list'`) runs one command and exits with its status. Every change
+//! applies live through the host's administration API and `Auth`, committed as the acting user.
 //!
 //! # Layout
 //! - `command`: tokenising and parsing a line into a command, with usage errors.
@@ -14,6 +14,7 @@
 //! - `complete`: tab completion.
 //! - `console`: one session (exec, piped shell or interactive terminal).
 //! - `audit`: the redacted form of a line that the audit log records.
+//! - `store_cmd`, `store_render`: the `/store` family (grammar, execution, output).
 
 #![cfg_attr(
     test,
@@ -32,6 +33,10 @@ pub mod console;
 pub mod editor;
 pub mod exec;
 pub mod help;
+pub mod store_cmd;
+mod store_render;
+#[cfg(test)]
+mod store_tests;
 
 use std::sync::Arc;
 

@@ -1,38 +1,110 @@
-//! Console commands of a registry instance: `/oci gc <instance> [--untagged] [--dry-run]`.
+//! Console commands of a registry instance:
+//! `/oci gc <instance> [--untagged] [--dry-run] [--grace-secs N]`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use everlock_host::auth::{AccessPath, Action, Principal};
+use everlock_host::storage::{GcOptions as StoreGcOptions, GcReport as StoreGcReport, Store};
 use everlock_host::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 
 use crate::gc::{GcOptions, gc};
 use crate::registry::Registry;
 
+const USAGE: &str = "usage: gc <instance> [--untagged] [--dry-run] [--grace-secs N]";
+
 const HELP: &[CommandHelp] = &[CommandHelp {
     name: "gc",
-    args: "[--untagged] [--dry-run]",
-    summary: "remove unreferenced blobs (and untagged manifests) older than the grace period",
+    args: "[--untagged] [--dry-run] [--grace-secs N]",
+    summary: "remove unreferenced blobs (and untagged manifests) older than the grace period \
+              (default: the instance's gc-grace-secs; 0 only when no push is in flight) and \
+              free their bytes on disk",
 }];
 
 pub(crate) struct Commands {
     pub(crate) registry: Arc<Registry>,
 }
 
+/// The parsed words after `gc <instance>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct GcArgs {
+    pub(crate) untagged: bool,
+    pub(crate) dry_run: bool,
+    /// `--grace-secs N`; the instance's `gc-grace-secs` when absent.
+    pub(crate) grace: Option<Duration>,
+}
+
 /// Parses the words after `gc`.
-pub(crate) fn parse_gc_args(args: &[String]) -> Result<(bool, bool), CommandError> {
-    let (mut untagged, mut dry_run) = (false, false);
-    for a in args {
-        match a.as_str() {
-            "--untagged" => untagged = true,
-            "--dry-run" => dry_run = true,
-            other => {
-                return Err(CommandError::Usage(format!(
-                    "unknown argument {other:?}; usage: gc <instance> [--untagged] [--dry-run]"
-                )));
+pub(crate) fn parse_gc_args(args: &[String]) -> Result<GcArgs, CommandError> {
+    let mut out = GcArgs::default();
+    let mut words = args.iter();
+    while let Some(a) = words.next() {
+        let grace = match a.as_str() {
+            "--untagged" => {
+                out.untagged = true;
+                continue;
             }
-        }
+            "--dry-run" => {
+                out.dry_run = true;
+                continue;
+            }
+            "--grace-secs" => words.next().map(String::as_str),
+            other => match other.strip_prefix("--grace-secs=") {
+                Some(v) => Some(v),
+                None => {
+                    return Err(CommandError::Usage(format!(
+                        "unknown argument {other:?}; {USAGE}"
+                    )));
+                }
+            },
+        };
+        let secs = grace.and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+            CommandError::Usage(format!(
+                "--grace-secs needs a whole number of seconds; {USAGE}"
+            ))
+        })?;
+        out.grace = Some(Duration::from_secs(secs));
     }
-    Ok((untagged, dry_run))
+    Ok(out)
+}
+
+/// The reply's last line: what the store's retention and object GC did on disk.
+fn store_line(r: &StoreGcReport, dry_run: bool) -> String {
+    let verb = if dry_run { "would free" } else { "freed" };
+    format!(
+        "store: {verb} {} bytes on disk ({} objects; retention purged {} versions)",
+        r.file_bytes_freed, r.objects_removed, r.purged_versions
+    )
+}
+
+/// Collects the registry, then applies the store's retention and object GC with the same
+/// grace so that the bytes of what was just removed leave the disk now rather than at the
+/// next maintenance run.
+async fn collect(store: &Store, args: GcArgs, grace: Duration) -> Result<String, CommandError> {
+    let opts = GcOptions {
+        untagged: args.untagged,
+        dry_run: args.dry_run,
+        grace,
+    };
+    let report = gc(store, &opts)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let freed = store
+        .reclaim(StoreGcOptions {
+            grace,
+            dry_run: args.dry_run,
+        })
+        .await
+        .map_err(|e| CommandError::Failed(format!("registry collected, but the store: {e}")))?;
+    let prefix = if args.dry_run {
+        "dry run: would remove "
+    } else {
+        ""
+    };
+    Ok(format!(
+        "{prefix}{report}\n{}\n",
+        store_line(&freed, args.dry_run)
+    ))
 }
 
 impl InstanceCommands for Commands {
@@ -49,7 +121,7 @@ impl InstanceCommands for Commands {
                     "unknown command {command:?}; available: gc"
                 )));
             }
-            let (untagged, dry_run) = parse_gc_args(&args)?;
+            let args = parse_gc_args(&args)?;
             // Collecting deletes content, so it needs the delete right on the whole registry.
             let path = AccessPath::from_segments(["http", "oci", registry.instance.as_str()])
                 .map_err(|e| CommandError::Failed(e.to_string()))?;
@@ -59,24 +131,124 @@ impl InstanceCommands for Commands {
                 )));
             }
             let store = registry
-                .store
-                .get()
+                .open_store()
                 .await
                 .map_err(|e| CommandError::Failed(e.to_string()))?;
-            let opts = GcOptions {
-                untagged,
-                dry_run,
-                grace: registry.settings.gc_grace(),
-            };
-            let report = gc(store, &opts)
-                .await
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
-            let prefix = if dry_run {
-                "dry run: would remove "
-            } else {
-                ""
-            };
-            Ok(format!("{prefix}{report}\n"))
+            let grace = args.grace.unwrap_or_else(|| registry.settings.gc_grace());
+            collect(store, args, grace).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use everlock_host::auth::AdminPassword;
+    use everlock_host::axum::body::Body;
+    use everlock_host::http::Request;
+    use everlock_host::storage::RetentionPolicy;
+    use everlock_host::test_util::TestEnv;
+    use tower::ServiceExt as _;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn gc_arguments_parse() {
+        assert_eq!(parse_gc_args(&[]).unwrap(), GcArgs::default());
+        let all = parse_gc_args(&words("--untagged --grace-secs 0 --dry-run")).unwrap();
+        assert_eq!(
+            all,
+            GcArgs {
+                untagged: true,
+                dry_run: true,
+                grace: Some(Duration::ZERO)
+            }
+        );
+        assert_eq!(
+            parse_gc_args(&words("--grace-secs=90")).unwrap().grace,
+            Some(Duration::from_secs(90))
+        );
+        for bad in ["--grace-secs", "--grace-secs -1", "--grace-secs=x", "--now"] {
+            let err = parse_gc_args(&words(bad)).unwrap_err();
+            assert!(matches!(err, CommandError::Usage(_)), "{bad}: {err}");
+        }
+    }
+
+    /// Before: `gc` deleted the blob's paths, reported its size, and the file stayed on disk
+    /// because the store kept every version's content. Now the same command frees the file.
+    #[tokio::test]
+    async fn gc_with_zero_grace_frees_the_blob_file_on_disk() {
+        let env = TestEnv::new().await;
+        env.auth
+            .bootstrap("admin", AdminPassword::Given("admin-pw".into()))
+            .await
+            .unwrap();
+        let ctx = env.context(crate::KIND, "default", "localhost", "/v2");
+        let backend = crate::build(ctx, &everlock_host::toml::Table::new()).unwrap();
+        let router = backend.http_router().unwrap();
+        let blob = vec![7u8; 256 * 1024];
+        let digest = crate::names::OciDigest::sha256_of(&blob).to_string();
+        let token =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "admin:admin-pw");
+        let req = Request::post(format!("/v2/app/blobs/uploads/?digest={digest}"))
+            .header("authorization", format!("Basic {token}"))
+            .body(Body::from(blob.clone()))
+            .unwrap();
+        let r = router.oneshot(req).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let store = env.stores.open("oci-http-default").await.unwrap();
+        assert_eq!(
+            store.retention_policy().await.unwrap(),
+            RetentionPolicy::PurgeAfter(Duration::from_secs(3600)),
+            "the registry's default, set when it first opened its store"
+        );
+        let objects = store.dir().join("objects");
+        let before = du(&objects);
+        assert!(before >= blob.len() as u64);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let commands = backend.commands().unwrap();
+        let admin = Principal::test_user("admin");
+        let dry = commands
+            .run(admin.clone(), "gc", words("--grace-secs 0 --dry-run"))
+            .await
+            .unwrap();
+        assert!(dry.contains("would remove"), "{dry}");
+        assert_eq!(du(&objects), before);
+        let out = commands
+            .run(admin.clone(), "gc", words("--grace-secs 0"))
+            .await
+            .unwrap();
+        assert!(
+            out.contains(&format!("1 blobs ({} bytes)", blob.len())),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("store: freed {} bytes on disk", blob.len())),
+            "{out}"
+        );
+        assert!(du(&objects) + blob.len() as u64 <= before);
+        // The history of the delete stays.
+        let log = store.log(10).await.unwrap();
+        assert!(
+            log.iter()
+                .any(|c| c.message.contains("remove unreferenced blob"))
+        );
+        let denied = commands
+            .run(Principal::anon(), "gc", Vec::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(denied, CommandError::Denied(_)), "{denied}");
+    }
+
+    fn du(dir: &std::path::Path) -> u64 {
+        let mut total = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            total += if m.is_dir() { du(&e.path()) } else { m.len() };
+        }
+        total
     }
 }

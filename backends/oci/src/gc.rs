@@ -11,7 +11,10 @@
 //! pushed is protected by the grace period.
 //!
 //! Deleting paths frees no bytes by itself: the versions stay in the store's history until its
-//! retention purges them and `everlock store gc` removes the objects.
+//! retention purges them and the store's object GC removes the files. The registry's store
+//! purges content HEAD no longer references once the grace period has passed (the default
+//! policy set in `Registry::open_store`), the server's maintenance task runs that GC on a
+//! schedule, and the console's `gc` runs it right after this collection with the same grace.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;

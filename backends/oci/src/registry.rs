@@ -14,7 +14,7 @@ use everlock_host::axum::response::{IntoResponse, Response};
 use everlock_host::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use everlock_host::http::{Method, StatusCode, request::Parts};
 use everlock_host::http_auth;
-use everlock_host::storage::{StorageError, Store};
+use everlock_host::storage::{RetentionPolicy, StorageError, Store};
 use futures_util::TryStreamExt as _;
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
@@ -38,6 +38,8 @@ pub(crate) struct Registry {
     pub(crate) auth: Auth,
     pub(crate) settings: Settings,
     last_sweep: Mutex<Option<Instant>>,
+    /// Set once the registry's default retention policy is in place (see `open_store`).
+    retention: tokio::sync::OnceCell<()>,
 }
 
 impl Registry {
@@ -53,12 +55,33 @@ impl Registry {
             auth,
             settings,
             last_sweep: Mutex::new(None),
+            retention: tokio::sync::OnceCell::new(),
         }
     }
 
     /// The open store; failing to open it is the host's problem, never the client's.
     pub(crate) async fn store(&self) -> OciResult<&Store> {
-        self.store.get().await.map_err(|e| OciError::internal(&e))
+        self.open_store().await.map_err(|e| OciError::internal(&e))
+    }
+
+    /// Opens the store and, the first time, gives it the registry's retention default:
+    /// history is kept forever, but content HEAD no longer references is purged once the GC
+    /// grace period has passed, so `gc` plus the store's maintenance give the space back. An
+    /// operator's policy (`/store retention`) is never replaced. If recording the default
+    /// fails (a full disk), the request goes on and a later one tries again.
+    pub(crate) async fn open_store(&self) -> Result<&Store, StorageError> {
+        let store = self.store.get().await?;
+        let init = self
+            .retention
+            .get_or_try_init(|| async {
+                let default = RetentionPolicy::PurgeAfter(self.settings.gc_grace());
+                store.init_retention_policy(default).await.map(|_| ())
+            })
+            .await;
+        if let Err(e) = init {
+            tracing::warn!(instance = %self.instance, error = %e, "oci: cannot set the default retention policy");
+        }
+        Ok(store)
     }
 
     /// `http/oci/<instance>/<name...>`.

@@ -1,5 +1,7 @@
 //! The strict settings table of one site instance.
 
+use std::num::NonZeroU64;
+
 use serde::Deserialize;
 
 /// How a site's files become responses.
@@ -45,7 +47,17 @@ pub struct Settings {
     /// Add `preload` to HSTS (hard to undo).
     #[serde(default)]
     pub hsts_preload: bool,
+    /// How many recent deploys keep their bytes, so rolling back to them is instant; older
+    /// deploys keep their history record only. When set, it is the store's retention policy
+    /// (`keep-commits=<N>`) and replaces any other; when absent, a new store starts with
+    /// [`DEFAULT_KEEP_DEPLOYS`] and an operator's `/store retention` choice stays.
+    #[serde(default)]
+    pub keep_deploys: Option<NonZeroU64>,
 }
+
+/// The deploys a site keeps by default: recent rollbacks stay instant while the disk use of a
+/// site that deploys every day stays bounded.
+pub const DEFAULT_KEEP_DEPLOYS: u64 = 20;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -58,6 +70,7 @@ impl Default for Settings {
             hsts: true,
             hsts_include_subdomains: false,
             hsts_preload: false,
+            keep_deploys: None,
         }
     }
 }
@@ -96,4 +109,6 @@ static-max-age = 0
 hsts = true
 hsts-include-subdomains = false
 hsts-preload = false
+# Deploys (and rollbacks) whose bytes are kept; older ones keep only their history record.
+keep-deploys = 20
 "#;

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use everlock_host::InstanceStore;
 use everlock_host::auth::{AccessPath, Auth};
-use everlock_host::storage::{CommitId, Entry, ObjectId, StorageError, Store};
+use everlock_host::storage::{CommitId, Entry, ObjectId, RetentionPolicy, StorageError, Store};
 
 use crate::markdown::site::MarkdownSite;
-use crate::settings::Settings;
+use crate::settings::{DEFAULT_KEEP_DEPLOYS, Settings};
 use crate::snapshot::Snapshot;
 
 /// Files up to this size are kept in memory after their first read (content never changes for
@@ -39,6 +39,8 @@ pub struct SiteInner {
     rebuild: tokio::sync::Mutex<()>,
     /// Small file contents by object id.
     small: Mutex<SmallCache>,
+    /// Set once the store's retention policy matches `keep-deploys` (see `store`).
+    retention: tokio::sync::OnceCell<()>,
 }
 
 #[derive(Debug, Default)]
@@ -67,12 +69,42 @@ impl SiteInner {
             current: Mutex::new(None),
             rebuild: tokio::sync::Mutex::new(()),
             small: Mutex::new(SmallCache::default()),
+            retention: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// The open store.
+    /// The open store. The first call also puts the site's retention in place, so that only
+    /// the last `keep-deploys` deploys keep their bytes; if that fails (a full disk), the
+    /// request goes on and a later one tries again.
     pub async fn store(&self) -> Result<&Store, StorageError> {
-        self.store.get().await
+        let store = self.store.get().await?;
+        let init = self
+            .retention
+            .get_or_try_init(|| self.apply_retention(store))
+            .await;
+        if let Err(e) = init {
+            tracing::warn!(site = %self.name, error = %e, "site: cannot set the retention policy");
+        }
+        Ok(store)
+    }
+
+    /// A configured `keep-deploys` is the policy; without one, a store that has no policy yet
+    /// gets the default, and an operator's earlier choice stays.
+    async fn apply_retention(&self, store: &Store) -> Result<(), StorageError> {
+        match self.settings.keep_deploys {
+            Some(n) => {
+                let wanted = RetentionPolicy::KeepCommits(n.get());
+                if store.retention_policy().await? != wanted {
+                    store.set_retention_policy(wanted).await?;
+                }
+            }
+            None => {
+                store
+                    .init_retention_policy(RetentionPolicy::KeepCommits(DEFAULT_KEEP_DEPLOYS))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The snapshot for the store's HEAD, rebuilt only when HEAD moved. Checking HEAD on every

@@ -5,9 +5,11 @@
 //! - `types`: validated newtypes (`Vhost`, `ListenAddr`, `PathPrefix`, `StoreName`, ...).
 //! - `overrides`: the flag/env layer applied on top of the file.
 
+mod metrics;
 mod overrides;
 mod ownership;
 mod ssh;
+mod storage;
 mod types;
 
 use std::collections::BTreeMap;
@@ -15,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use metrics::{LogConfig, LogFormat, MetricsConfig};
 pub use overrides::{ConfigOverrides, KindOverrides};
 pub use ownership::{RESERVED_STORES, check_ownership};
 pub use ssh::SshFrontendConfig;
+pub use storage::StorageConfig;
 pub use types::{
     CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
 };
@@ -43,6 +47,15 @@ pub struct Config {
     /// Per backend kind: whether it is enabled, and its instances.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendKindConfig>,
+    /// Background maintenance of the stores (retention and object GC).
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The metrics listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The server's log.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// Settings of the HTTP(S) frontend (`[frontend-http]`).
@@ -275,6 +288,9 @@ impl Default for Config {
             frontend_ssh: SshFrontendConfig::default(),
             auth: AuthConfig::default(),
             backends: BTreeMap::new(),
+            storage: StorageConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

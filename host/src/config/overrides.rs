@@ -47,6 +47,12 @@ pub struct ConfigOverrides {
     pub throttle_free_failures: Option<u32>,
     /// `--auth-throttle-lockout-secs`.
     pub throttle_lockout_secs: Option<u64>,
+    /// `--metrics-listen` / `EVERLOCK_METRICS_LISTEN`.
+    pub metrics_listen: Option<ListenAddr>,
+    /// `--log-format` / `EVERLOCK_LOG_FORMAT`.
+    pub log_format: Option<super::LogFormat>,
+    /// `--storage-maintenance-interval-secs` / `EVERLOCK_STORAGE_MAINTENANCE_INTERVAL_SECS`.
+    pub storage_maintenance_interval_secs: Option<u64>,
     /// Per backend kind: `--backend-<kind>[=bool]`, `--backend-<kind>-vhost`,
     /// `--backend-<kind>-store`.
     pub kinds: BTreeMap<String, KindOverrides>,
@@ -120,6 +126,15 @@ impl ConfigOverrides {
         }
         if let Some(v) = self.throttle_address_window_secs {
             auth.throttle_address_window_secs = v;
+        }
+        if let Some(v) = self.metrics_listen {
+            config.metrics.listen = v;
+        }
+        if let Some(v) = self.log_format {
+            config.log.format = v;
+        }
+        if let Some(v) = self.storage_maintenance_interval_secs {
+            config.storage.maintenance_interval_secs = v;
         }
         for (kind, o) in &self.kinds {
             let section = config.backends.entry(kind.clone()).or_default();

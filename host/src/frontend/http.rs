@@ -1,6 +1,7 @@
 //! The HTTP(S) frontend: accepts connections, speaks HTTP/1.1 and HTTP/2 (ALPN on TLS,
 //! prior knowledge on plain TCP), routes each request by Host and path prefix to an
-//! instance's router, and writes the access log.
+//! instance's router, and writes the access log and the request metrics when each response
+//! body ends (`crate::metrics::exchange`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ use tower::ServiceExt;
 use super::drain::{self, Leftover, RequestFacts, Tracked};
 use super::idle::{Activity, Guarded, Watched};
 
+use crate::metrics::exchange::{ByteCount, Counted, Exchange, LoginSlot, Observed, user_agent};
+use crate::metrics::{Listener, Metrics};
 use crate::routes::{InstanceTable, Resolution};
 use crate::vhost::{HostError, normalize_host};
 
@@ -52,19 +55,31 @@ pub struct HttpSettings {
     pub max_connections: usize,
 }
 
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` is cancelled, then lets in-flight requests finish for
 /// at most `settings.shutdown_timeout`. With `tls`, every connection is a TLS connection.
+/// Requests, bytes and open connections are counted in `metrics`, if given (without a
+/// metrics listener nobody could read them, so the hot path skips them).
 pub async fn run(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     table: Arc<InstanceTable>,
     settings: HttpSettings,
+    metrics: Option<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let scheme = if tls.is_some() {
-        Scheme::Https
+    let (scheme, kind) = if tls.is_some() {
+        (Scheme::Https, Listener::Https)
     } else {
-        Scheme::Http
+        (Scheme::Http, Listener::Http)
     };
     let connections = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
@@ -98,11 +113,14 @@ pub async fn run(
             remote,
             scheme,
             settings: settings.clone(),
+            metrics: metrics.clone(),
             shutdown: shutdown.clone(),
         };
         let tls = tls.clone();
+        let open = metrics.as_ref().map(|m| m.connection(kind));
         connections.spawn(async move {
             let _permit = permit;
+            let _open = open;
             match tls {
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
@@ -149,6 +167,7 @@ struct Conn {
     remote: SocketAddr,
     scheme: Scheme,
     settings: HttpSettings,
+    metrics: Option<Metrics>,
     shutdown: CancellationToken,
 }
 
@@ -167,6 +186,7 @@ impl Conn {
             scheme: self.scheme,
             activity: Arc::clone(&activity),
             drain_timeout: self.settings.header_read_timeout,
+            metrics: self.metrics.clone(),
         };
         let service = hyper::service::service_fn(move |req| {
             let request = request.clone();
@@ -215,17 +235,23 @@ struct RequestContext {
     scheme: Scheme,
     activity: Arc<Activity>,
     drain_timeout: Duration,
+    metrics: Option<Metrics>,
 }
 
 /// Handles one request from the network: records the peer and scheme, routes, settles an
-/// unread request body, logs. The connection counts as busy until the response body ends.
+/// unread request body. The connection counts as busy, and the exchange is timed, until the
+/// response body ends; then it is counted and logged.
 async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Body> {
     let in_flight = ctx.activity.request();
     let started = Instant::now();
     let remote = ctx.remote;
     let scheme = ctx.scheme;
+    // A fresh slot per request: `http_auth::authenticate` records the login `Auth` verified.
+    let login = LoginSlot::default();
     req.extensions_mut().insert(ConnectInfo(remote));
     req.extensions_mut().insert(scheme);
+    req.extensions_mut().insert(login.clone());
+    let user_agent = user_agent(req.headers());
     let method = req.method().clone();
     let version = req.version();
     let facts = RequestFacts {
@@ -238,7 +264,13 @@ async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Bo
     // Only the path is logged: query strings can carry secrets.
     let path = req.uri().path().to_owned();
     let leftover = Leftover::default();
-    let req = req.map(|body| Body::new(Tracked::new(body, leftover.clone())));
+    let received = ByteCount::default();
+    let req = req.map(|body| {
+        Body::new(Counted::new(
+            Tracked::new(body, leftover.clone()),
+            received.clone(),
+        ))
+    });
     let (mut response, routed) = route(&ctx.table, req).await;
     drain::settle(
         &mut response,
@@ -247,28 +279,40 @@ async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Bo
         &ctx.activity,
         ctx.drain_timeout,
     );
-    tracing::info!(
-        target: "everlock::access",
-        %remote,
-        ?scheme,
-        ?version,
-        %method,
-        host = %routed.host,
-        path = %path,
-        status = response.status().as_u16(),
-        instance = %routed.instance,
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-    );
-    response.map(|body| Body::new(Guarded::new(body, in_flight)))
+    let exchange = Exchange {
+        metrics: ctx.metrics.clone(),
+        started,
+        remote,
+        scheme: scheme.as_str(),
+        version,
+        method,
+        host: routed.host,
+        path,
+        status: response.status().as_u16(),
+        length: response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        kind: routed.kind,
+        instance: routed.name,
+        user_agent,
+        login,
+        received,
+    };
+    response.map(|body| Body::new(Guarded::new(Observed::new(body, exchange), in_flight)))
 }
 
-/// What routing decided, for the access log.
+/// What routing decided, for the access log and the metrics.
 #[derive(Debug, Default)]
 pub struct Routed {
     /// The normalised host, or `-`.
     pub host: String,
     /// `kind/name` of the instance that answered, or `-`.
     pub instance: String,
+    /// The kind of the instance that answered, or `-`.
+    pub kind: &'static str,
+    /// The name of the instance that answered, or `-`.
+    pub name: String,
 }
 
 /// Routes one request through the current instance table and runs the chosen instance's
@@ -277,6 +321,8 @@ pub async fn route(table: &InstanceTable, req: Request<Body>) -> (Response<Body>
     let mut routed = Routed {
         host: "-".to_owned(),
         instance: "-".to_owned(),
+        kind: "-",
+        name: "-".to_owned(),
     };
     let host = match request_host(&req) {
         Ok(h) => h,
@@ -289,6 +335,8 @@ pub async fn route(table: &InstanceTable, req: Request<Body>) -> (Response<Body>
     match snapshot.resolve(&host, req.uri().path()) {
         Resolution::Found(instance) => {
             routed.instance = instance.id();
+            routed.kind = instance.kind;
+            routed.name = instance.name.to_string();
             let Some(router) = instance.router.clone() else {
                 return (
                     text(

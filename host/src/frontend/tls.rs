@@ -166,6 +166,13 @@ fn ensure_generated(paths: &GeneratedCertPaths) -> Result<(), TlsError> {
         reason,
     };
     fs::create_dir_all(&dir).map_err(|e| gen_err(e.to_string()))?;
+    // `_host/` and `_host/tls/` hold the CA key: private to the server's user, whatever the
+    // umask or an older version left behind.
+    for private in [Some(dir.as_path()), dir.parent()].into_iter().flatten() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(private, fs::Permissions::from_mode(0o700))
+            .map_err(|e| gen_err(e.to_string()))?;
+    }
 
     let mut ca_params =
         rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| gen_err(e.to_string()))?;
@@ -226,6 +233,12 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         .truncate(true)
         .mode(mode)
         .open(&tmp)?;
+    // `mode` applies only when the file is created; a temporary file left by a crash keeps
+    // whatever mode it had, so set it explicitly.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, path)?;
@@ -250,6 +263,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&paths.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key must not be readable by others");
+        let tls_dir = paths.key.parent().unwrap();
+        for d in [tls_dir, tls_dir.parent().unwrap()] {
+            let mode = fs::metadata(d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
     }
 
     #[test]

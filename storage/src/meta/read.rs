@@ -240,3 +240,26 @@ pub(crate) fn recent_objects(conn: &Connection, n: u64) -> Result<Vec<ObjectId>>
     }
     Ok(out)
 }
+
+/// The seq of the `n`-th newest commit that changed at least one path (`n` >= 1), or `None`
+/// when fewer commits did. Commits that change nothing (retention's own purges) do not count:
+/// their tree is their parent's.
+pub(crate) fn nth_changing_commit(conn: &Connection, n: u64) -> Result<Option<u64>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT seq FROM versions ORDER BY seq DESC LIMIT 1 OFFSET ?1")?;
+    Ok(stmt
+        .query_row([to_i64(n.saturating_sub(1))], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(to_u64))
+}
+
+/// How many paths of the tree at commit `seq` hold content that retention purged.
+pub(crate) fn purged_paths_at(conn: &Connection, seq: u64) -> Result<u64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT count(*) FROM versions v
+         WHERE v.purged = 1 AND v.seq <= ?1
+           AND NOT EXISTS (SELECT 1 FROM versions n
+                           WHERE n.path = v.path AND n.seq > v.seq AND n.seq <= ?1)",
+    )?;
+    Ok(to_u64(stmt.query_row([to_i64(seq)], |r| r.get(0))?))
+}

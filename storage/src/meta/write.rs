@@ -145,16 +145,26 @@ fn apply_one(conn: &Connection, req: CommitRequest, now_ms: i64) -> Result<Commi
     append(conn, record_ops, &req.meta, now_ms)
 }
 
-/// Purges the content of every version that stopped being HEAD at or before `cutoff_ms`, in one
-/// commit that records who purged what. Returns `None` when nothing qualifies.
+/// Which superseded versions a purge takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cutoff {
+    /// Versions whose successor was committed at or before this time (ms since the epoch).
+    Time(i64),
+    /// Versions whose successor was committed at or before this commit seq: no tree from
+    /// that commit on contains them.
+    Seq(u64),
+}
+
+/// Purges the content of every version the cutoff selects, in one commit that records who
+/// purged what. Returns `None` when nothing qualifies.
 pub(crate) fn purge_superseded(
     conn: &mut Connection,
-    cutoff_ms: i64,
+    cutoff: Cutoff,
     meta: &CommitMeta,
     now_ms: i64,
 ) -> Result<Option<(CommitInfo, u64, u64)>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let victims = superseded(&tx, cutoff_ms)?;
+    let victims = superseded(&tx, cutoff)?;
     if victims.is_empty() {
         return Ok(None);
     }
@@ -176,24 +186,37 @@ pub(crate) fn purge_superseded(
 }
 
 /// The number and total size of the versions [`purge_superseded`] would purge.
-pub(crate) fn superseded_before(conn: &Connection, cutoff_ms: i64) -> Result<(u64, u64)> {
-    let victims = superseded(conn, cutoff_ms)?;
+pub(crate) fn superseded_before(conn: &Connection, cutoff: Cutoff) -> Result<(u64, u64)> {
+    let victims = superseded(conn, cutoff)?;
     Ok((
         victims.len() as u64,
         victims.iter().map(|v| to_u64(v.2)).sum(),
     ))
 }
 
-/// Unpurged versions whose successor was committed at or before `cutoff_ms`.
-fn superseded(conn: &Connection, cutoff_ms: i64) -> Result<Vec<(String, i64, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT v.path, v.seq, v.size FROM versions v
-         WHERE v.object IS NOT NULL AND v.purged = 0
-           AND (SELECT c.ts FROM versions n JOIN commits c ON c.seq = n.seq
-                WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= ?1
-         ORDER BY v.path, v.seq",
-    )?;
-    let rows = stmt.query_map([cutoff_ms], |r| {
+/// Unpurged versions whose successor (the next version of the same path, a delete included)
+/// was committed at or before the cutoff.
+fn superseded(conn: &Connection, cutoff: Cutoff) -> Result<Vec<(String, i64, i64)>> {
+    let (sql, bound) = match cutoff {
+        Cutoff::Time(ms) => (
+            "SELECT v.path, v.seq, v.size FROM versions v
+             WHERE v.object IS NOT NULL AND v.purged = 0
+               AND (SELECT c.ts FROM versions n JOIN commits c ON c.seq = n.seq
+                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= ?1
+             ORDER BY v.path, v.seq",
+            ms,
+        ),
+        Cutoff::Seq(seq) => (
+            "SELECT v.path, v.seq, v.size FROM versions v
+             WHERE v.object IS NOT NULL AND v.purged = 0
+               AND (SELECT n.seq FROM versions n
+                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= ?1
+             ORDER BY v.path, v.seq",
+            to_i64(seq),
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([bound], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
@@ -201,6 +224,61 @@ fn superseded(conn: &Connection, cutoff_ms: i64) -> Result<Vec<(String, i64, i64
         ))
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Sets `key` to `value` and removes each of `remove`, in one transaction (a policy written
+/// under a new key replaces the one a store kept under its old key).
+pub(crate) fn replace_setting(
+    conn: &mut Connection,
+    key: &str,
+    value: &str,
+    remove: &[&str],
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    set_setting(&tx, key, Some(value))?;
+    for old in remove {
+        set_setting(&tx, old, None)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sets `key` to `value` unless `key` or any of `also` is already set, in one transaction so
+/// that an operator's concurrent choice is never overwritten. Returns whether it wrote.
+pub(crate) fn init_setting(
+    conn: &mut Connection,
+    key: &str,
+    value: &str,
+    also: &[&str],
+) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for k in std::iter::once(key).chain(also.iter().copied()) {
+        if super::read::setting(&tx, k)?.is_some() {
+            return Ok(false);
+        }
+    }
+    set_setting(&tx, key, Some(value))?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Moves the write-ahead log into the database and truncates it, so that the pages a GC
+/// freed stop occupying the log file. Best effort: readers get at most `wait` before the
+/// checkpoint gives up (it then stays a passive one), so commits are never held up for long.
+pub(crate) fn checkpoint_truncate(conn: &Connection, wait: std::time::Duration) -> Result<()> {
+    conn.busy_timeout(wait)?;
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    // Back to the writer's usual patience, as `open_writer` set it.
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    match result {
+        Ok(()) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Sets or clears a setting.

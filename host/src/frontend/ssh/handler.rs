@@ -51,6 +51,8 @@ pub(super) struct Connection {
     /// when the client moves on (or leaves).
     pending_key: Option<KeyAttempt>,
     channels: HashMap<ChannelId, ChannelState>,
+    /// Where logins and sessions are counted.
+    metrics: crate::metrics::Metrics,
 }
 
 #[derive(Default)]
@@ -102,7 +104,14 @@ impl Connection {
             ticket: Some(ticket),
             pending_key: None,
             channels: HashMap::new(),
+            metrics: crate::metrics::Metrics::default(),
         }
+    }
+
+    /// Counts this connection's logins and sessions in `metrics`.
+    pub(super) fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Connection {
+        self.metrics = metrics;
+        self
     }
 
     fn reject(&mut self) -> Verdict {
@@ -113,13 +122,15 @@ impl Connection {
         }
     }
 
-    fn refused(&mut self, login: &str, method: &str) -> Verdict {
+    fn refused(&mut self, login: &str, method: &'static str) -> Verdict {
+        self.metrics.ssh_login(method, false);
         tracing::info!(target: "everlock::ssh", login = %login.escape_debug(), remote = %self.remote, method, "SSH login refused");
         self.reject()
     }
 
     /// Logs a refused public key (its fingerprint, never more) and why.
     fn refused_key(&mut self, attempt: &KeyAttempt, reason: &str) -> Verdict {
+        self.metrics.ssh_login("publickey", false);
         tracing::info!(
             target: "everlock::ssh",
             login = %attempt.login.escape_debug(),
@@ -147,9 +158,10 @@ impl Connection {
     fn accepted(
         &mut self,
         principal: Principal,
-        method: &str,
+        method: &'static str,
         key: Option<&KeyAttempt>,
     ) -> Verdict {
+        self.metrics.ssh_login(method, true);
         tracing::info!(
             target: "everlock::ssh",
             login = %principal,
@@ -200,7 +212,9 @@ impl Connection {
         state.started = true;
         state.input = Some(pipe.input);
         let handle = session.handle();
+        let open = self.metrics.ssh_session();
         tokio::spawn(async move {
+            let _open = open;
             let pump = tokio::spawn(pump(pipe.output, handle.clone(), channel, crlf));
             let status = service.run(ssh_session).await;
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, pump).await;

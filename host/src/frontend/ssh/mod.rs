@@ -215,6 +215,10 @@ async fn serve_connection(shared: &Shared, socket: tokio::net::TcpStream, remote
         tracing::debug!(target: "everlock::ssh", %remote, "SSH connection refused: too many unauthenticated connections from this address");
         return;
     };
+    let _open = shared
+        .host
+        .metrics()
+        .connection(crate::metrics::Listener::Ssh);
     let _ = socket.set_nodelay(true);
     let deadline = Instant::now() + shared.login_grace;
     let authenticated = ticket.on_authenticated();
@@ -223,7 +227,8 @@ async fn serve_connection(shared: &Shared, socket: tokio::net::TcpStream, remote
         Arc::clone(shared.host.table()),
         remote,
         ticket,
-    );
+    )
+    .with_metrics(shared.host.metrics().clone());
     let stream = gate::Killable::new(socket, &kill);
     let started = russh::server::run_stream(Arc::clone(&shared.config), stream, handler);
     // The version exchange counts against the login grace time too; dropping the future
