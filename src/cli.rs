@@ -189,6 +189,9 @@ pub(crate) struct ServeArgs {
         value_name = "SECS"
     )]
     storage_maintenance_interval_secs: Option<u64>,
+    /// The rest of `[storage]`.
+    #[command(flatten)]
+    storage: crate::cli_storage::StorageArgs,
     /// Metrics listener (`/metrics`, `/healthz`, `/readyz`) address, or `off`.
     #[arg(
         long = "metrics-listen",
@@ -220,6 +223,11 @@ pub(crate) struct ServeArgs {
         value_name = "PASSWORD"
     )]
     pub(crate) admin_password: Option<String>,
+    /// Once startup has finished, write the bound listener addresses to FILE as JSON
+    /// (`{"pid":..,"http":"127.0.0.1:39017","https":..,"ssh":..,"metrics":null}`; `null` when
+    /// off), so port 0 can be used; removed again on shutdown.
+    #[arg(long = "ready-file", env = "EVERLOCK_READY_FILE", value_name = "FILE")]
+    pub(crate) ready_file: Option<PathBuf>,
 }
 
 /// Parses the process arguments, with bootstrap flags for every registered kind.
@@ -287,6 +295,7 @@ pub(crate) fn overrides(
 ) -> ConfigOverrides {
     let mut o = ConfigOverrides {
         data_dir,
+        storage: crate::cli_storage::secrets_from_env(),
         ..Default::default()
     };
     let Some((args, matches)) = serve else {
@@ -309,6 +318,7 @@ pub(crate) fn overrides(
     o.throttle_address_failures = args.throttle_address_failures;
     o.throttle_address_window_secs = args.throttle_address_window_secs;
     o.storage_maintenance_interval_secs = args.storage_maintenance_interval_secs;
+    args.storage.fill(matches, &mut o.storage);
     o.metrics_listen = args.metrics_listen;
     o.log_format = args.log_format;
     for kind in registry.kinds() {

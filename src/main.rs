@@ -3,11 +3,13 @@
 
 mod backup_cmd;
 mod cli;
+mod cli_storage;
 mod error_chain;
 mod linked;
 mod logging;
 #[cfg(feature = "backend-oci-http")]
 mod oci_cmd;
+mod ready_file;
 mod serve;
 mod site_cmd;
 mod store_cmd;
@@ -60,37 +62,34 @@ fn run() -> anyhow::Result<ExitCode> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read config file {}", file.display()))?;
-            let config = Config::parse(&text, &file)?;
+            let mut config = Config::parse(&text, &file)?;
+            // The storage secrets may live in the environment only, as for `serve`.
+            cli::overrides(None, None, &registry).apply(&mut config);
             config.validate(&registry, Some(&text))?;
             let instances = config.instances(&registry);
             println!("{}: OK ({} instances)", file.display(), instances.len());
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Store(args) => {
-            let (mut config, _) = load_config(config_path.as_deref())?;
-            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
             store_cmd::run(args, &config.data_dir)
         }
         #[cfg(feature = "backend-oci-http")]
         cli::Command::Oci(args) => {
-            let (mut config, _) = load_config(config_path.as_deref())?;
-            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
             oci_cmd::run(args, &config.data_dir)
         }
         cli::Command::Users(args) => {
-            let (mut config, _) = load_config(config_path.as_deref())?;
-            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
             users_cmd::run(args, &config.data_dir, config.auth.options())
         }
         cli::Command::Site(args) => site_cmd::run(args),
         cli::Command::Backup(args) => {
-            let (mut config, _) = load_config(config_path.as_deref())?;
-            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
             backup_cmd::backup(args, &config.data_dir)
         }
         cli::Command::Restore(args) => {
-            let (mut config, _) = load_config(config_path.as_deref())?;
-            cli::overrides(data_dir, None, &registry).apply(&mut config);
+            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
             backup_cmd::restore(args, &config.data_dir)
         }
         cli::Command::Serve(args) => {
@@ -102,6 +101,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let admin = serve::Bootstrap {
                 user: args.admin_user.clone(),
                 password: args.admin_password.clone(),
+                ready_file: args.ready_file.clone(),
             };
             serve::serve(config, source.as_deref(), &overrides, registry, admin)?;
             Ok(ExitCode::SUCCESS)
@@ -110,6 +110,20 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Reads the optional configuration file; defaults when there is none.
+/// The configuration of an offline command that works on the local data directory: the
+/// file, then the flags and environment; refused when the configuration puts the stores
+/// elsewhere (S3, PostgreSQL), so the command never reads or writes the wrong copy.
+fn local_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<std::path::PathBuf>,
+    registry: &Registry,
+) -> anyhow::Result<Config> {
+    let (mut config, _) = load_config(path)?;
+    cli::overrides(data_dir, None, registry).apply(&mut config);
+    serve::refuse_unwired_storage(&config.storage, "run")?;
+    Ok(config)
+}
+
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, Option<String>)> {
     match path {
         Some(path) => {

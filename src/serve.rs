@@ -8,6 +8,8 @@ use everlock_host::storage::StoreManager;
 use everlock_host::{Host, Registry};
 use tokio_util::sync::CancellationToken;
 
+use crate::ready_file::{Listeners, ReadyFile};
+
 /// Runs the server; returns after a graceful shutdown.
 pub(crate) fn serve(
     mut config: Config,
@@ -19,7 +21,10 @@ pub(crate) fn serve(
     overrides.apply(&mut config);
     // After the file and the flags: `[log] format` decides how every line looks.
     crate::logging::init(config.log.format);
+    // First of all: whatever happens next, nobody may read an earlier run's addresses.
+    let mut ready = admin.ready_file.clone().map(ReadyFile::claim).transpose()?;
     config.validate(&registry, source)?;
+    refuse_unwired_storage(&config.storage, "start")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,18 +70,49 @@ pub(crate) fn serve(
         if let Some(a) = server.ssh_addr() {
             tracing::info!("admin console: ssh -p {} admin@{}", a.port(), a.ip());
         }
+        if let Some(ready) = ready.as_mut() {
+            ready.publish(&Listeners {
+                http: server.http_addr(),
+                https: server.https_addr(),
+                ssh: server.ssh_addr(),
+                metrics: server.metrics_addr(),
+            })?;
+        }
         server.run(shutdown).await;
+        // Before "stopped": whoever waits for that line finds the ready file gone.
+        drop(ready);
         tracing::info!("stopped");
         anyhow::Ok(())
     })
 }
 
-/// Who the first administrator is, when none exists yet.
+/// What the command line adds to the configuration: who the first administrator is, when none
+/// exists yet, and where to report the bound addresses.
 pub(crate) struct Bootstrap {
     /// Login.
     pub(crate) user: String,
     /// Password from the environment or the command line; generated when `None`.
     pub(crate) password: Option<String>,
+    /// The ready file (`--ready-file`), written once startup has finished.
+    pub(crate) ready_file: Option<std::path::PathBuf>,
+}
+
+/// Stops a start on storage this build cannot use yet. Serving from local files instead would
+/// split the data between nodes (or leave a bucket empty) without anyone noticing.
+pub(crate) fn refuse_unwired_storage(
+    storage: &everlock_host::config::StorageConfig,
+    verb: &str,
+) -> anyhow::Result<()> {
+    use everlock_host::config::{MetaKind, ObjectsKind};
+    let what = match (storage.objects, storage.meta) {
+        (ObjectsKind::File, MetaKind::Sqlite) => return Ok(()),
+        (ObjectsKind::S3, MetaKind::Sqlite) => "objects = \"s3\"",
+        (ObjectsKind::File, MetaKind::Postgres) => "meta = \"postgres\"",
+        (ObjectsKind::S3, MetaKind::Postgres) => "objects = \"s3\" and meta = \"postgres\"",
+    };
+    anyhow::bail!(
+        "this build does not yet support [storage] {what}; refusing to {verb} rather than fall back to local files"
+    )
 }
 
 /// Logs where each instance can be reached, so a newcomer can click the first line.

@@ -10,17 +10,18 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
+use http_body_util::{BodyExt as _, Limited};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The deploy endpoint below the site URL.
 const DEPLOY_PATH: &str = "/.well-known/everlock/deploy";
+
+/// The largest reply read from the server: a deploy report or an error is a few hundred bytes,
+/// so anything bigger is not the deploy endpoint talking and is not buffered whole.
+const MAX_REPLY: usize = 64 * 1024;
 
 /// Arguments of `everlock site`.
 #[derive(clap::Args, Debug)]
@@ -90,7 +91,8 @@ async fn deploy(
     password: &str,
     cacert: Option<&Path>,
 ) -> anyhow::Result<String> {
-    let target = Target::parse(url)?;
+    let endpoint = deploy_url(url)?;
+    let client = client(cacert, endpoint.scheme() == "https")?;
     let files = collect(dir)?;
     if files.is_empty() {
         bail!("{} holds no files to deploy", dir.display());
@@ -111,50 +113,27 @@ async fn deploy(
     let packer = tokio::task::spawn_blocking(move || {
         pack(files, ChannelWriter { tx: tx.clone() }, &packer_bar, &tx)
     });
-    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk.map(Frame::data), rx))
-    }));
-
-    use base64::Engine as _;
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let request = hyper::Request::put(target.path.as_str())
-        .header(hyper::header::HOST, target.authority.as_str())
-        .header(hyper::header::AUTHORIZATION, format!("Basic {credentials}"))
-        .header(hyper::header::CONTENT_TYPE, "application/gzip")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("everlock/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(body)
-        .context("cannot build the request")?;
-
-    let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let response = client
+        .put(endpoint.clone())
+        .basic_auth(user, Some(password))
+        .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
         .await
-        .with_context(|| format!("cannot connect to {}:{}", target.host, target.port))?;
-    let response = if target.https {
-        let tls = tls_connector(cacert)?;
-        let name = rustls_pki_types::ServerName::try_from(target.host.clone())
-            .with_context(|| format!("{:?} is not a valid TLS server name", target.host))?;
-        let stream = tls
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS handshake with {} failed", target.host))?;
-        send(stream, request).await?
-    } else {
-        send(tcp, request).await?
-    };
+        .map_err(|e| send_error(e, &endpoint))?;
     let packed = packer.await.context("the archive packer stopped")?;
     bar.finish_and_clear();
     let status = response.status();
-    let body = response
-        .into_body()
+    let body = Limited::new(reqwest::Body::from(response), MAX_REPLY)
         .collect()
         .await
-        .context("cannot read the response")?
+        .map_err(|e| anyhow::anyhow!("cannot read the response: {e}"))?
         .to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    if status != hyper::StatusCode::CREATED {
+    if status != reqwest::StatusCode::CREATED {
         let message = json
             .get("error")
             .and_then(|e| e.as_str())
@@ -175,101 +154,59 @@ async fn deploy(
     ))
 }
 
-/// Sends one HTTP/1.1 request over `io`.
-async fn send<S, B>(
-    io: S,
-    request: hyper::Request<B>,
-) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .context("HTTP handshake failed")?;
-    tokio::spawn(conn);
-    sender
-        .send_request(request)
-        .await
-        .context("the upload failed")
+/// Names what failed the way the hand-written client did: the connection (TCP or TLS) or the
+/// upload itself.
+fn send_error(e: reqwest::Error, endpoint: &reqwest::Url) -> anyhow::Error {
+    let what = if e.is_connect() {
+        format!(
+            "cannot connect to {}:{}",
+            endpoint.host_str().unwrap_or("?"),
+            endpoint.port_or_known_default().unwrap_or(0)
+        )
+    } else {
+        "the upload failed".to_owned()
+    };
+    anyhow::Error::new(e).context(what)
 }
 
-/// Trusts the system roots plus `cacert`.
-fn tls_connector(cacert: Option<&Path>) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    use rustls_pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A broken system certificate is skipped, as browsers do.
-        let _ = roots.add(cert);
-    }
+/// An HTTP/1.1 client that trusts the system roots plus `cacert`, over rustls with ring.
+/// Proxies are not used: the deploy goes straight to the site, as it always has. A plain-HTTP
+/// deploy loads no roots at all, so it works on a machine without system certificates.
+fn client(cacert: Option<&Path>, https: bool) -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a bundled crypto provider; ring is the one the whole binary
+    // uses. Installing fails only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(concat!("everlock/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = cacert {
-        let mut added = 0;
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-        {
-            let cert =
-                cert.with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
-            roots
-                .add(cert)
-                .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
+        let pem = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+        if certs.is_empty() {
             bail!("{} holds no certificate", path.display());
         }
+        builder = builder.tls_certs_merge(certs);
+    } else if !https {
+        builder = builder.tls_certs_only(Vec::new());
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS configuration")?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    builder.build().context("TLS configuration")
 }
 
-/// Where to send the deploy.
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    path: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> anyhow::Result<Target> {
-        let uri: hyper::Uri = url
-            .parse()
-            .with_context(|| format!("{url:?} is not a URL"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => bail!("{url:?}: the site URL must start with https:// or http://"),
-        };
-        let host = uri
-            .host()
-            .with_context(|| format!("{url:?} has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| host.clone());
-        let path = format!("{}{DEPLOY_PATH}", uri.path().trim_end_matches('/'));
-        Ok(Target {
-            https,
-            host,
-            port,
-            authority,
-            path,
-        })
+/// The deploy endpoint of the site at `url`: its path prefix is kept, its query dropped.
+fn deploy_url(url: &str) -> anyhow::Result<reqwest::Url> {
+    let mut endpoint = reqwest::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    if !matches!(endpoint.scheme(), "https" | "http") {
+        bail!("{url:?}: the site URL must start with https:// or http://");
     }
+    if endpoint.host_str().is_none_or(str::is_empty) {
+        bail!("{url:?} has no host");
+    }
+    let path = format!("{}{DEPLOY_PATH}", endpoint.path().trim_end_matches('/'));
+    endpoint.set_path(&path);
+    endpoint.set_query(None);
+    endpoint.set_fragment(None);
+    Ok(endpoint)
 }
 
 /// Lists the regular files under `dir` with their archive names; links are refused because the
@@ -402,26 +339,34 @@ mod tests {
 
     #[test]
     fn urls_map_to_the_deploy_endpoint() {
-        let t = Target::parse("https://localhost:8443/").unwrap();
+        let url = |u: &str| deploy_url(u).map(String::from);
         assert_eq!(
-            t,
-            Target {
-                https: true,
-                host: "localhost".into(),
-                port: 8443,
-                authority: "localhost:8443".into(),
-                path: "/.well-known/everlock/deploy".into(),
-            }
+            url("https://localhost:8443/").unwrap(),
+            "https://localhost:8443/.well-known/everlock/deploy"
         );
-        let t = Target::parse("http://docs.example/sub/").unwrap();
         assert_eq!(
-            (t.port, t.path.as_str()),
-            (80, "/sub/.well-known/everlock/deploy")
+            url("http://docs.example/sub/?x=1#top").unwrap(),
+            "http://docs.example/sub/.well-known/everlock/deploy"
         );
-        let t = Target::parse("https://[::1]/").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 443));
-        assert!(Target::parse("ftp://x/").is_err());
-        assert!(Target::parse("localhost").is_err());
+        let t = deploy_url("https://[::1]/").unwrap();
+        assert_eq!(
+            (t.host_str(), t.port_or_known_default()),
+            (Some("[::1]"), Some(443))
+        );
+        assert!(deploy_url("ftp://x/").is_err());
+        assert!(deploy_url("localhost").is_err());
+    }
+
+    #[test]
+    fn a_cacert_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, "not a certificate\n").unwrap();
+        let e = client(Some(&empty), true).unwrap_err().to_string();
+        assert!(e.contains("holds no certificate"), "{e}");
+        assert!(client(Some(&dir.path().join("missing.pem")), true).is_err());
+        // Plain HTTP needs no certificate store, not even the system's.
+        assert!(client(None, false).is_ok());
     }
 
     #[test]

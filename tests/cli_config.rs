@@ -176,19 +176,17 @@ fn error_chains_say_each_cause_once() {
 
 #[test]
 fn flags_beat_env_which_beats_the_file() {
-    // The file says port A, the environment port B, the flag turns HTTPS off: the server
-    // must listen on B only.
+    // The file says 127.0.0.2, the environment 127.0.0.1, the flag turns HTTPS off: the
+    // server must listen for HTTP on 127.0.0.1 only. Every listener asks for port 0 and the
+    // ready file tells which address won, so no port is guessed free beforehand.
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (common::free_port(), common::free_port());
     let file = dir.path().join("c.toml");
     std::fs::write(
         &file,
-        format!(
-            "[frontend-http]\nlisten-http = \"127.0.0.1:{a}\"\nlisten-https = \"127.0.0.1:{}\"\n",
-            common::free_port()
-        ),
+        "[frontend-http]\nlisten-http = \"127.0.0.2:0\"\nlisten-https = \"127.0.0.2:0\"\n",
     )
     .unwrap();
+    let ready = dir.path().join("ready.json");
     let mut child = Command::new(everlock_bin())
         .arg("serve")
         .arg("--config")
@@ -196,28 +194,26 @@ fn flags_beat_env_which_beats_the_file() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--frontend-http-listen-https", "off"])
+        .arg("--ready-file")
+        .arg(&ready)
         .env("EVERLOCK_FRONTEND_SSH_LISTEN", "off")
         .env("EVERLOCK_METRICS_LISTEN", "off")
-        .env(
-            "EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP",
-            format!("127.0.0.1:{b}"),
-        )
+        .env("EVERLOCK_FRONTEND_HTTP_LISTEN_HTTP", "127.0.0.1:0")
         .env("EVERLOCK_FRONTEND_HTTP_LISTEN_HTTPS", "127.0.0.1:1")
-        .stderr(std::process::Stdio::piped())
+        .env("RUST_LOG", "off")
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", b)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never listened on the env port"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", a)).is_err(),
-        "file port must lose"
-    );
+    let listeners = common::wait_ready_file(&mut child, &ready, String::new);
     let _ = child.kill();
     let _ = child.wait();
+    let http = listeners.http.expect("HTTP is on");
+    assert_eq!(
+        http.ip().to_string(),
+        "127.0.0.1",
+        "the file's address must lose"
+    );
+    assert_ne!(http.port(), 0);
+    assert_eq!(listeners.https, None, "the flag must win");
+    assert_eq!((listeners.ssh, listeners.metrics), (None, None));
 }

@@ -159,9 +159,8 @@ fn busy_ssh_port_is_a_one_line_error() {
     std::fs::write(
         &file,
         format!(
-            "data-dir = {:?}\n[frontend-http]\nlisten-http = \"127.0.0.1:{}\"\nlisten-https = \"off\"\n[frontend-ssh]\nlisten = \"{addr}\"\n",
+            "data-dir = {:?}\n[frontend-http]\nlisten-http = \"127.0.0.1:0\"\nlisten-https = \"off\"\n[frontend-ssh]\nlisten = \"{addr}\"\n",
             dir.path().join("data").display().to_string(),
-            common::free_port()
         ),
     )
     .unwrap();

@@ -33,12 +33,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-use rusqlite::backup::{Backup, StepResult};
-
 use crate::digest::ObjectId;
 use crate::error::StorageError;
-use crate::meta;
+use crate::meta::{self, MetaCopy};
 use crate::store::Store;
 use crate::types::CommitInfo;
 use crate::verify::VerifyReport;
@@ -320,7 +317,7 @@ fn copy_once(
 ) -> Result<Attempt, BackupError> {
     crate::perms::create_dir(dest).map_err(io_err("cannot create", dest))?;
     copy_private_file(&src.join(FORMAT_FILE), &dest.join(FORMAT_FILE))?;
-    let Snapshot { head, objects } = snapshot_meta(&src.join(META_FILE), &dest.join(META_FILE))?;
+    let MetaCopy { head, objects } = snapshot_meta(&src.join(META_FILE), &dest.join(META_FILE))?;
     after_meta(attempt);
     let src_objects = src.join(OBJECTS_DIR);
     let dest_objects = dest.join(OBJECTS_DIR);
@@ -357,56 +354,18 @@ fn copy_once(
     Ok(Attempt::Done(head, files))
 }
 
-/// Copies the metadata with the online backup API and returns the copy's HEAD and the objects
-/// that live in files, read from the copy itself so they match it exactly.
-fn snapshot_meta(src: &Path, dest: &Path) -> Result<Snapshot, BackupError> {
-    let source = meta::open_reader(src)?;
+/// Copies the metadata as one consistent snapshot (see `meta::copy_database`) and returns the
+/// copy's HEAD and the objects that live in files, read from the copy itself so they match it
+/// exactly.
+fn snapshot_meta(src: &Path, dest: &Path) -> Result<MetaCopy, BackupError> {
+    // SQLite adopts the mode of the empty private file it finds.
     create_private(dest)?;
-    let mut target = Connection::open(dest).map_err(StorageError::from)?;
-    {
-        let backup = Backup::new(&source, &mut target).map_err(StorageError::from)?;
-        let start = Instant::now();
-        // A negative page count copies everything in one step, inside one read transaction of
-        // the source: the consistent snapshot. Incremental steps would restart on every commit.
-        while backup.step(-1).map_err(StorageError::from)? != StepResult::Done {
-            if start.elapsed() > BUSY_WAIT {
-                return Err(BackupError::Busy(src.to_path_buf()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    drop(source);
-    // One self-contained file, without a `-wal` beside it, whatever the source's mode.
-    target
-        .pragma_update(None, "journal_mode", "DELETE")
-        .map_err(StorageError::from)?;
-    let head = meta::last_commit(&target)?;
-    let objects = file_objects(&target)?;
-    target.close().map_err(|(_, e)| StorageError::from(e))?;
+    let copy = meta::copy_database(src, dest, BUSY_WAIT)?
+        .ok_or_else(|| BackupError::Busy(src.to_path_buf()))?;
     File::open(dest)
         .and_then(|f| f.sync_all())
         .map_err(io_err("cannot sync", dest))?;
-    Ok(Snapshot { head, objects })
-}
-
-/// What a metadata snapshot holds, as far as the object copy is concerned.
-struct Snapshot {
-    head: Option<CommitInfo>,
-    /// Objects whose bytes live in files, with their sizes.
-    objects: Vec<(ObjectId, u64)>,
-}
-
-/// Every object whose bytes live in a file, with its size.
-fn file_objects(conn: &Connection) -> crate::Result<Vec<(ObjectId, u64)>> {
-    let mut stmt =
-        conn.prepare("SELECT blake3, size FROM objects WHERE inline IS NULL ORDER BY blake3")?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let id: Vec<u8> = r.get(0)?;
-        out.push((ObjectId::from_slice(&id)?, meta::to_u64(r.get(1)?)));
-    }
-    Ok(out)
+    Ok(copy)
 }
 
 /// Links (when allowed and possible) or copies one object file; `true` if it was linked.
@@ -433,7 +392,7 @@ fn place_object(from: &Path, to: &Path, link: bool) -> io::Result<bool> {
 fn verify_copy(dest: &Path, head: Option<&CommitInfo>) -> Result<VerifyReport, BackupError> {
     let store = Store::open_dir_blocking(dest)?;
     let report = crate::verify::verify(&store.inner)?;
-    let reopened = store.inner.with_reader(|c| meta::last_commit(c))?;
+    let reopened = store.inner.read(|r| r.last_commit())?;
     drop(store);
     let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     if reopened.as_ref() != head {
@@ -454,10 +413,7 @@ fn verify_copy(dest: &Path, head: Option<&CommitInfo>) -> Result<VerifyReport, B
 /// WAL database cannot be opened. A restore leaves the copy in WAL mode, ready to serve.
 fn single_file_meta(dest: &Path) -> Result<(), BackupError> {
     let meta = dest.join(META_FILE);
-    let conn = Connection::open(&meta).map_err(StorageError::from)?;
-    conn.pragma_update(None, "journal_mode", "DELETE")
-        .map_err(StorageError::from)?;
-    conn.close().map_err(|(_, e)| StorageError::from(e))?;
+    meta::single_file(&meta)?;
     File::open(&meta)
         .and_then(|f| f.sync_all())
         .map_err(io_err("cannot sync", &meta))?;

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 
 use crate::digest::ObjectId;
 use crate::error::{Result, StorageError};
-use crate::meta::{self, to_u64};
+use crate::meta::MetaRead;
 use crate::objects::ObjectBackend;
 use crate::record::{Record, RecordOp};
 use crate::store::Inner;
@@ -38,70 +38,102 @@ impl Default for ExportOptions {
 }
 
 pub(crate) fn export(inner: &Inner, out: &mut dyn Write, opts: &ExportOptions) -> Result<()> {
-    inner.with_reader(|conn| {
-        let tx = conn.transaction()?;
-        let purged: HashSet<(String, u64)> = {
-            let mut stmt = tx.prepare("SELECT path, seq FROM versions WHERE purged != 0")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, to_u64(r.get(1)?))))?;
-            rows.collect::<Result<_, _>>()?
+    inner.snapshot(|meta| {
+        let mut walk = Walk {
+            inner,
+            meta,
+            opts,
+            purged: meta.purged_versions()?.into_iter().collect(),
+            marks: HashMap::new(),
+            next_mark: 1,
         };
-        let mut marks: HashMap<(ObjectId, bool), u64> = HashMap::new();
-        let mut next_mark = 1u64;
-        let mut stmt = tx.prepare("SELECT seq, record FROM commits ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let seq = to_u64(r.get(0)?);
-            let bytes: Vec<u8> = r.get(1)?;
-            let record = Record::decode(&bytes)?;
-            let mut files = Vec::new();
-            for op in &record.ops {
-                match op {
-                    RecordOp::Put { path, object, size, sha256 } => {
-                        let is_purged = purged.contains(&(path.clone(), seq));
-                        let key = (*object, is_purged);
-                        let mark = match marks.get(&key) {
-                            Some(m) => *m,
-                            None => {
-                                let mark = next_mark;
-                                next_mark += 1;
-                                writeln!(out, "blob\nmark :{mark}")?;
-                                if is_purged {
-                                    let text = format!("everlock: content purged\noid sha256:{sha256}\nsize {size}\n");
-                                    write_data(out, text.as_bytes())?;
-                                } else if *size > opts.max_blob {
-                                    let text = format!(
-                                        "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
-                                    );
-                                    write_data(out, text.as_bytes())?;
-                                } else {
-                                    write_object(inner, &tx, out, object, *size)?;
-                                }
-                                marks.insert(key, mark);
-                                mark
-                            }
-                        };
-                        files.push(format!("M 100644 :{mark} {}\n", quote(path)));
-                    }
-                    RecordOp::Delete { path } => files.push(format!("D {}\n", quote(path))),
-                    RecordOp::Purge { .. } => {}
-                }
-            }
-            let id = crate::record::id_of(&bytes);
-            let name = sanitize(&record.principal);
-            let email = name.replace(' ', "-");
-            let secs = record.time_ms.div_euclid(1000);
-            writeln!(out, "commit {}", opts.branch)?;
-            writeln!(out, "committer {name} <{email}@everlock> {secs} +0000")?;
-            let message = format!("{}\n\nEverlock-Commit: {id}\nEverlock-Seq: {seq}\n", record.message.trim_end());
-            write_data(out, message.as_bytes())?;
-            for line in files {
-                out.write_all(line.as_bytes())?;
-            }
-            out.write_all(b"\n")?;
-        }
+        meta.for_each_commit(&mut |row| walk.commit(out, row.seq, &row.record))?;
         out.flush()?;
         Ok(())
     })
+}
+
+/// The export's state while it walks the commits of one metadata snapshot.
+struct Walk<'a> {
+    inner: &'a Inner,
+    meta: &'a dyn MetaRead,
+    opts: &'a ExportOptions,
+    /// Purged versions as `(path, seq)`.
+    purged: HashSet<(String, u64)>,
+    /// The blob mark of every object already written, and whether it was a purged pointer.
+    marks: HashMap<(ObjectId, bool), u64>,
+    next_mark: u64,
+}
+
+impl Walk<'_> {
+    /// Writes one store commit as a git commit, with the blobs it introduces first.
+    fn commit(&mut self, out: &mut dyn Write, seq: u64, bytes: &[u8]) -> Result<()> {
+        let record = Record::decode(bytes)?;
+        let mut files = Vec::new();
+        for op in &record.ops {
+            match op {
+                RecordOp::Put {
+                    path,
+                    object,
+                    size,
+                    sha256,
+                } => {
+                    let is_purged = self.purged.contains(&(path.clone(), seq));
+                    let mark = self.blob(out, *object, *size, *sha256, is_purged)?;
+                    files.push(format!("M 100644 :{mark} {}\n", quote(path)));
+                }
+                RecordOp::Delete { path } => files.push(format!("D {}\n", quote(path))),
+                RecordOp::Purge { .. } => {}
+            }
+        }
+        let id = crate::record::id_of(bytes);
+        let name = sanitize(&record.principal);
+        let email = name.replace(' ', "-");
+        let secs = record.time_ms.div_euclid(1000);
+        writeln!(out, "commit {}", self.opts.branch)?;
+        writeln!(out, "committer {name} <{email}@everlock> {secs} +0000")?;
+        let message = format!(
+            "{}\n\nEverlock-Commit: {id}\nEverlock-Seq: {seq}\n",
+            record.message.trim_end()
+        );
+        write_data(out, message.as_bytes())?;
+        for line in files {
+            out.write_all(line.as_bytes())?;
+        }
+        out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// The mark of an object's blob, writing the blob the first time it is needed.
+    fn blob(
+        &mut self,
+        out: &mut dyn Write,
+        object: ObjectId,
+        size: u64,
+        sha256: crate::digest::Sha256,
+        is_purged: bool,
+    ) -> Result<u64> {
+        let key = (object, is_purged);
+        if let Some(m) = self.marks.get(&key) {
+            return Ok(*m);
+        }
+        let mark = self.next_mark;
+        self.next_mark += 1;
+        writeln!(out, "blob\nmark :{mark}")?;
+        if is_purged {
+            let text = format!("everlock: content purged\noid sha256:{sha256}\nsize {size}\n");
+            write_data(out, text.as_bytes())?;
+        } else if size > self.opts.max_blob {
+            let text = format!(
+                "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
+            );
+            write_data(out, text.as_bytes())?;
+        } else {
+            write_object(self.inner, self.meta, out, &object, size)?;
+        }
+        self.marks.insert(key, mark);
+        Ok(mark)
+    }
 }
 
 fn write_data(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
@@ -113,12 +145,12 @@ fn write_data(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
 /// Streams an object as a `data` block without loading it into memory.
 fn write_object(
     inner: &Inner,
-    conn: &rusqlite::Connection,
+    meta: &dyn MetaRead,
     out: &mut dyn Write,
     id: &ObjectId,
     size: u64,
 ) -> Result<()> {
-    if let Some(bytes) = meta::inline_bytes(conn, id)? {
+    if let Some(bytes) = meta.inline_bytes(id)? {
         return Ok(write_data(out, &bytes)?);
     }
     writeln!(out, "data {size}")?;

@@ -4,15 +4,12 @@
 //! version rows stay as the audit trail and the purge is itself a commit. Object GC then frees
 //! objects that no unpurged version references, following reference/storage.md §6:
 //! - candidates must be older than a grace period, which covers staged-but-uncommitted objects;
-//! - each deletion re-checks "still unreferenced?" inside a write transaction, serialised with
-//!   every commit by SQLite's single writer, and under the object's stripe lock, serialised
-//!   with a stage that would publish the same object again.
+//! - each deletion re-checks "still unreferenced?" inside a write transaction of the metadata
+//!   (`MetaStore::delete_object_if_unreferenced`), serialised with every commit, and under the
+//!   object's stripe lock, serialised with a stage that would publish the same object again.
 
 use std::time::{Duration, SystemTime};
 
-use rusqlite::params;
-
-use crate::digest::ObjectId;
 use crate::error::Result;
 use crate::meta::{self, Cutoff};
 use crate::objects::ObjectBackend;
@@ -23,9 +20,6 @@ use crate::types::{CommitInfo, CommitMeta};
 /// The smallest grace period the CLI uses by default (the registries cited in storage.md use 1
 /// to 24 hours).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
-
-/// How long the WAL checkpoint after a GC waits for readers before leaving the log as it is.
-const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 /// Options of [`Store::gc`].
 #[derive(Clone, Debug)]
@@ -72,8 +66,7 @@ impl Store {
         match purge_after {
             Some(d) => {
                 self.blocking(move |inner| {
-                    meta::replace_setting(
-                        &mut inner.writer(),
+                    inner.meta.replace_setting(
                         LEGACY_KEY,
                         &d.as_secs().to_string(),
                         &["retention.policy"],
@@ -137,11 +130,10 @@ fn purge(
     dry_run: bool,
 ) -> Result<Option<(Option<CommitInfo>, u64, u64)>> {
     if dry_run {
-        let (n, bytes) = inner.with_reader(|c| meta::superseded_before(c, cutoff))?;
+        let (n, bytes) = inner.read(|r| r.superseded_before(cutoff))?;
         return Ok((n > 0).then_some((None, n, bytes)));
     }
-    let mut conn = inner.writer();
-    let out = meta::purge_superseded(&mut conn, cutoff, meta, meta::now_ms())?;
+    let out = inner.meta.purge_superseded(cutoff, meta, meta::now_ms())?;
     if let Some((commit, _, _)) = &out {
         inner.note_commit(commit.seq);
     }
@@ -171,14 +163,14 @@ fn retention_cutoff(
                 ),
             ))
         }
-        RetentionPolicy::KeepCommits(n) => inner
-            .with_reader(|c| meta::nth_changing_commit(c, n.max(1)))?
-            .map(|seq| {
+        RetentionPolicy::KeepCommits(n) => {
+            inner.read(|r| r.nth_changing_commit(n.max(1)))?.map(|seq| {
                 (
                     Cutoff::Seq(seq),
                     format!("gc: retention keeps the content of the last {n} commits"),
                 )
-            }),
+            })
+        }
     })
 }
 
@@ -206,7 +198,7 @@ pub(crate) fn gc(inner: &Inner, opts: &GcOptions, expedite: bool) -> Result<GcRe
     sweep_orphans(inner, opts, &mut report)?;
     if !opts.dry_run
         && report.objects_removed + report.purged_versions > 0
-        && let Err(e) = meta::checkpoint_truncate(&inner.writer(), CHECKPOINT_WAIT)
+        && let Err(e) = inner.meta.compact()
     {
         // The collection itself is done and durable; a log left long only costs space until
         // the next checkpoint, so it never turns a successful GC into a failure.
@@ -218,22 +210,12 @@ pub(crate) fn gc(inner: &Inner, opts: &GcOptions, expedite: bool) -> Result<GcRe
 /// Removes object rows (and files) that no unpurged version references.
 fn collect_objects(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
     let cutoff = before(meta::now_ms(), opts.grace);
-    let candidates = inner.with_reader(|c| {
-        let mut stmt = c.prepare(
-            "SELECT blake3 FROM objects o WHERE created < ?1
-             AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.object = o.blake3 AND v.purged = 0)",
-        )?;
-        let ids = stmt.query_map(params![cutoff], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(ObjectId::from_slice(&id?)?);
-        }
-        Ok(out)
-    })?;
+    let candidates = inner.read(|r| r.gc_candidates(cutoff))?;
     for id in candidates {
         let _stripe = inner.stripes.lock(&id);
-        let outcome =
-            meta::delete_object_if_unreferenced(&mut inner.writer(), &id, cutoff, opts.dry_run)?;
+        let outcome = inner
+            .meta
+            .delete_object_if_unreferenced(&id, cutoff, opts.dry_run)?;
         let Some(outcome) = outcome else { continue };
         if outcome.is_file {
             if !opts.dry_run {
@@ -259,7 +241,7 @@ fn sweep_orphans(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Resu
         let _stripe = inner.stripes.lock(&id);
         // Under the stripe lock no stage of this object sits between its publish and its row
         // insert, so "no row" really means orphan.
-        if meta::object_row(&inner.writer(), &id)?.is_none() {
+        if inner.meta.object_row_now(&id)?.is_none() {
             let size = inner
                 .objects
                 .open(&id)

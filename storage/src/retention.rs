@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use crate::digest::CommitId;
 use crate::error::Result;
-use crate::meta;
 use crate::store::{Inner, Store};
 
 /// The settings key holding the canonical policy.
@@ -114,12 +113,9 @@ impl Store {
     /// Sets the retention policy; it applies from the next [`Store::gc`].
     pub async fn set_retention_policy(&self, policy: RetentionPolicy) -> Result<()> {
         self.blocking(move |inner| {
-            meta::replace_setting(
-                &mut inner.writer(),
-                POLICY_KEY,
-                &policy.to_string(),
-                &[LEGACY_KEY],
-            )
+            inner
+                .meta
+                .replace_setting(POLICY_KEY, &policy.to_string(), &[LEGACY_KEY])
         })
         .await
     }
@@ -130,12 +126,9 @@ impl Store {
     /// defaults never override what an operator chose.
     pub async fn init_retention_policy(&self, default: RetentionPolicy) -> Result<RetentionPolicy> {
         self.blocking(move |inner| {
-            let wrote = meta::init_setting(
-                &mut inner.writer(),
-                POLICY_KEY,
-                &default.to_string(),
-                &[LEGACY_KEY],
-            )?;
+            let wrote = inner
+                .meta
+                .init_setting(POLICY_KEY, &default.to_string(), &[LEGACY_KEY])?;
             if wrote {
                 return Ok(default);
             }
@@ -148,9 +141,9 @@ impl Store {
     /// the whole state of that commit is still readable (and can be restored).
     pub async fn purged_paths_at(&self, commit: CommitId) -> Result<u64> {
         self.blocking(move |inner| {
-            inner.with_reader(|c| {
-                let seq = meta::commit_by_id(c, &commit)?.seq;
-                meta::purged_paths_at(c, seq)
+            inner.read(|r| {
+                let seq = r.commit_by_id(&commit)?.seq;
+                r.purged_paths_at(seq)
             })
         })
         .await
@@ -160,8 +153,7 @@ impl Store {
 /// The stored policy, `None` when none was ever set. A value this build cannot parse (written
 /// by a newer one) reads as `keep-all`: keeping content is the safe misreading.
 pub(crate) fn policy(inner: &Inner) -> Result<Option<RetentionPolicy>> {
-    let (current, legacy) = inner
-        .with_reader(|c| Ok((meta::setting(c, POLICY_KEY)?, meta::setting(c, LEGACY_KEY)?)))?;
+    let (current, legacy) = inner.read(|r| Ok((r.setting(POLICY_KEY)?, r.setting(LEGACY_KEY)?)))?;
     if let Some(text) = current {
         return Ok(Some(text.parse().unwrap_or_else(|e| {
             tracing::warn!(dir = %inner.dir.display(), "{e}; keeping all content");

@@ -95,7 +95,7 @@ pub(crate) fn publish(
     // Only the stripe lock is held during the link and directory fsync: commits of other
     // objects keep flowing through the writer connection meanwhile.
     let known_inline = inner
-        .with_reader(|c| crate::meta::object_row(c, &d.blake3))?
+        .read(|r| r.object_row(&d.blake3))?
         .is_some_and(|r| r.inline.is_some());
     if known_inline {
         // The metadata already holds these bytes; a second copy as a file would only linger
@@ -104,7 +104,7 @@ pub(crate) fn publish(
     } else {
         inner.objects.publish(temp, &d.blake3)?;
     }
-    crate::meta::upsert_object(&mut inner.writer(), d, crate::meta::now_ms())
+    inner.meta.upsert_object(d, crate::meta::now_ms())
 }
 
 /// Moves one chunk at a time from the reader to both workers (also used by resumable

@@ -1,19 +1,15 @@
 //! Store statistics for operators: how many objects and bytes a store holds, how long its
 //! history is, and how much space its directory takes on disk.
 //!
-//! The counts come from one read transaction on a pooled reader, so they describe one
-//! consistent snapshot and never wait for the writer. The queries live here rather than in
-//! `meta/` because they are aggregate reads that no other part of the crate needs; like every
-//! query they stay plain SQL that a PostgreSQL port can take over unchanged.
+//! The counts come from one metadata snapshot, so they describe one consistent state and
+//! never wait for the writer; their queries live in `meta/` with every other one.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use rusqlite::Connection;
-
 use crate::error::Result;
-use crate::meta::{self, to_u64};
+use crate::meta::MetaRead;
 use crate::store::Store;
 use crate::types::CommitInfo;
 
@@ -39,7 +35,7 @@ pub struct StoreStats {
 impl Store {
     /// Counts objects, their bytes and the commits, in one consistent snapshot.
     pub async fn stats(&self) -> Result<StoreStats> {
-        self.blocking(|inner| inner.with_reader(stats)).await
+        self.blocking(|inner| inner.snapshot(stats)).await
     }
 
     /// The space the store directory takes on disk (allocated blocks, as `du` counts them):
@@ -50,23 +46,15 @@ impl Store {
     }
 }
 
-fn stats(conn: &mut Connection) -> Result<StoreStats> {
-    // A read transaction pins one WAL snapshot for the three statements, so a commit landing
-    // in between cannot make the head disagree with the counts.
-    let tx = conn.transaction()?;
-    let (objects, bytes) = tx.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects",
-        [],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-    )?;
-    let commits = tx.query_row("SELECT COUNT(*) FROM commits", [], |r| r.get::<_, i64>(0))?;
-    let head = meta::last_commit(&tx)?;
-    tx.finish()?;
+fn stats(meta: &dyn MetaRead) -> Result<StoreStats> {
+    // One snapshot for both reads, so a commit landing in between cannot make the head
+    // disagree with the counts.
+    let counts = meta.counts()?;
     Ok(StoreStats {
-        objects: to_u64(objects),
-        bytes: to_u64(bytes),
-        commits: to_u64(commits),
-        head,
+        objects: counts.objects,
+        bytes: counts.bytes,
+        commits: counts.commits,
+        head: meta.last_commit()?,
     })
 }
 

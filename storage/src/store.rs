@@ -1,20 +1,18 @@
 //! The store handle: the async API over one store directory.
 //!
 //! Every metadata or file operation runs on tokio's blocking pool, so callers on an async
-//! runtime never block a worker thread. Writes go through one writer connection (SQLite has one
-//! writer anyway); reads use a small pool of read-only connections that see consistent WAL
-//! snapshots while commits proceed.
+//! runtime never block a worker thread. The metadata is reached only through the
+//! [`MetaStore`] interface (SQLite today, see `meta/`), the bytes only through the object
+//! backend.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::io::AsyncRead;
 
 use crate::content::Content;
@@ -22,7 +20,7 @@ use crate::digest::{CommitId, Digest};
 use crate::error::{Result, StorageError};
 use crate::hashing::digest_bytes;
 use crate::lock::StoreLock;
-use crate::meta::{self, CommitRequest, PreparedOp, Resolved};
+use crate::meta::{self, CommitRequest, MetaRead, MetaStore, PreparedOp, Resolved, SqliteMeta};
 use crate::objects::{FsObjects, ObjectBackend};
 use crate::path::{validate_path, validate_prefix};
 use crate::stripes::Stripes;
@@ -39,9 +37,6 @@ pub const READ_MAX: u64 = 64 * 1024 * 1024;
 
 /// How many recent commits the startup check examines for missing objects.
 const STARTUP_CHECK_COMMITS: u64 = 64;
-
-/// Idle read connections kept for reuse.
-const READER_POOL: usize = 8;
 
 const FORMAT: &str = "everlock-store 1\nobjects=blake3, digest-index=sha256\n";
 
@@ -61,16 +56,10 @@ pub(crate) struct Inner {
     pub(crate) objects: FsObjects,
     /// Serialises stage publishes against GC deletes of the same object.
     pub(crate) stripes: Stripes,
-    /// The only connection that writes.
-    writer: Mutex<Connection>,
-    /// Idle read-only connections.
-    readers: Mutex<Vec<Connection>>,
-    /// Commits waiting for the next group commit.
-    queue: Mutex<Vec<(CommitRequest, SyncSender<Result<CommitInfo>>)>>,
-    /// Group-commit transactions run so far (each holds one or more commits).
-    pub(crate) batches: AtomicU64,
+    /// The metadata: commits, HEAD, object rows, settings, upload sessions.
+    pub(crate) meta: Box<dyn MetaStore>,
     /// The seq of the newest durable commit (0 for an empty store). Only this process writes
-    /// the store (the `LOCK`), and every commit goes through `group_commit` or a retention
+    /// the store (the `LOCK`), and every commit goes through `Inner::commit` or a retention
     /// purge, which both advance it, so readers can learn whether HEAD moved without a query.
     pub(crate) head_seq: AtomicU64,
     /// Resumable upload sessions.
@@ -111,7 +100,7 @@ impl Store {
         let path = path.to_owned();
         self.blocking(move |inner| {
             let entry = inner
-                .with_reader(|c| meta::head_entry(c, &path))?
+                .read(|r| r.head_entry(&path))?
                 .ok_or(StorageError::NotFound(path))?;
             inner.read_entry(&entry)
         })
@@ -121,7 +110,7 @@ impl Store {
     /// The HEAD entry of `path` (its version and digests), if it exists.
     pub async fn stat(&self, path: &str) -> Result<Option<Entry>> {
         let path = path.to_owned();
-        self.blocking(move |inner| inner.with_reader(|c| meta::head_entry(c, &path)))
+        self.blocking(move |inner| inner.read(|r| r.head_entry(&path)))
             .await
     }
 
@@ -187,7 +176,7 @@ impl Store {
     pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
         validate_prefix(prefix)?;
         let prefix = prefix.to_owned();
-        self.blocking(move |inner| inner.with_reader(|c| meta::list_head(c, &prefix)))
+        self.blocking(move |inner| inner.read(|r| r.list_head(&prefix)))
             .await
     }
 
@@ -196,9 +185,9 @@ impl Store {
         validate_prefix(prefix)?;
         let prefix = prefix.to_owned();
         self.blocking(move |inner| {
-            inner.with_reader(|c| {
-                let seq = meta::commit_by_id(c, &commit)?.seq;
-                meta::list_at(c, &prefix, seq)
+            inner.read(|r| {
+                let seq = r.commit_by_id(&commit)?.seq;
+                r.list_at(&prefix, seq)
             })
         })
         .await
@@ -208,14 +197,13 @@ impl Store {
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
         validate_path(path)?;
         let path = path.to_owned();
-        self.blocking(move |inner| inner.with_reader(|c| meta::history(c, &path)))
+        self.blocking(move |inner| inner.read(|r| r.history(&path)))
             .await
     }
 
     /// The newest commit, `None` for an empty store.
     pub async fn head(&self) -> Result<Option<CommitInfo>> {
-        self.blocking(|inner| inner.with_reader(|c| meta::last_commit(c)))
-            .await
+        self.blocking(|inner| inner.read(|r| r.last_commit())).await
     }
 
     /// The seq of the newest commit (0 when the store is empty), without touching the
@@ -230,13 +218,13 @@ impl Store {
 
     /// A commit by id.
     pub async fn commit_info(&self, id: CommitId) -> Result<CommitInfo> {
-        self.blocking(move |inner| inner.with_reader(|c| meta::commit_by_id(c, &id)))
+        self.blocking(move |inner| inner.read(|r| r.commit_by_id(&id)))
             .await
     }
 
     /// The newest commits first, at most `limit`.
     pub async fn log(&self, limit: u64) -> Result<Vec<CommitInfo>> {
-        self.blocking(move |inner| inner.with_reader(|c| meta::log(c, limit)))
+        self.blocking(move |inner| inner.read(|r| r.log(limit)))
             .await
     }
 
@@ -272,7 +260,7 @@ impl Store {
         let path = path.to_owned();
         self.blocking(move |inner| {
             let entry = inner
-                .with_reader(|c| meta::head_entry(c, &path))?
+                .read(|r| r.head_entry(&path))?
                 .ok_or(StorageError::NotFound(path))?;
             inner.open_entry(entry)
         })
@@ -338,8 +326,8 @@ impl Inner {
         if cleaned > 0 {
             tracing::info!(dir = %dir.display(), cleaned, "removed interrupted uploads from tmp/");
         }
-        let writer = meta::open_writer(&dir.join("meta.sqlite"))?;
-        let inner = Inner::assemble(dir, objects, writer, Some(lock))?;
+        let meta = SqliteMeta::open(&dir.join("meta.sqlite"))?;
+        let inner = Inner::assemble(dir, objects, Box::new(meta), Some(lock))?;
         inner.startup_check()?;
         crate::uploads::recover(&inner)?;
         Ok(inner)
@@ -361,27 +349,24 @@ impl Inner {
         }
         // Both only open directories that exist (checked above), so they write nothing.
         let objects = FsObjects::open(dir)?;
-        let writer = meta::open_reader(&dir.join("meta.sqlite"))?;
+        let meta = SqliteMeta::open_read_only(&dir.join("meta.sqlite"))?;
         // No startup check: it guards an owner against serving on lost data, and next to a
         // live owner its separate queries could race that owner's GC. `verify` checks it all.
-        Inner::assemble(dir, objects, writer, None)
+        Inner::assemble(dir, objects, Box::new(meta), None)
     }
 
     fn assemble(
         dir: &Path,
         objects: FsObjects,
-        writer: Connection,
+        meta: Box<dyn MetaStore>,
         lock: Option<StoreLock>,
     ) -> Result<Inner> {
-        let head_seq = meta::last_commit(&writer)?.map_or(0, |c| c.seq);
+        let head_seq = meta::read(&*meta, |r| r.last_commit())?.map_or(0, |c| c.seq);
         Ok(Inner {
             dir: dir.to_path_buf(),
             objects,
             stripes: Stripes::default(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-            queue: Mutex::new(Vec::new()),
-            batches: AtomicU64::new(0),
+            meta,
             head_seq: AtomicU64::new(head_seq),
             uploads: crate::uploads::Uploads::open(dir)?,
             lock,
@@ -408,36 +393,21 @@ impl Inner {
             .fetch_max(seq, std::sync::atomic::Ordering::Release);
     }
 
-    /// The writer connection. A poisoned mutex is still usable: SQLite rolled back whatever
-    /// transaction the panicking thread had open when its `Transaction` was dropped.
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `f` with metadata reads that each see the newest durable state.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn MetaRead) -> Result<T>) -> Result<T> {
+        meta::read(&*self.meta, f)
     }
 
-    /// Runs `f` on a pooled read-only connection.
-    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => meta::open_reader(&self.dir.join("meta.sqlite"))?,
-        };
-        let out = f(&mut conn);
-        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < READER_POOL {
-            pool.push(conn);
-        }
-        out
+    /// Runs `f` with metadata reads that all see one consistent state.
+    pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&dyn MetaRead) -> Result<T>) -> Result<T> {
+        meta::snapshot(&*self.meta, f)
     }
 
     /// Resolves `path` at a commit to a live entry.
     pub(crate) fn resolve_at(&self, path: &str, commit: &CommitId) -> Result<Entry> {
-        self.with_reader(|c| {
-            let seq = meta::commit_by_id(c, commit)?.seq;
-            match meta::resolve_at(c, path, seq)? {
+        self.read(|r| {
+            let seq = r.commit_by_id(commit)?.seq;
+            match r.resolve_at(path, seq)? {
                 Resolved::Live(e) => Ok(e),
                 Resolved::Purged { version } => Err(StorageError::Purged {
                     path: path.to_owned(),
@@ -456,7 +426,7 @@ impl Inner {
                 size: entry.size,
             });
         }
-        if let Some(bytes) = self.with_reader(|c| meta::inline_bytes(c, &entry.object))? {
+        if let Some(bytes) = self.read(|r| r.inline_bytes(&entry.object))? {
             return Ok(bytes);
         }
         let mut file = self
@@ -470,7 +440,7 @@ impl Inner {
 
     /// Opens an entry's content for streaming.
     pub(crate) fn open_entry(&self, entry: Entry) -> Result<Content> {
-        if let Some(bytes) = self.with_reader(|c| meta::inline_bytes(c, &entry.object))? {
+        if let Some(bytes) = self.read(|r| r.inline_bytes(&entry.object))? {
             return Ok(Content::memory(entry, bytes));
         }
         let file = self
@@ -537,54 +507,20 @@ impl Inner {
         })
     }
 
-    /// Queues a commit and waits until it is durable.
-    ///
-    /// Whoever holds the writer connection applies every queued commit in one transaction, so
-    /// concurrent committers share one fsync (group commit, reference/storage.md §5). A waiting
-    /// committer either finds its result already delivered by the previous leader or becomes
-    /// the next leader itself; its request can never be left behind, because every leader
-    /// drains the whole queue.
+    /// Hands a validated commit to the metadata and records it once it is durable. The
+    /// metadata serialises commits (SQLite: group commit on its single writer), so commits
+    /// of concurrent callers may share one transaction.
     fn group_commit(&self, request: CommitRequest) -> Result<CommitInfo> {
-        let (reply, result) = std::sync::mpsc::sync_channel(1);
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((request, reply));
-        let mut conn = self.writer();
-        if let Ok(done) = result.try_recv() {
-            return done;
-        }
-        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        self.batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let results = meta::apply_batch(&mut conn, requests, meta::now_ms());
-        if let Some(newest) = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|c| c.seq)
-            .max()
-        {
-            self.note_commit(newest);
-        }
-        // Replies go out while the writer is still held, so the next leader never finds a
-        // processed request without its answer. A channel of capacity one never blocks here.
-        for (reply, r) in replies.into_iter().zip(results) {
-            // A committer that gave up waiting is gone; its commit is durable regardless.
-            let _ = reply.send(r);
-        }
-        drop(conn);
-        result
-            .recv()
-            .map_err(|_| StorageError::Worker("group commit lost a request".into()))?
+        let info = self.meta.commit(request)?;
+        self.note_commit(info.seq);
+        Ok(info)
     }
 
     /// Fails loudly if a recent commit references an object that is not there: that can only
     /// happen if the write order was broken, and serving on would hide lost data.
     fn startup_check(&self) -> Result<()> {
-        let conn = self.writer();
-        for id in meta::recent_objects(&conn, STARTUP_CHECK_COMMITS)? {
-            let Some(row) = meta::object_row(&conn, &id)? else {
+        for id in self.read(|r| r.recent_objects(STARTUP_CHECK_COMMITS))? {
+            let Some(row) = self.meta.object_row_now(&id)? else {
                 return Err(StorageError::Corrupt(format!(
                     "a recent commit references object {id}, which has no row"
                 )));
@@ -979,59 +915,6 @@ mod tests {
         drop(s);
         let s = Store::open_dir(d.path().join("s")).await.unwrap();
         assert_eq!(s.head_seq(), 2);
-    }
-
-    #[tokio::test]
-    async fn queued_commits_share_one_transaction_and_fail_alone() {
-        let (_d, s) = store().await;
-        s.write("taken", b"x".to_vec(), who()).await.unwrap();
-        let before = s.inner.batches.load(std::sync::atomic::Ordering::Relaxed);
-        // Hold the writer so that every committer queues up behind it.
-        let guard = s.inner.writer();
-        let threads: Vec<_> = (0..8)
-            .map(|i| {
-                let inner = s.inner.clone();
-                std::thread::spawn(move || {
-                    let pre = if i == 3 {
-                        vec![Precondition {
-                            path: "taken".into(),
-                            expected: Expected::Absent,
-                        }]
-                    } else {
-                        vec![]
-                    };
-                    let op = Op::PutBytes {
-                        path: format!("p{i}"),
-                        bytes: vec![i],
-                    };
-                    inner.commit(vec![op], &pre, &CommitMeta::new(format!("t{i}"), "group"))
-                })
-            })
-            .collect();
-        while s.inner.queue.lock().unwrap().len() < 8 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        drop(guard);
-        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        let after = s.inner.batches.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(
-            after - before,
-            1,
-            "all eight commits went into one transaction"
-        );
-        let mut seqs = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(info) => seqs.push(info.seq),
-                Err(StorageError::Conflict { .. }) if i == 3 => {}
-                Err(e) => panic!("commit {i}: {e}"),
-            }
-        }
-        seqs.sort_unstable();
-        assert_eq!(seqs, (2..=8).collect::<Vec<_>>());
-        assert!(s.stat("p3").await.unwrap().is_none());
-        assert_eq!(s.list("p").await.unwrap().len(), 7);
-        assert!(s.verify().await.unwrap().is_ok());
     }
 
     #[tokio::test]

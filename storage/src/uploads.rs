@@ -31,6 +31,7 @@ use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
 use crate::meta::{self, UploadRow};
+use crate::objects::ObjectBackend;
 use crate::path::validate_path;
 use crate::store::{Inner, Store};
 use crate::types::ObjectRef;
@@ -128,14 +129,14 @@ impl Uploads {
 /// Startup recovery: drops rows whose file is gone and files that no row owns, so a crash at
 /// any point of `upload_start` or `upload_cancel` leaves nothing behind.
 pub(crate) fn recover(inner: &Inner) -> Result<()> {
-    let rows = meta::all_uploads(&inner.writer())?;
+    let rows = inner.meta.all_uploads()?;
     let mut owned = std::collections::HashSet::new();
     for row in rows {
         if inner.uploads.file(&row.id).is_file() {
             owned.insert(row.id);
         } else {
             tracing::warn!(id = %row.id, "upload session without its file; dropping it");
-            meta::delete_upload(&inner.writer(), &row.id)?;
+            inner.meta.delete_upload(&row.id)?;
         }
     }
     let mut removed = 0;
@@ -182,7 +183,7 @@ impl Store {
                 limit: max_open,
             };
             // A cheap check first, so that a caller over its limit creates no file at all.
-            let open = inner.with_reader(|c| meta::count_live_uploads(c, &path, meta::now_ms()))?;
+            let open = inner.read(|r| r.count_live_uploads(&path, meta::now_ms()))?;
             if open >= max_open {
                 return Err(too_many(&path));
             }
@@ -325,10 +326,8 @@ impl Store {
         let (added, hashed) = append_stream(file, hashed, reader).await?;
         let new_offset = row.offset + added;
         let owned = id.to_owned();
-        self.blocking(move |inner| {
-            meta::advance_upload(&inner.writer(), &owned, new_offset, lease)
-        })
-        .await?;
+        self.blocking(move |inner| inner.meta.advance_upload(&owned, new_offset, lease))
+            .await?;
         Ok((new_offset, hashed))
     }
 
@@ -380,7 +379,7 @@ impl Store {
                     }
                     return Err(e);
                 }
-                meta::delete_upload(&inner.writer(), &owned)?;
+                inner.meta.delete_upload(&owned)?;
                 Ok(object_ref(&digests))
             })
             .await;
@@ -406,9 +405,7 @@ impl Store {
     /// writing right now are left for the next run.
     pub async fn expire_uploads(&self) -> Result<u64> {
         self.inner.check_writable()?;
-        let rows = self
-            .blocking(|inner| meta::all_uploads(&inner.writer()))
-            .await?;
+        let rows = self.blocking(|inner| inner.meta.all_uploads()).await?;
         let now = meta::now_ms();
         let mut n = 0;
         for row in rows.into_iter().filter(|r| r.lease_until_ms <= now) {
@@ -428,7 +425,9 @@ impl Store {
     /// Every session, live or expired, oldest id first (for listings and tests).
     pub async fn uploads(&self) -> Result<Vec<UploadSession>> {
         self.blocking(|inner| {
-            Ok(meta::all_uploads(&inner.writer())?
+            Ok(inner
+                .meta
+                .all_uploads()?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -445,11 +444,7 @@ fn insert_capped(
     ttl_ms: i64,
     max_open: u64,
 ) -> Result<Option<UploadSession>> {
-    let conn = inner.writer();
     let now = meta::now_ms();
-    if meta::count_live_uploads(&conn, path, now)? >= max_open {
-        return Ok(None);
-    }
     let row = UploadRow {
         id: id.to_owned(),
         path: path.to_owned(),
@@ -458,7 +453,10 @@ fn insert_capped(
         ttl_ms,
         lease_until_ms: now.saturating_add(ttl_ms),
     };
-    meta::insert_upload(&conn, &row)?;
+    // The decisive count and the insert are one unit of work in the metadata.
+    if !inner.meta.insert_upload_capped(&row, max_open, now)? {
+        return Ok(None);
+    }
     Ok(Some(row.into()))
 }
 
@@ -481,7 +479,7 @@ fn valid_id(id: &str) -> bool {
 
 /// The row of a session that has not expired.
 fn live_row(inner: &Inner, id: &str) -> Result<Option<UploadRow>> {
-    let row = meta::upload_row(&inner.writer(), id)?;
+    let row = inner.meta.upload_row(id)?;
     Ok(row.filter(|r| r.lease_until_ms > meta::now_ms()))
 }
 
@@ -494,7 +492,7 @@ fn end_session(inner: &Inner, id: &str) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    meta::delete_upload(&inner.writer(), id)
+    inner.meta.delete_upload(id)
 }
 
 /// Publishes a session's first `offset` bytes as an object, like a stage.

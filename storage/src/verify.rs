@@ -8,12 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::io::Read;
 
-use rusqlite::{Connection, params};
-
 use crate::digest::{CommitId, ObjectId, Sha256};
 use crate::error::Result;
 use crate::hashing::{Digests, MultiHasher, digest_bytes};
-use crate::meta::{to_i64, to_u64};
+use crate::meta::{MetaRead, RawCommit, RawObject};
 use crate::objects::ObjectBackend;
 use crate::record::{Record, RecordOp, id_of};
 use crate::store::{Inner, Store};
@@ -85,110 +83,122 @@ impl Store {
 }
 
 pub(crate) fn verify(inner: &Inner) -> Result<VerifyReport> {
-    inner.with_reader(|conn| {
-        let tx = conn.transaction()?;
+    inner.snapshot(|meta| {
         let mut report = VerifyReport::default();
-        check_chain(&tx, &mut report)?;
-        check_head(&tx, &mut report)?;
-        check_objects(inner, &tx, &mut report)?;
+        check_chain(meta, &mut report)?;
+        check_head(meta, &mut report)?;
+        check_objects(inner, meta, &mut report)?;
         Ok(report)
     })
 }
 
 type VersionRow = (Option<ObjectId>, u64, Option<Sha256>);
 
-fn check_chain(conn: &Connection, report: &mut VerifyReport) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, id, parent, ts, principal, message, record FROM commits ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut prev: Option<(u64, CommitId, i64)> = None;
-    let mut purge_ops = 0u64;
-    while let Some(r) = rows.next()? {
-        report.commits += 1;
-        let seq = to_u64(r.get(0)?);
-        let id_raw: Vec<u8> = r.get(1)?;
-        let parent_raw: Option<Vec<u8>> = r.get(2)?;
-        let ts: i64 = r.get(3)?;
-        let principal: String = r.get(4)?;
-        let message: String = r.get(5)?;
-        let bytes: Vec<u8> = r.get(6)?;
-        let mut bad = |reason: String| {
-            report.problems.push(Problem::Commit {
-                seq,
-                id: hex::encode(&id_raw),
-                reason,
-            });
-        };
-        let expected_seq = prev.map_or(1, |p| p.0 + 1);
-        if seq != expected_seq {
-            bad(format!("expected seq {expected_seq}: a commit is missing"));
-        }
-        let computed = id_of(&bytes);
-        if computed.as_bytes().as_slice() != id_raw.as_slice() {
-            bad(format!(
-                "id does not match the record, which hashes to {computed}"
-            ));
-        }
-        let prev_id = prev.map(|p| p.1);
-        if parent_raw.as_deref() != prev_id.as_ref().map(|p| p.as_bytes().as_slice()) {
-            bad("parent column does not link to the previous commit".into());
-        }
-        let record = match Record::decode(&bytes) {
-            Ok(rec) => rec,
-            Err(e) => {
-                bad(e.to_string());
-                prev = CommitId::from_slice(&id_raw).ok().map(|id| (seq, id, ts));
-                continue;
-            }
-        };
-        if record.seq != seq || record.parent != prev_id {
-            bad("record's seq or parent does not match the chain".into());
-        }
-        if record.time_ms != ts || record.principal != principal || record.message != message {
-            bad("time, principal or message column differs from the record".into());
-        }
-        if prev.is_some_and(|p| ts < p.2) {
-            bad("time goes backwards".into());
-        }
-        if let Some(reason) = compare_versions(conn, seq, &record)? {
-            bad(reason);
-        }
-        for op in &record.ops {
-            if let RecordOp::Purge { path, version } = op {
-                purge_ops += 1;
-                let purged: Option<bool> = conn
-                    .prepare_cached("SELECT purged FROM versions WHERE path = ?1 AND seq = ?2")?
-                    .query_row(params![path, to_i64(*version)], |r| r.get(0))
-                    .ok();
-                if purged != Some(true) || *version >= seq {
-                    bad(format!(
-                        "purge of {path:?} at {version} is not reflected in versions"
-                    ));
-                }
-            }
-        }
-        prev = Some((seq, computed, ts));
-    }
-    let purged_rows: i64 =
-        conn.query_row("SELECT count(*) FROM versions WHERE purged != 0", [], |r| {
-            r.get(0)
-        })?;
-    if to_u64(purged_rows) != purge_ops {
-        let (seq, id) = prev.map_or((0, String::new()), |p| (p.0, p.1.to_hex()));
+/// The chain walk's state between two commit rows.
+#[derive(Default)]
+struct ChainWalk {
+    /// The previous commit's seq, id as recomputed, and time.
+    prev: Option<(u64, CommitId, i64)>,
+    /// Purge operations the records hold.
+    purge_ops: u64,
+}
+
+fn check_chain(meta: &dyn MetaRead, report: &mut VerifyReport) -> Result<()> {
+    let mut walk = ChainWalk::default();
+    meta.for_each_commit(&mut |row| check_commit(meta, row, &mut walk, report))?;
+    let purged_rows = meta.purged_versions()?.len() as u64;
+    if purged_rows != walk.purge_ops {
+        let (seq, id) = walk
+            .prev
+            .map_or((0, String::new()), |p| (p.0, p.1.to_hex()));
         report.problems.push(Problem::Commit {
             seq,
             id,
             reason: format!(
-                "{purged_rows} versions are marked purged but the log records {purge_ops} purges"
+                "{purged_rows} versions are marked purged but the log records {} purges",
+                walk.purge_ops
             ),
         });
     }
     Ok(())
 }
 
+/// Checks one commit row against its predecessor, its record and its version rows.
+fn check_commit(
+    meta: &dyn MetaRead,
+    row: RawCommit,
+    walk: &mut ChainWalk,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    report.commits += 1;
+    let RawCommit {
+        seq,
+        id: id_raw,
+        parent: parent_raw,
+        time_ms: ts,
+        principal,
+        message,
+        record: bytes,
+    } = row;
+    let prev = walk.prev;
+    let mut bad = |reason: String| {
+        report.problems.push(Problem::Commit {
+            seq,
+            id: hex::encode(&id_raw),
+            reason,
+        });
+    };
+    let expected_seq = prev.map_or(1, |p| p.0 + 1);
+    if seq != expected_seq {
+        bad(format!("expected seq {expected_seq}: a commit is missing"));
+    }
+    let computed = id_of(&bytes);
+    if computed.as_bytes().as_slice() != id_raw.as_slice() {
+        bad(format!(
+            "id does not match the record, which hashes to {computed}"
+        ));
+    }
+    let prev_id = prev.map(|p| p.1);
+    if parent_raw.as_deref() != prev_id.as_ref().map(|p| p.as_bytes().as_slice()) {
+        bad("parent column does not link to the previous commit".into());
+    }
+    let record = match Record::decode(&bytes) {
+        Ok(rec) => rec,
+        Err(e) => {
+            bad(e.to_string());
+            walk.prev = CommitId::from_slice(&id_raw).ok().map(|id| (seq, id, ts));
+            return Ok(());
+        }
+    };
+    if record.seq != seq || record.parent != prev_id {
+        bad("record's seq or parent does not match the chain".into());
+    }
+    if record.time_ms != ts || record.principal != principal || record.message != message {
+        bad("time, principal or message column differs from the record".into());
+    }
+    if prev.is_some_and(|p| ts < p.2) {
+        bad("time goes backwards".into());
+    }
+    if let Some(reason) = compare_versions(meta, seq, &record)? {
+        bad(reason);
+    }
+    for op in &record.ops {
+        if let RecordOp::Purge { path, version } = op {
+            walk.purge_ops += 1;
+            let purged = meta.version_purged(path, *version)?;
+            if purged != Some(true) || *version >= seq {
+                bad(format!(
+                    "purge of {path:?} at {version} is not reflected in versions"
+                ));
+            }
+        }
+    }
+    walk.prev = Some((seq, computed, ts));
+    Ok(())
+}
+
 /// Compares a record's put and delete operations with the version rows of its seq.
-fn compare_versions(conn: &Connection, seq: u64, record: &Record) -> Result<Option<String>> {
+fn compare_versions(meta: &dyn MetaRead, seq: u64, record: &Record) -> Result<Option<String>> {
     let mut expected: BTreeMap<String, VersionRow> = BTreeMap::new();
     for op in &record.ops {
         match op {
@@ -207,20 +217,15 @@ fn compare_versions(conn: &Connection, seq: u64, record: &Record) -> Result<Opti
         }
     }
     let mut actual: BTreeMap<String, VersionRow> = BTreeMap::new();
-    let mut stmt =
-        conn.prepare_cached("SELECT path, object, size, sha256 FROM versions WHERE seq = ?1")?;
-    let mut rows = stmt.query([to_i64(seq)])?;
-    while let Some(r) = rows.next()? {
-        let object: Option<Vec<u8>> = r.get(1)?;
-        let sha: Option<Vec<u8>> = r.get(3)?;
+    for row in meta.versions_at(seq)? {
         let parsed = (
-            object.map(|o| ObjectId::from_slice(&o)).transpose(),
-            sha.map(|s| Sha256::from_slice(&s)).transpose(),
+            row.object.map(|o| ObjectId::from_slice(&o)).transpose(),
+            row.sha256.map(|s| Sha256::from_slice(&s)).transpose(),
         );
         let (Ok(object), Ok(sha)) = parsed else {
             return Ok(Some("a version row holds a malformed hash".into()));
         };
-        actual.insert(r.get(0)?, (object, to_u64(r.get(2)?), sha));
+        actual.insert(row.path, (object, row.size, sha));
     }
     if expected == actual {
         return Ok(None);
@@ -236,24 +241,17 @@ fn compare_versions(conn: &Connection, seq: u64, record: &Record) -> Result<Opti
     )))
 }
 
-fn check_head(conn: &Connection, report: &mut VerifyReport) -> Result<()> {
+fn check_head(meta: &dyn MetaRead, report: &mut VerifyReport) -> Result<()> {
     let mut derived: BTreeMap<String, (u64, Vec<u8>, u64, Vec<u8>)> = BTreeMap::new();
-    let mut stmt =
-        conn.prepare("SELECT path, max(seq), object, size, sha256 FROM versions GROUP BY path")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let object: Option<Vec<u8>> = r.get(2)?;
-        let sha: Option<Vec<u8>> = r.get(4)?;
-        if let (Some(o), Some(s)) = (object, sha) {
-            derived.insert(r.get(0)?, (to_u64(r.get(1)?), o, to_u64(r.get(3)?), s));
+    for v in meta.latest_versions()? {
+        if let (Some(o), Some(s)) = (v.object, v.sha256) {
+            derived.insert(v.path, (v.seq, o, v.size, s));
         }
     }
-    let mut stmt = conn.prepare("SELECT path, seq, object, size, sha256 FROM head")?;
-    let mut rows = stmt.query([])?;
     let mut seen = HashSet::new();
-    while let Some(r) = rows.next()? {
-        let path: String = r.get(0)?;
-        let row = (to_u64(r.get(1)?), r.get(2)?, to_u64(r.get(3)?), r.get(4)?);
+    for head in meta.head_rows()? {
+        let path = head.path;
+        let row = (head.seq, head.object, head.size, head.sha256);
         if derived.get(&path) != Some(&row) {
             report.problems.push(Problem::Head {
                 path: path.clone(),
@@ -271,14 +269,8 @@ fn check_head(conn: &Connection, report: &mut VerifyReport) -> Result<()> {
     Ok(())
 }
 
-fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT v.object FROM versions v LEFT JOIN objects o ON o.blake3 = v.object
-         WHERE v.object IS NOT NULL AND v.purged = 0 AND o.blake3 IS NULL",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let raw: Vec<u8> = r.get(0)?;
+fn check_objects(inner: &Inner, meta: &dyn MetaRead, report: &mut VerifyReport) -> Result<()> {
+    for raw in meta.referenced_without_row()? {
         if let Ok(id) = ObjectId::from_slice(&raw) {
             report.problems.push(Problem::Object {
                 id,
@@ -287,56 +279,7 @@ fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) ->
         }
     }
     let mut with_row = BTreeSet::new();
-    let mut stmt =
-        conn.prepare("SELECT blake3, sha256, size, inline FROM objects ORDER BY blake3")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let raw: Vec<u8> = r.get(0)?;
-        let sha: Vec<u8> = r.get(1)?;
-        let size = to_u64(r.get(2)?);
-        let inline: Option<Vec<u8>> = r.get(3)?;
-        let (Ok(id), Ok(sha)) = (ObjectId::from_slice(&raw), Sha256::from_slice(&sha)) else {
-            report.problems.push(Problem::Object {
-                id: ObjectId([0; 32]),
-                reason: "malformed row".into(),
-            });
-            continue;
-        };
-        with_row.insert(id);
-        report.objects += 1;
-        let digests = match inline {
-            Some(bytes) => digest_bytes(&bytes),
-            None => match hash_file(inner, &id) {
-                Ok(d) => d,
-                // The snapshot is older than the disk: the owner's GC (another process, when
-                // this is a read-only handle) may have removed row and file since.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound && !still_has_row(inner, &id)? =>
-                {
-                    continue;
-                }
-                Err(e) => {
-                    report.problems.push(Problem::Object {
-                        id,
-                        reason: format!("cannot read the file: {e}"),
-                    });
-                    continue;
-                }
-            },
-        };
-        report.bytes += digests.size;
-        if digests.blake3 != id {
-            report.problems.push(Problem::Object {
-                id,
-                reason: format!("content hashes to {}", digests.blake3),
-            });
-        } else if digests.sha256 != sha || digests.size != size {
-            report.problems.push(Problem::Object {
-                id,
-                reason: "sha256 or size differs from the row".into(),
-            });
-        }
-    }
+    meta.for_each_object(&mut |row| check_object(inner, row, &mut with_row, report))?;
     // Files without a row are debris of a crash between publish and commit; they must still be
     // intact, because nothing half-written may ever carry an object name.
     for (id, _) in inner.objects.list()? {
@@ -361,11 +304,64 @@ fn check_objects(inner: &Inner, conn: &Connection, report: &mut VerifyReport) ->
     Ok(())
 }
 
+/// Re-hashes one object with a row (inline bytes or its file) and compares it with the row.
+fn check_object(
+    inner: &Inner,
+    row: RawObject,
+    with_row: &mut BTreeSet<ObjectId>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let RawObject {
+        id: raw,
+        sha256: sha,
+        size,
+        inline,
+    } = row;
+    let (Ok(id), Ok(sha)) = (ObjectId::from_slice(&raw), Sha256::from_slice(&sha)) else {
+        report.problems.push(Problem::Object {
+            id: ObjectId([0; 32]),
+            reason: "malformed row".into(),
+        });
+        return Ok(());
+    };
+    with_row.insert(id);
+    report.objects += 1;
+    let digests = match inline {
+        Some(bytes) => digest_bytes(&bytes),
+        None => match hash_file(inner, &id) {
+            Ok(d) => d,
+            // The snapshot is older than the disk: the owner's GC (another process, when
+            // this is a read-only handle) may have removed row and file since.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !still_has_row(inner, &id)? => {
+                return Ok(());
+            }
+            Err(e) => {
+                report.problems.push(Problem::Object {
+                    id,
+                    reason: format!("cannot read the file: {e}"),
+                });
+                return Ok(());
+            }
+        },
+    };
+    report.bytes += digests.size;
+    if digests.blake3 != id {
+        report.problems.push(Problem::Object {
+            id,
+            reason: format!("content hashes to {}", digests.blake3),
+        });
+    } else if digests.sha256 != sha || digests.size != size {
+        report.problems.push(Problem::Object {
+            id,
+            reason: "sha256 or size differs from the row".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Whether the object still has a row now, outside the verification's snapshot.
 fn still_has_row(inner: &Inner, id: &ObjectId) -> Result<bool> {
-    Ok(inner
-        .with_reader(|c| crate::meta::object_row(c, id))?
-        .is_some())
+    Ok(inner.read(|r| r.object_row(id))?.is_some())
 }
 
 fn hash_file(inner: &Inner, id: &ObjectId) -> std::io::Result<Digests> {
@@ -408,15 +404,9 @@ mod tests {
         let inner = reader.inner.clone();
         let mut conn = crate::meta::open_reader(&inner.dir.join("meta.sqlite")).unwrap();
         let tx = conn.transaction().unwrap();
+        let snapshot: &dyn MetaRead = &*tx;
         // The first read fixes the snapshot, which still holds the object's row.
-        let rows: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM objects WHERE inline IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(rows, 1);
+        assert_eq!(snapshot.file_objects().unwrap().len(), 1);
         let gc = owner
             .gc(GcOptions {
                 grace: std::time::Duration::ZERO,
@@ -426,7 +416,7 @@ mod tests {
             .unwrap();
         assert_eq!(gc.objects_removed, 1, "{gc:?}");
         let mut report = VerifyReport::default();
-        check_objects(&inner, &tx, &mut report).unwrap();
+        check_objects(&inner, snapshot, &mut report).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

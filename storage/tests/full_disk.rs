@@ -46,7 +46,7 @@ impl Tmpfs {
                     std::env::var_os("CI").is_none(),
                     "cannot mount a tmpfs under CI: {why}"
                 );
-                eprintln!("SKIP: cannot mount a tmpfs (needs root): {why}");
+                skip(&format!("cannot mount a tmpfs (needs root): {why}"));
                 None
             }
         }
@@ -61,6 +61,15 @@ impl Tmpfs {
         let st = rustix::fs::statvfs(self.path()).unwrap();
         (st.f_blocks - st.f_bfree) * st.f_frsize
     }
+}
+
+/// Writes `SKIP <test>: <reason>` to the process's standard error handle, which libtest does
+/// not capture (it captures only the `print!`/`eprint!` family), so the line shows in
+/// `cargo test` output although the test passes. Same as `tests/common/mod.rs`'s `skip`.
+fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
 }
 
 impl Drop for Tmpfs {

@@ -1,5 +1,6 @@
-//! Helpers shared by the end-to-end tests: run the real `everlock` binary on free ports and
-//! talk to it over plain TCP, HTTP/1.1, HTTP/2 and TLS.
+//! Helpers shared by the end-to-end tests: run the real `everlock` binary on port 0 (it reports
+//! the bound addresses in its ready file) and talk to it over plain TCP, HTTP/1.1, HTTP/2 and
+//! TLS; report skipped checks where a person sees them.
 
 #![allow(
     dead_code,
@@ -8,7 +9,7 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,14 +26,64 @@ pub fn everlock_bin() -> &'static str {
     env!("CARGO_BIN_EXE_everlock")
 }
 
-/// A port that was free a moment ago. Binding port 0 and releasing it leaves a tiny race
-/// with other processes, acceptable for tests on a private machine.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The addresses a server reports in its ready file (`--ready-file`, see `src/ready_file.rs`)
+/// once startup has finished; `None` for a listener that is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listeners {
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub ssh: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The listeners in the ready file at `path` if process `pid` has written it, else `None`
+/// (not yet written, or left by another process). Servers bind port 0 and report here: a
+/// port picked free beforehand and bound later is a race with every other process. That is
+/// why there is no `free_port()` helper: a test that needs a busy port binds port 0 itself and
+/// holds the listener while the server fails on it (`busy_port_is_a_one_line_error`).
+pub fn read_ready_file(path: &Path, pid: u32) -> Option<Listeners> {
+    let text = std::fs::read(path).ok()?;
+    // The server renames a complete file into place: what exists always parses.
+    let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    if json["pid"] != pid {
+        return None;
+    }
+    let addr = |name: &str| {
+        json[name]
+            .as_str()
+            .map(|a| a.parse::<SocketAddr>().unwrap())
+    };
+    Some(Listeners {
+        http: addr("http"),
+        https: addr("https"),
+        ssh: addr("ssh"),
+        metrics: addr("metrics"),
+    })
+}
+
+/// Waits until `child` has finished starting and written its ready file at `path`; panics
+/// with `log()` when the process exits first or takes longer than 60 s.
+pub fn wait_ready_file(child: &mut Child, path: &Path, log: impl Fn() -> String) -> Listeners {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(listeners) = read_ready_file(path, child.id()) {
+            return listeners;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // Let the reader threads catch the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "server exited with {status} during startup; log:\n{}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A running server process with its captured log.
@@ -41,17 +92,20 @@ pub struct Server {
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub ssh: SocketAddr,
-    /// The metrics listener (`/metrics`, `/healthz`, `/readyz`), on a free port so that
-    /// parallel servers do not fight over the default one.
+    /// The metrics listener (`/metrics`, `/healthz`, `/readyz`), on port 0 like the others so
+    /// that parallel servers do not fight over the default one.
     pub metrics: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the server reported its addresses (`--ready-file`).
+    pub ready_file: PathBuf,
     pub log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts `everlock serve` with `config` (a TOML snippet) appended to generated listener
-    /// settings, in a fresh data directory, and waits until both listeners accept.
+    /// settings (every listener on port 0), in a fresh data directory, and waits until startup
+    /// has finished: the server has written its ready file with the addresses it bound.
     pub fn start(config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
@@ -80,21 +134,22 @@ impl Server {
         owned: Option<tempfile::TempDir>,
         env: &[(&str, &str)],
     ) -> Server {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ssh: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let file = dir.join("everlock.toml");
         let text = format!(
-            "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-ssh]\nlisten = \"{ssh}\"\n[frontend-http]\nlisten-http = \"{http}\"\nlisten-https = \"{https}\"\n{config}",
+            "data-dir = {:?}\n[auth]\nbcrypt-cost = 4\n[frontend-ssh]\nlisten = \"127.0.0.1:0\"\n[frontend-http]\nlisten-http = \"127.0.0.1:0\"\nlisten-https = \"127.0.0.1:0\"\n{config}",
             data_dir.display().to_string(),
         );
         std::fs::write(&file, text).unwrap();
+        // A restart in the same directory must not read the previous run's file (the pid
+        // check would refuse it too; removing it keeps the wait short and obvious).
+        let ready = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready);
         let mut child = Command::new(everlock_bin())
             .arg("serve")
             .arg("--config")
             .arg(&file)
-            .env("EVERLOCK_METRICS_LISTEN", metrics.to_string())
+            .env("EVERLOCK_METRICS_LISTEN", "127.0.0.1:0")
+            .env("EVERLOCK_READY_FILE", &ready)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -116,43 +171,27 @@ impl Server {
                 }
             });
         }
-        let mut server = Server {
+        // Listeners are bound before the administrator is created and the instances are
+        // installed (a busy port must fail first), so accepting connections is not enough: the
+        // ready file appears only once startup has finished.
+        let listeners = {
+            let log = Arc::clone(&log);
+            wait_ready_file(&mut child, &ready, move || log.lock().unwrap().clone())
+        };
+        let on = |addr: Option<SocketAddr>, name: &str| {
+            addr.unwrap_or_else(|| panic!("the test server's {name} listener is off"))
+        };
+        Server {
+            http: on(listeners.http, "HTTP"),
+            https: on(listeners.https, "HTTPS"),
+            ssh: on(listeners.ssh, "SSH"),
+            metrics: on(listeners.metrics, "metrics"),
             child,
-            http,
-            https,
-            ssh,
-            metrics,
             data_dir: data_dir.to_owned(),
+            ready_file: ready,
             log,
             _dir: owned,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "server exited with {status} during startup; log:\n{}",
-                    self.log()
-                );
-            }
-            // Listeners are bound before the administrator is created and the instances are
-            // installed (a busy port must fail first), so accepting connections is not enough:
-            // the server logs its URLs once startup has finished.
-            if std::net::TcpStream::connect(self.http).is_ok()
-                && std::net::TcpStream::connect(self.https).is_ok()
-                && std::net::TcpStream::connect(self.ssh).is_ok()
-                && self.log().contains("listening for HTTP on")
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("server did not start; log:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {
@@ -290,7 +329,8 @@ pub fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
 }
 
 /// Whether an external client binary is on PATH. Outside CI a missing binary makes the test
-/// print a SKIP line; with `CI` set it fails instead, so CI can never silently skip.
+/// print a visible SKIP line ([`skip`]); with `CI` set it fails instead, so CI can never
+/// silently skip.
 pub fn have_binary(name: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
@@ -300,13 +340,28 @@ pub fn have_binary(name: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`{name}` is required in CI but is not installed"
-        );
-        eprintln!("SKIP: `{name}` is not installed");
+        skip(&format!("`{name}` is not installed"));
     }
     found
+}
+
+/// Reports that the running test leaves (part of) its check out because of `reason`: fails
+/// under `CI`, where nothing may be skipped, and otherwise writes `SKIP <test>: <reason>`
+/// where `cargo test` shows it even when the test passes.
+///
+/// libtest captures only what the `print!`/`eprint!` family writes (and shows it only for a
+/// failing test), so an `eprintln!` SKIP vanished from the summary. A write to the process's
+/// standard error handle is not captured: it appears between the `test ... ok` lines.
+/// libtest names each test's thread after the test, which names the test in the line.
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "required under CI, but {reason}"
+    );
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {reason}");
 }
 
 /// Sends one HTTP/1.1 request from a chosen loopback address (e.g. 127.0.0.2), to test

@@ -11,6 +11,12 @@ pub const MAX_LINE: usize = 1024;
 /// Lines kept in the history.
 pub const MAX_HISTORY: usize = 1000;
 
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use keys::{Key, decode};
+
 /// What the console must do after feeding bytes, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -22,32 +28,6 @@ pub enum Action {
     Exit,
     /// Ctrl-C or Ctrl-D while reading a hidden line (a password prompt): abandon it.
     Cancelled,
-}
-
-/// A decoded key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    Char(char),
-    /// `\r`, or `ESC O M` (keypad Enter).
-    Cr,
-    /// `\n`; right after `\r` it is the second half of the same Enter.
-    Lf,
-    Backspace,
-    Delete,
-    Interrupt,
-    CtrlD,
-    KillLine,
-    KillToEnd,
-    Home,
-    End,
-    Left,
-    Right,
-    Up,
-    Down,
-    Tab,
-    Redraw,
-    Yank,
-    Ignored,
 }
 
 /// Completion: given the line up to the cursor, the candidates for its last word (whole
@@ -129,6 +109,8 @@ impl LineEditor {
         actions
     }
 
+    /// Applies one key to the visible line: echo collects what the terminal must show,
+    /// actions what the console must do (in order, with echo flushed before each).
     fn apply(
         &mut self,
         key: Key,
@@ -142,34 +124,10 @@ impl LineEditor {
         }
         match key {
             Key::Char(c) => self.insert(&[c], echo),
-            Key::Cr | Key::Lf => {
-                echo.push_str("\r\n");
-                flush(echo, actions);
-                let line = self.line();
-                self.reset();
-                actions.push(Action::Submit(line));
-            }
-            Key::Backspace => {
-                if self.cursor > 0 {
-                    self.cursor -= 1;
-                    self.line.remove(self.cursor);
-                    if self.cursor == self.line.len() {
-                        echo.push_str("\x08 \x08");
-                    } else {
-                        echo.push('\x08');
-                        self.redraw_tail(echo, 1);
-                    }
-                }
-            }
+            Key::Cr | Key::Lf => self.submit(echo, actions),
+            Key::Backspace => self.backspace(echo),
             Key::Delete => self.delete_right(echo),
-            Key::CtrlD => {
-                if self.line.is_empty() {
-                    flush(echo, actions);
-                    actions.push(Action::Exit);
-                } else {
-                    self.delete_right(echo);
-                }
-            }
+            Key::CtrlD => self.ctrl_d(echo, actions),
             Key::Interrupt => {
                 echo.push_str("^C\r\n");
                 echo.push_str(&self.prompt);
@@ -187,6 +145,55 @@ impl LineEditor {
                 let text = self.yank.clone();
                 self.insert(&text, echo);
             }
+            Key::Home | Key::End | Key::Left | Key::Right => self.move_cursor(key, echo),
+            Key::Up => self.history_up(echo),
+            Key::Down => self.history_down(echo),
+            Key::Tab => self.complete(echo, complete),
+            Key::Redraw => {
+                echo.push_str("\r\n");
+                self.redraw_prompt_and_line(echo);
+            }
+            Key::Ignored => {}
+        }
+    }
+
+    /// Enter: ends the line on screen and submits it.
+    fn submit(&mut self, echo: &mut String, actions: &mut Vec<Action>) {
+        echo.push_str("\r\n");
+        flush(echo, actions);
+        let line = self.line();
+        self.reset();
+        actions.push(Action::Submit(line));
+    }
+
+    /// Backspace: at the end of the line a rubout; inside it, the tail shifts left.
+    fn backspace(&mut self, echo: &mut String) {
+        if self.cursor == 0 {
+            return;
+        }
+        self.cursor -= 1;
+        self.line.remove(self.cursor);
+        if self.cursor == self.line.len() {
+            echo.push_str("\x08 \x08");
+        } else {
+            echo.push('\x08');
+            self.redraw_tail(echo, 1);
+        }
+    }
+
+    /// Ctrl-D: ends the session on an empty line, deletes right otherwise (as in a shell).
+    fn ctrl_d(&mut self, echo: &mut String, actions: &mut Vec<Action>) {
+        if self.line.is_empty() {
+            flush(echo, actions);
+            actions.push(Action::Exit);
+        } else {
+            self.delete_right(echo);
+        }
+    }
+
+    /// Home, End, Left and Right, each within the line.
+    fn move_cursor(&mut self, key: Key, echo: &mut String) {
+        match key {
             Key::Home => {
                 move_left(echo, self.cursor);
                 self.cursor = 0;
@@ -195,57 +202,58 @@ impl LineEditor {
                 move_right(echo, self.line.len() - self.cursor);
                 self.cursor = self.line.len();
             }
-            Key::Left => {
-                if self.cursor > 0 {
-                    self.cursor -= 1;
-                    move_left(echo, 1);
-                }
+            Key::Left if self.cursor > 0 => {
+                self.cursor -= 1;
+                move_left(echo, 1);
             }
-            Key::Right => {
-                if self.cursor < self.line.len() {
-                    self.cursor += 1;
-                    move_right(echo, 1);
-                }
+            Key::Right if self.cursor < self.line.len() => {
+                self.cursor += 1;
+                move_right(echo, 1);
             }
-            Key::Up => {
-                let next = match self.browsing {
-                    None if !self.history.is_empty() => {
-                        self.draft = self.line.clone();
-                        Some(self.history.len() - 1)
-                    }
-                    None => None,
-                    Some(i) => Some(i.saturating_sub(1)),
-                };
-                if let Some(i) = next
-                    && next != self.browsing
-                {
-                    self.browsing = Some(i);
-                    let entry = self.history.get(i).cloned().unwrap_or_default();
-                    self.replace_line(entry.chars().collect(), echo);
-                }
-            }
-            Key::Down => {
-                if let Some(i) = self.browsing {
-                    if i + 1 < self.history.len() {
-                        self.browsing = Some(i + 1);
-                        let entry = self.history.get(i + 1).cloned().unwrap_or_default();
-                        self.replace_line(entry.chars().collect(), echo);
-                    } else {
-                        self.browsing = None;
-                        let draft = std::mem::take(&mut self.draft);
-                        self.replace_line(draft, echo);
-                    }
-                }
-            }
-            Key::Tab => self.complete(echo, complete),
-            Key::Redraw => {
-                echo.push_str("\r\n");
-                echo.push_str(&self.prompt);
-                echo.extend(self.line.iter());
-                move_left(echo, self.line.len() - self.cursor);
-            }
-            Key::Ignored => {}
+            _ => {}
         }
+    }
+
+    /// Up: the previous history entry; the first Up keeps the typed line as the draft.
+    fn history_up(&mut self, echo: &mut String) {
+        let next = match self.browsing {
+            None if !self.history.is_empty() => {
+                self.draft = self.line.clone();
+                Some(self.history.len() - 1)
+            }
+            None => None,
+            Some(i) => Some(i.saturating_sub(1)),
+        };
+        if let Some(i) = next
+            && next != self.browsing
+        {
+            self.browsing = Some(i);
+            let entry = self.history.get(i).cloned().unwrap_or_default();
+            self.replace_line(entry.chars().collect(), echo);
+        }
+    }
+
+    /// Down: the next history entry, or back to the draft past the newest one.
+    fn history_down(&mut self, echo: &mut String) {
+        let Some(i) = self.browsing else {
+            return;
+        };
+        if i + 1 < self.history.len() {
+            self.browsing = Some(i + 1);
+            let entry = self.history.get(i + 1).cloned().unwrap_or_default();
+            self.replace_line(entry.chars().collect(), echo);
+        } else {
+            self.browsing = None;
+            let draft = std::mem::take(&mut self.draft);
+            self.replace_line(draft, echo);
+        }
+    }
+
+    /// Prints the prompt and the line again, with the cursor where it was.
+    fn redraw_prompt_and_line(&self, echo: &mut String) {
+        echo.push_str(&self.prompt);
+        echo.extend(self.line.iter());
+        move_left(echo, self.line.len() - self.cursor);
     }
 
     /// Keys while reading a secret: characters and Backspace edit silently, Enter submits,
@@ -256,13 +264,7 @@ impl LineEditor {
             Key::Backspace => {
                 self.line.pop();
             }
-            Key::Cr | Key::Lf => {
-                echo.push_str("\r\n");
-                flush(echo, actions);
-                let line = self.line();
-                self.reset();
-                actions.push(Action::Submit(line));
-            }
+            Key::Cr | Key::Lf => self.submit(echo, actions),
             Key::Interrupt | Key::CtrlD => {
                 echo.push_str("^C\r\n");
                 flush(echo, actions);
@@ -355,9 +357,7 @@ impl LineEditor {
                     echo.push_str("\r\n");
                     echo.push_str(&many.join("  "));
                     echo.push_str("\r\n");
-                    echo.push_str(&self.prompt);
-                    echo.extend(self.line.iter());
-                    move_left(echo, self.line.len() - self.cursor);
+                    self.redraw_prompt_and_line(echo);
                 }
             }
         }
@@ -397,299 +397,4 @@ fn common_prefix(words: &[String]) -> String {
         );
     }
     first.get(..end).unwrap_or_default().to_owned()
-}
-
-/// Decodes one key from the start of `bytes`: `Some((key, bytes used))`, or `None` when the
-/// bytes are an incomplete sequence (or empty) and more input is needed.
-fn decode(bytes: &[u8]) -> Option<(Key, usize)> {
-    let first = *bytes.first()?;
-    let key = match first {
-        0x1b => return decode_escape(bytes),
-        b'\r' => Key::Cr,
-        b'\n' => Key::Lf,
-        0x7f | 0x08 => Key::Backspace,
-        0x03 => Key::Interrupt,
-        0x04 => Key::CtrlD,
-        0x15 => Key::KillLine,
-        0x0b => Key::KillToEnd,
-        0x01 => Key::Home,
-        0x05 => Key::End,
-        0x02 => Key::Left,
-        0x06 => Key::Right,
-        0x10 => Key::Up,
-        0x0e => Key::Down,
-        0x09 => Key::Tab,
-        0x12 => Key::Redraw,
-        0x19 => Key::Yank,
-        0x00..=0x1f => Key::Ignored,
-        0x20..=0x7e => Key::Char(char::from(first)),
-        _ => return decode_utf8(bytes),
-    };
-    Some((key, 1))
-}
-
-fn decode_utf8(bytes: &[u8]) -> Option<(Key, usize)> {
-    let first = *bytes.first()?;
-    let len = match first {
-        0xc2..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf4 => 4,
-        // A stray continuation byte or an invalid lead byte: drop it.
-        _ => return Some((Key::Ignored, 1)),
-    };
-    let Some(seq) = bytes.get(..len) else {
-        // Wait for the rest, unless what is there already cannot be a continuation.
-        let valid_so_far = bytes.iter().skip(1).all(|b| b & 0xc0 == 0x80);
-        return (!valid_so_far).then_some((Key::Ignored, 1));
-    };
-    match std::str::from_utf8(seq).ok().and_then(|s| s.chars().next()) {
-        Some(c) if !c.is_control() => Some((Key::Char(c), len)),
-        _ => Some((Key::Ignored, 1)),
-    }
-}
-
-fn decode_escape(bytes: &[u8]) -> Option<(Key, usize)> {
-    match bytes.get(1)? {
-        b'[' => {
-            // CSI: parameter and intermediate bytes, then one final byte 0x40-0x7e.
-            let rest = bytes.get(2..)?;
-            let end = rest.iter().position(|b| (0x40..=0x7e).contains(b))?;
-            let params = rest.get(..end).unwrap_or_default();
-            let final_byte = rest.get(end).copied().unwrap_or(0);
-            let key = match (params, final_byte) {
-                (b"", b'A') => Key::Up,
-                (b"", b'B') => Key::Down,
-                (b"", b'C') => Key::Right,
-                (b"", b'D') => Key::Left,
-                (b"", b'H') | (b"1", b'~') | (b"7", b'~') => Key::Home,
-                (b"", b'F') | (b"4", b'~') | (b"8", b'~') => Key::End,
-                (b"3", b'~') => Key::Delete,
-                _ => Key::Ignored,
-            };
-            Some((key, 2 + end + 1))
-        }
-        b'O' => {
-            let key = match bytes.get(2)? {
-                b'A' => Key::Up,
-                b'B' => Key::Down,
-                b'C' => Key::Right,
-                b'D' => Key::Left,
-                b'H' => Key::Home,
-                b'F' => Key::End,
-                b'M' => Key::Cr,
-                _ => Key::Ignored,
-            };
-            Some((key, 3))
-        }
-        // ESC followed by anything else (Alt-key): ignore the pair.
-        _ => Some((Key::Ignored, 2)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_completion(_: &str) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn commands(before: &str) -> Vec<String> {
-        if before.contains(' ') {
-            vec!["list".into(), "add".into(), "assign".into()]
-        } else {
-            vec!["/users".into(), "/groups".into(), "/help".into()]
-        }
-    }
-
-    /// Feeds `input` and returns (submitted lines, exit seen, current line, cursor).
-    fn run(input: &[u8]) -> (Vec<String>, bool, String, usize) {
-        let mut e = LineEditor::new("> ");
-        let mut lines = Vec::new();
-        let mut exit = false;
-        for a in e.feed(input, &no_completion) {
-            match a {
-                Action::Submit(l) => {
-                    e.remember(&l);
-                    lines.push(l)
-                }
-                Action::Exit => exit = true,
-                Action::Echo(_) | Action::Cancelled => {}
-            }
-        }
-        (lines, exit, e.line(), e.cursor())
-    }
-
-    #[test]
-    fn keys_edit_the_line() {
-        let cases: &[(&[u8], &[&str], &str, usize)] = &[
-            (b"abc\r", &["abc"], "", 0),
-            (b"abc\r\n", &["abc"], "", 0),
-            (b"abc\n", &["abc"], "", 0),
-            (b"a\r\r", &["a", ""], "", 0),
-            (b"abc\x7f\x7fd\r", &["ad"], "", 0),
-            (b"abc\x08", &[], "ab", 2),
-            (b"ac\x1b[Db", &[], "abc", 2),
-            (b"ac\x1bODb", &[], "abc", 2),
-            (b"abc\x1b[D\x1b[D\x1b[C\x7f", &[], "ac", 1),
-            (b"bc\x01a", &[], "abc", 1),
-            (b"bc\x1b[Ha\x05d", &[], "abcd", 4),
-            (b"bc\x1b[1~a\x1b[4~d", &[], "abcd", 4),
-            (b"abc\x01\x1b[3~", &[], "bc", 0),
-            (b"abc\x01\x04", &[], "bc", 0),
-            (b"hello\x15x", &[], "x", 1),
-            (b"hello\x01\x06\x0b", &[], "h", 1),
-            (b"hello\x03", &[], "", 0),
-            (b"hello\x03ok\r", &["ok"], "", 0),
-            (b"ab\x15\x19\x19", &[], "abab", 4),
-            (b"a\x1b[99;5zb", &[], "ab", 2),
-            (b"a\x1bxb", &[], "ab", 2),
-            (b"a\x00\x07b", &[], "ab", 2),
-            ("é€😀".as_bytes(), &[], "é€😀", 3),
-            (b"a\xff\x80b", &[], "ab", 2),
-        ];
-        for (input, lines, line, cursor) in cases {
-            let (got_lines, exit, got_line, got_cursor) = run(input);
-            assert!(!exit, "{input:?}");
-            assert_eq!(&got_lines, lines, "{input:?}");
-            assert_eq!(&got_line, line, "{input:?}");
-            assert_eq!(got_cursor, *cursor, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn ctrl_d_exits_only_on_an_empty_line() {
-        assert!(run(b"\x04").1);
-        assert!(!run(b"a\x04").1);
-        let (lines, exit, _, _) = run(b"x\r\x04");
-        assert_eq!(lines, ["x"]);
-        assert!(exit);
-    }
-
-    #[test]
-    fn sequences_split_across_chunks_are_reassembled() {
-        let mut e = LineEditor::new("> ");
-        let all: &[u8] = "ab\x1b[Dé\r".as_bytes();
-        let mut submitted = Vec::new();
-        for b in all {
-            for a in e.feed(&[*b], &no_completion) {
-                if let Action::Submit(l) = a {
-                    submitted.push(l);
-                }
-            }
-        }
-        assert_eq!(submitted, ["aéb"]);
-        // A \r\n pair split across chunks is still one Enter.
-        let mut e = LineEditor::new("> ");
-        let a = e.feed(b"x\r", &no_completion);
-        assert!(a.contains(&Action::Submit("x".into())));
-        assert!(
-            !e.feed(b"\n", &no_completion)
-                .iter()
-                .any(|a| matches!(a, Action::Submit(_)))
-        );
-    }
-
-    #[test]
-    fn echo_is_what_a_terminal_needs() {
-        let mut e = LineEditor::new("> ");
-        assert_eq!(e.feed(b"ab", &no_completion), [Action::Echo("ab".into())]);
-        assert_eq!(
-            e.feed(b"\x7f", &no_completion),
-            [Action::Echo("\x08 \x08".into())]
-        );
-        assert_eq!(
-            e.feed(b"\x1b[D", &no_completion),
-            [Action::Echo("\x1b[1D".into())]
-        );
-        // Inserting in the middle rewrites the tail and moves back.
-        assert_eq!(
-            e.feed(b"X", &no_completion),
-            [Action::Echo("Xa\x1b[1D".into())]
-        );
-        assert_eq!(
-            e.feed(b"\x03", &no_completion),
-            [Action::Echo("^C\r\n> ".into())]
-        );
-        assert_eq!(
-            e.feed(b"q\r", &no_completion),
-            [Action::Echo("q\r\n".into()), Action::Submit("q".into())]
-        );
-    }
-
-    #[test]
-    fn history_up_and_down() {
-        let mut e = LineEditor::new("> ");
-        for l in ["/users list", "/groups list", "/groups list", ""] {
-            e.remember(l);
-        }
-        e.feed(b"dra", &no_completion);
-        e.feed(b"\x1b[A", &no_completion);
-        assert_eq!(e.line(), "/groups list");
-        e.feed(b"\x1b[A", &no_completion);
-        assert_eq!(e.line(), "/users list");
-        e.feed(b"\x1b[A", &no_completion);
-        assert_eq!(e.line(), "/users list", "stays at the oldest");
-        e.feed(b"\x1b[B", &no_completion);
-        assert_eq!(e.line(), "/groups list");
-        e.feed(b"\x1b[B", &no_completion);
-        assert_eq!(e.line(), "dra", "the draft comes back");
-        let actions = e.feed(b"\x10\r", &no_completion);
-        assert!(actions.contains(&Action::Submit("/groups list".into())));
-    }
-
-    #[test]
-    fn tab_completes_unique_and_common_prefixes_and_lists_the_rest() {
-        let mut e = LineEditor::new("> ");
-        e.feed(b"/u\t", &commands);
-        assert_eq!(e.line(), "/users ");
-        e.feed(b"l\t", &commands);
-        assert_eq!(e.line(), "/users list ");
-        let mut e = LineEditor::new("> ");
-        let actions = e.feed(b"/users a\t", &commands);
-        assert_eq!(e.line(), "/users a");
-        let echo: String = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Echo(s) => Some(s.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert!(echo.contains("add  assign\r\n> /users a"), "{echo:?}");
-        let mut e = LineEditor::new("> ");
-        e.feed(b"/x\t", &commands);
-        assert_eq!(e.line(), "/x");
-    }
-
-    #[test]
-    fn hidden_input_echoes_nothing_and_can_be_cancelled() {
-        let mut e = LineEditor::new("> ");
-        e.set_hidden(true);
-        assert_eq!(
-            e.feed(b"s3x\x7fcr\x1b[Dt\r", &no_completion),
-            [Action::Echo("\r\n".into()), Action::Submit("s3crt".into())]
-        );
-        assert_eq!(
-            e.feed(b"abc\x03", &no_completion),
-            [Action::Echo("^C\r\n".into()), Action::Cancelled]
-        );
-        e.set_hidden(false);
-        assert_eq!(e.feed(b"x", &no_completion), [Action::Echo("x".into())]);
-    }
-
-    #[test]
-    fn line_length_is_capped() {
-        let (_, _, line, _) = run(&[b'a'; MAX_LINE + 10]);
-        assert_eq!(line.len(), MAX_LINE);
-    }
-
-    #[test]
-    fn history_is_capped() {
-        let mut e = LineEditor::new("> ");
-        for i in 0..MAX_HISTORY + 5 {
-            e.remember(&format!("l{i}"));
-        }
-        assert_eq!(e.history.len(), MAX_HISTORY);
-        assert_eq!(e.history.first().unwrap(), "l5");
-    }
 }

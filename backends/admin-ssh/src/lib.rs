@@ -7,10 +7,12 @@
 //! applies live through the host's administration API and `Auth`, committed as the acting user.
 //!
 //! # Layout
-//! - `command`: tokenising and parsing a line into a command, with usage errors.
+//! - `command`: tokenising and parsing a line into a command, with usage errors; one child
+//!   module per family (`users`, `groups`, `backends`, `instances`).
 //! - `help`: usage text per command family.
-//! - `exec`: running a command as the acting user.
-//! - `editor`: the terminal line editor (bytes in, echo and lines out).
+//! - `exec`: running a command as the acting user; one child module per family.
+//! - `editor`: the terminal line editor (bytes in, echo and lines out); `editor::keys`
+//!   decodes the terminal's bytes into keys.
 //! - `complete`: tab completion.
 //! - `console`: one session (exec, piped shell or interactive terminal).
 //! - `audit`: the redacted form of a line that the audit log records.

@@ -260,7 +260,7 @@ fn validate_markdown(files: &BTreeMap<String, Vec<u8>>) -> Result<(), DeployErro
     if let Some(bytes) = files.get("site.toml") {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| DeployError::BadArchive("site.toml is not UTF-8".to_owned()))?;
-        SiteConfig::parse(text).map_err(DeployError::BadArchive)?;
+        SiteConfig::parse(text).map_err(|e| DeployError::BadArchive(e.to_string()))?;
     }
     let mut layouts = BTreeMap::new();
     for (path, bytes) in files {

@@ -21,7 +21,11 @@ pub use metrics::{LogConfig, LogFormat, MetricsConfig};
 pub use overrides::{ConfigOverrides, KindOverrides};
 pub use ownership::{RESERVED_STORES, check_ownership};
 pub use ssh::SshFrontendConfig;
-pub use storage::StorageConfig;
+pub use storage::{
+    BucketName, MetaKind, MetaStorage, ObjectStorage, ObjectsKind, POSTGRES_PASSWORD_ENV,
+    PostgresSection, PostgresSettings, PostgresUrl, S3_SECRET_ENV, S3Endpoint, S3Prefix, S3Section,
+    S3Settings, Secret, StorageConfig, StorageConfigError, StorageOverrides, StorageSelection,
+};
 pub use types::{
     CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
 };
@@ -363,6 +367,9 @@ pub enum ConfigError {
         /// The backend's error.
         error: crate::backend::BuildError,
     },
+    /// `[storage]` is incomplete or inconsistent.
+    #[error(transparent)]
+    Storage(#[from] StorageConfigError),
     /// Two instances claim the same vhost and path prefix.
     #[error("{vhost}{prefix} is claimed by both {first} and {second}")]
     DuplicateRoute {
@@ -495,6 +502,7 @@ impl Config {
                 }
             }
         }
+        self.storage.selection()?;
         let resolved = self.instances(registry);
         check_routes(&resolved)?;
         check_ownership(&resolved)?;

@@ -53,6 +53,8 @@ pub struct ConfigOverrides {
     pub log_format: Option<super::LogFormat>,
     /// `--storage-maintenance-interval-secs` / `EVERLOCK_STORAGE_MAINTENANCE_INTERVAL_SECS`.
     pub storage_maintenance_interval_secs: Option<u64>,
+    /// The rest of `[storage]`: `--storage-*` / `EVERLOCK_STORAGE_*`.
+    pub storage: super::StorageOverrides,
     /// Per backend kind: `--backend-<kind>[=bool]`, `--backend-<kind>-vhost`,
     /// `--backend-<kind>-store`.
     pub kinds: BTreeMap<String, KindOverrides>,
@@ -136,6 +138,7 @@ impl ConfigOverrides {
         if let Some(v) = self.storage_maintenance_interval_secs {
             config.storage.maintenance_interval_secs = v;
         }
+        self.storage.apply(&mut config.storage);
         for (kind, o) in &self.kinds {
             let section = config.backends.entry(kind.clone()).or_default();
             if let Some(enabled) = o.enabled {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use rusqlite::Connection;
+
 use crate::objects::ObjectBackend;
 use crate::{CommitMeta, INLINE_MAX, StorageError};
 
@@ -266,9 +268,11 @@ fn purge_and_collect(store: &Store, rt: &tokio::runtime::Handle, id: &ObjectId) 
     rt.block_on(store.purge(Duration::ZERO, CommitMeta::new("system", "purge")))
         .unwrap()
         .unwrap();
-    let outcome =
-        meta::delete_object_if_unreferenced(&mut store.inner.writer(), id, i64::MAX, false)
-            .unwrap();
+    let outcome = store
+        .inner
+        .meta
+        .delete_object_if_unreferenced(id, i64::MAX, false)
+        .unwrap();
     assert!(outcome.is_some(), "the purge unreferenced the object");
     assert!(store.inner.objects.remove(id).unwrap());
 }

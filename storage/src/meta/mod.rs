@@ -1,5 +1,14 @@
-//! The SQL side of a store: schema, connections and every query, so that the metadata can be
-//! ported to another SQL engine (Postgres) without touching the rest of the crate.
+//! The metadata side of a store: the [`MetaStore`] interface the rest of the crate uses, and
+//! its SQLite implementation with the schema, connections and every query, so that the
+//! metadata can be ported to another SQL engine (PostgreSQL) without touching the rest of the
+//! crate. No file outside `meta/` names a SQL statement or a `rusqlite` type (except error
+//! conversion in `error.rs`).
+//!
+//! - `api`: the [`MetaStore`] and [`MetaRead`] traits and the raw rows the walks return.
+//! - `sqlite`: [`SqliteMeta`], the implementation (writer with group commit, reader pool).
+//! - `read`, `write`, `uploads`, `walk`: the SQLite queries.
+//! - `backup`: SQLite's online backup, for `backup.rs`.
+//! - `conformance`: the test suite every implementation must pass.
 //!
 //! Tables (reference/storage.md §2):
 //! - `commits`: the hash-chained log; `record` holds the canonical bytes whose blake3 is `id`.
@@ -11,8 +20,14 @@
 //! - `settings`: per-store configuration such as the retention policy.
 //! - `uploads`: resumable upload sessions (see `uploads.rs`).
 
+mod api;
+mod backup;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod read;
+mod sqlite;
 mod uploads;
+mod walk;
 mod write;
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,7 +36,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub(crate) use api::{MetaRead, MetaStore, RawCommit, RawObject, read, snapshot};
+pub(crate) use backup::{MetaCopy, copy_database, single_file};
 pub(crate) use read::*;
+pub(crate) use sqlite::SqliteMeta;
 pub(crate) use uploads::*;
 pub(crate) use write::*;
 

@@ -45,19 +45,6 @@ impl FsObjects {
         })
     }
 
-    /// Takes over a durable file outside `tmp/` (a finished upload session) as a temporary
-    /// object, so it is published like any stage; the file's name is removed after publish.
-    pub(crate) fn adopt(&self, path: PathBuf) -> io::Result<FsTemp> {
-        let file = File::open(&path)?;
-        let len = file.metadata()?.len();
-        Ok(FsTemp {
-            file,
-            path,
-            written: len,
-            flushed: len,
-        })
-    }
-
     /// The file of an object (also used by tests that tamper with it).
     pub(crate) fn path_of(&self, id: &ObjectId) -> PathBuf {
         let hex = id.to_hex();
@@ -69,6 +56,19 @@ impl FsObjects {
 impl ObjectBackend for FsObjects {
     type Temp = FsTemp;
     type Reader = File;
+
+    /// Takes over the file itself, without copying: publish links it under the object's name
+    /// and then removes the session's name, exactly as for a file staged in `tmp/`.
+    fn adopt(&self, path: PathBuf) -> io::Result<FsTemp> {
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok(FsTemp {
+            file,
+            path,
+            written: len,
+            flushed: len,
+        })
+    }
 
     fn create_temp(&self) -> io::Result<FsTemp> {
         let nanos = SystemTime::now()
@@ -249,6 +249,70 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    /// A backend that keeps the trait's default `adopt` (as S3 does), over the filesystem.
+    struct Copying(FsObjects);
+
+    impl ObjectBackend for Copying {
+        type Temp = FsTemp;
+        type Reader = File;
+        fn create_temp(&self) -> io::Result<FsTemp> {
+            self.0.create_temp()
+        }
+        fn publish(&self, temp: FsTemp, id: &ObjectId) -> io::Result<Published> {
+            self.0.publish(temp, id)
+        }
+        fn open(&self, id: &ObjectId) -> io::Result<File> {
+            self.0.open(id)
+        }
+        fn exists(&self, id: &ObjectId) -> io::Result<bool> {
+            self.0.exists(id)
+        }
+        fn remove(&self, id: &ObjectId) -> io::Result<bool> {
+            self.0.remove(id)
+        }
+        fn list(&self) -> io::Result<Vec<(ObjectId, SystemTime)>> {
+            self.0.list()
+        }
+        fn clean_temp(&self) -> io::Result<usize> {
+            self.0.clean_temp()
+        }
+    }
+
+    /// Both the copying default and the filesystem's own `adopt` consume the session file and
+    /// publish exactly its bytes.
+    #[test]
+    fn adopted_files_publish_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let id = ObjectId(*blake3::hash(&data).as_bytes());
+        for copying in [true, false] {
+            let store = dir.path().join(copying.to_string());
+            fs::create_dir(&store).unwrap();
+            let objs = FsObjects::open(&store).unwrap();
+            let session = dir.path().join(format!("session-{copying}"));
+            fs::write(&session, &data).unwrap();
+            let published = if copying {
+                let backend = Copying(objs);
+                let temp = backend.adopt(session.clone()).unwrap();
+                assert!(!session.exists(), "the default consumes the file");
+                let out = backend.publish(temp, &id).unwrap();
+                let mut back = Vec::new();
+                backend.open(&id).unwrap().read_to_end(&mut back).unwrap();
+                assert!(back == data);
+                out
+            } else {
+                let temp = objs.adopt(session.clone()).unwrap();
+                let out = objs.publish(temp, &id).unwrap();
+                assert!(!session.exists(), "publish removes the session's name");
+                let mut back = Vec::new();
+                objs.open(&id).unwrap().read_to_end(&mut back).unwrap();
+                assert!(back == data);
+                out
+            };
+            assert_eq!(published, Published::New);
+        }
+    }
 
     #[test]
     fn publish_dedupes_and_cleans_temp() {

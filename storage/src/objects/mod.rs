@@ -5,8 +5,14 @@
 //! before `publish` has made it durable, which is what makes a crash at any point safe.
 
 mod fs;
+// Not wired into the stores yet (issue #12): only the conformance tests use it so far.
+#[cfg(test)]
+mod conformance;
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod s3;
 
 use std::io;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 pub(crate) use fs::FsObjects;
@@ -34,6 +40,38 @@ pub(crate) trait ObjectBackend: Send + Sync + 'static {
     fn list(&self) -> io::Result<Vec<(ObjectId, SystemTime)>>;
     /// Deletes every temporary object (only safe while no stage is running).
     fn clean_temp(&self) -> io::Result<usize>;
+
+    /// Takes over a durable local file (a finished upload session) as a temporary object, so
+    /// it is published like any stage. The file is consumed: once this returns, its bytes
+    /// belong to the temporary object and its name may be gone. Uploads reach object storage
+    /// only through this method, never by writing into a backend's storage themselves.
+    ///
+    /// The default copies the file into [`ObjectBackend::create_temp`] and removes it; a
+    /// backend whose temporary objects are local files (the filesystem) takes the file over
+    /// without copying.
+    fn adopt(&self, path: PathBuf) -> io::Result<Self::Temp> {
+        let mut source = std::fs::File::open(&path)?;
+        let mut temp = self.create_temp()?;
+        let copied = copy_into(&mut source, &mut temp).and_then(|()| temp.sync());
+        if let Err(e) = copied {
+            temp.discard();
+            return Err(e);
+        }
+        std::fs::remove_file(&path)?;
+        Ok(temp)
+    }
+}
+
+/// Streams a file into a temporary object in bounded chunks.
+fn copy_into<T: TempObject>(source: &mut std::fs::File, temp: &mut T) -> io::Result<()> {
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = io::Read::read(source, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        temp.write_all(buf.get(..n).unwrap_or_default())?;
+    }
 }
 
 /// A temporary object being streamed.

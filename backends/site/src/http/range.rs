@@ -1,8 +1,14 @@
-//! `Range: bytes=...` parsing (RFC 9110 §14).
+//! `Range: bytes=...` (RFC 9110 §14): the header's syntax is `http-range-header`'s strict
+//! parser; what is served is the site's policy, applied here.
 //!
 //! Several ranges are answered with `multipart/byteranges`: ranges are sorted and overlapping
-//! or adjacent ones merged first, and a request with more than [`MAX_RANGES`] ranges is served
-//! whole (200), as nginx does with `max_ranges`.
+//! or adjacent ones merged first (the crate's own `validate` refuses more than two overlapping
+//! ranges, which the site has always merged instead), and a request with more than
+//! [`MAX_RANGES`] ranges is served whole (200), as nginx does with `max_ranges`.
+
+use std::num::NonZeroUsize;
+
+use http_range_header::SyntacticallyCorrectRange;
 
 /// The most ranges honoured in one request.
 pub const MAX_RANGES: usize = 16;
@@ -20,45 +26,17 @@ pub enum RangeRequest {
 
 /// Parses `value` for a representation of `len` bytes.
 pub fn parse(value: &str, len: u64) -> RangeRequest {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    let max = NonZeroUsize::new(MAX_RANGES).unwrap_or(NonZeroUsize::MIN);
+    // Any syntax error, an unknown unit or too many ranges: RFC 9110 lets a server ignore the
+    // header, and serving the whole representation is what every client copes with.
+    let Ok(parsed) = http_range_header::parse_range_header_with_max_ranges(value, max) else {
         return RangeRequest::Full;
     };
-    let mut ranges = Vec::new();
-    let mut count = 0usize;
-    for part in spec.split(',') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        count += 1;
-        let Some((first, last)) = part.split_once('-') else {
-            return RangeRequest::Full;
-        };
-        let (first, last) = (first.trim(), last.trim());
-        let range = if first.is_empty() {
-            let Ok(suffix) = last.parse::<u64>() else {
-                return RangeRequest::Full;
-            };
-            (suffix > 0 && len > 0).then(|| (len.saturating_sub(suffix), len - 1))
-        } else {
-            let Ok(start) = first.parse::<u64>() else {
-                return RangeRequest::Full;
-            };
-            let end = if last.is_empty() {
-                u64::MAX
-            } else {
-                match last.parse::<u64>() {
-                    Ok(end) if end >= start => end,
-                    _ => return RangeRequest::Full,
-                }
-            };
-            (start < len).then(|| (start, end.min(len - 1)))
-        };
-        ranges.extend(range);
-    }
-    if count == 0 || count > MAX_RANGES {
-        return RangeRequest::Full;
-    }
+    let mut ranges: Vec<(u64, u64)> = parsed
+        .into_ranges()
+        .into_iter()
+        .filter_map(|range| satisfiable(range, len))
+        .collect();
     if ranges.is_empty() {
         return RangeRequest::Unsatisfiable;
     }
@@ -71,6 +49,21 @@ pub fn parse(value: &str, len: u64) -> RangeRequest {
         }
     }
     RangeRequest::Ranges(merged)
+}
+
+/// The inclusive bytes `range` selects in a `len`-byte representation, if any (§14.1.2): a
+/// suffix longer than the representation selects all of it, an end past it is clipped.
+fn satisfiable(range: SyntacticallyCorrectRange, len: u64) -> Option<(u64, u64)> {
+    let last = len.checked_sub(1)?;
+    match range {
+        SyntacticallyCorrectRange::FromStart(start) => (start <= last).then_some((start, last)),
+        SyntacticallyCorrectRange::FromLast(suffix) => {
+            (suffix > 0).then(|| (len.saturating_sub(suffix), last))
+        }
+        SyntacticallyCorrectRange::Indexed(start, end) => {
+            (start <= last).then(|| (start, end.min(last)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -191,5 +184,22 @@ mod tests {
         );
         assert_eq!(parse("bytes=0-9,5-20,21-30", 100), Ranges(vec![(0, 30)]));
         assert_eq!(parse("bytes=0-9,200-300", 100), Ranges(vec![(0, 9)]));
+        // More than two overlapping ranges: the crate's own validation refuses these; the
+        // site merges them.
+        assert_eq!(
+            parse("bytes=0-10,5-15,8-20,30-40", 100),
+            Ranges(vec![(0, 20), (30, 40)])
+        );
+    }
+
+    #[test]
+    fn numbers_past_u64_select_to_the_end() {
+        // An end too large for u64 is "past the representation", so it is clipped, as any
+        // smaller end past the last byte is.
+        assert_eq!(
+            parse("bytes=10-99999999999999999999999", 100),
+            Ranges(vec![(10, 99)])
+        );
+        assert_eq!(parse("bytes=99999999999999999999999-", 100), Unsatisfiable);
     }
 }

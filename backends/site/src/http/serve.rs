@@ -13,6 +13,7 @@ use everlock_host::axum::response::Response;
 use everlock_host::frontend::http::Scheme;
 use everlock_host::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use everlock_host::http_auth;
+use everlock_host::storage::StorageError;
 
 use crate::http::body::Source;
 use crate::http::conditional::{self, Outcome, Validators};
@@ -104,17 +105,11 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     /// A storage failure.
-    #[error("{0}")]
-    Storage(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// A Markdown page could not be rendered.
-    #[error("{0}")]
+    #[error(transparent)]
     Render(#[from] RenderError),
-}
-
-impl From<String> for Failure {
-    fn from(e: String) -> Self {
-        Failure::Storage(e)
-    }
 }
 
 /// Serves a normalised path. Errors are the server's side: storage failures, or a Markdown page
@@ -127,9 +122,9 @@ async fn serve(
     site_path: &SitePath,
     private: bool,
 ) -> Result<Response, Failure> {
-    let snapshot = site.snapshot().await.map_err(|e| e.to_string())?;
+    let snapshot = site.snapshot().await?;
     let markdown = match site.settings.mode {
-        Mode::Markdown => Some(site.markdown(&snapshot).await.map_err(|e| e.to_string())?),
+        Mode::Markdown => Some(site.markdown(&snapshot).await?),
         Mode::Html => None,
     };
     let target = resolve::resolve(
@@ -195,10 +190,7 @@ async fn representation(
     let rendered = |page: Arc<RenderedPage>, content_type: &str, key: &str| Representation {
         cache_control: headers::cache_control(key, content_type, &site.settings, private),
         content_type: content_type.to_owned(),
-        validators: Validators {
-            etag: page.etag.clone(),
-            last_modified,
-        },
+        validators: Validators::new(page.etag.clone(), last_modified),
         vary: false,
         encoding: None,
         len: page.body.len() as u64,
@@ -223,14 +215,10 @@ async fn representation(
                     None => original,
                 };
             let content_type = headers::content_type(key);
-            let source = match site
-                .small_file(entry, commit)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            let source = match site.small_file(entry, commit).await? {
                 Some(bytes) => Source::Memory(bytes),
                 None => Source::Store {
-                    store: site.store().await.map_err(|e| e.to_string())?.clone(),
+                    store: site.store().await?.clone(),
                     key: entry.path.clone(),
                     commit,
                 },
@@ -238,10 +226,10 @@ async fn representation(
             Ok(Some(Representation {
                 cache_control: headers::cache_control(key, &content_type, &site.settings, private),
                 content_type,
-                validators: Validators {
-                    etag: format!("\"{}\"", hex_prefix(entry.object.as_bytes())),
+                validators: Validators::new(
+                    format!("\"{}\"", hex_prefix(entry.object.as_bytes())),
                     last_modified,
-                },
+                ),
                 vary: !available.is_empty(),
                 encoding: chosen.filter(|_| !std::ptr::eq(entry, original)),
                 len: entry.size,
@@ -257,7 +245,7 @@ async fn representation(
             let page = match snapshot.rendered(&cache_key) {
                 Some(p) => p,
                 None => {
-                    let store = site.store().await.map_err(|e| e.to_string())?;
+                    let store = site.store().await?;
                     let html = md.render(store, commit, key, *kind).await?;
                     let page = Arc::new(RenderedPage::new(html));
                     snapshot.store_rendered(&cache_key, page.clone());

@@ -90,28 +90,42 @@ fn default_style() -> String {
     "InspiredGitHub".to_owned()
 }
 
+/// Why `site.toml` was refused; the message names the file, for deploy responses and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a key this version does not know.
+    #[error("site.toml: {0}")]
+    Toml(#[from] everlock_host::toml::de::Error),
+    /// A taxonomy name that cannot be a URL segment.
+    #[error("site.toml: invalid taxonomy name {0:?}")]
+    Taxonomy(String),
+    /// A syntax highlighting theme that does not exist.
+    #[error("site.toml: unknown highlight_style {name:?} (known: {known})")]
+    Theme {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+}
+
 impl SiteConfig {
     /// Parses `site.toml`, rejecting unknown keys and unknown highlight themes.
-    pub fn parse(text: &str) -> Result<SiteConfig, String> {
-        let config: SiteConfig = toml_parse(text)?;
+    pub fn parse(text: &str) -> Result<SiteConfig, ConfigError> {
+        let config: SiteConfig = everlock_host::toml::from_str(text)?;
         for name in &config.taxonomies {
             if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
-                return Err(format!("site.toml: invalid taxonomy name {name:?}"));
+                return Err(ConfigError::Taxonomy(name.clone()));
             }
         }
         if !crate::markdown::highlight::theme_exists(&config.markdown.highlight_style) {
-            return Err(format!(
-                "site.toml: unknown highlight_style {:?} (known: {})",
-                config.markdown.highlight_style,
-                crate::markdown::highlight::theme_names().join(", ")
-            ));
+            return Err(ConfigError::Theme {
+                name: config.markdown.highlight_style,
+                known: crate::markdown::highlight::theme_names().join(", "),
+            });
         }
         Ok(config)
     }
-}
-
-fn toml_parse(text: &str) -> Result<SiteConfig, String> {
-    everlock_host::toml::from_str(text).map_err(|e| format!("site.toml: {e}"))
 }
 
 #[cfg(test)]
@@ -128,8 +142,16 @@ mod tests {
         assert_eq!(c.nav.links.len(), 1);
         assert!(c.markdown.unsafe_html && c.markdown.syntax_highlighting);
         let err = SiteConfig::parse("titel = \"typo\"").unwrap_err();
-        assert!(err.contains("titel"), "{err}");
+        assert!(matches!(err, ConfigError::Toml(_)), "{err:?}");
+        assert!(err.to_string().starts_with("site.toml: "), "{err}");
+        assert!(err.to_string().contains("titel"), "{err}");
         let err = SiteConfig::parse("[markdown]\nhighlight_style = \"nope\"").unwrap_err();
-        assert!(err.contains("nope"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("site.toml: unknown highlight_style \"nope\" (known: "),
+            "{err}"
+        );
+        let err = SiteConfig::parse("taxonomies = [\"a/b\"]").unwrap_err();
+        assert_eq!(err.to_string(), "site.toml: invalid taxonomy name \"a/b\"");
     }
 }

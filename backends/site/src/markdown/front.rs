@@ -58,9 +58,23 @@ impl DateValue {
     }
 }
 
+/// Why a page's front matter block was not understood; the message names the format.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontMatterError {
+    /// The opening fence has no closing one.
+    #[error("front matter opened with {0} is never closed")]
+    Unclosed(&'static str),
+    /// A `+++` block that is not valid TOML for a front matter.
+    #[error("TOML front matter: {0}")]
+    Toml(#[from] everlock_host::toml::de::Error),
+    /// A `---` block that is not valid YAML for a front matter.
+    #[error("YAML front matter: {0}")]
+    Yaml(#[from] serde_norway::Error),
+}
+
 /// Splits `source` into its front matter and body. A page without a front matter block has
 /// the default one; a malformed block is an error naming the format.
-pub fn split(source: &str) -> Result<(FrontMatter, &str), String> {
+pub fn split(source: &str) -> Result<(FrontMatter, &str), FrontMatterError> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     for (fence, toml) in [("+++", true), ("---", false)] {
         let Some(rest) = source.strip_prefix(fence) else {
@@ -73,14 +87,14 @@ pub fn split(source: &str) -> Result<(FrontMatter, &str), String> {
             continue;
         };
         let Some((block, body)) = find_closing(rest, fence) else {
-            return Err(format!("front matter opened with {fence} is never closed"));
+            return Err(FrontMatterError::Unclosed(fence));
         };
         let front = if toml {
-            everlock_host::toml::from_str(block).map_err(|e| format!("TOML front matter: {e}"))?
+            everlock_host::toml::from_str(block)?
         } else if block.trim().is_empty() {
             FrontMatter::default()
         } else {
-            serde_norway::from_str(block).map_err(|e| format!("YAML front matter: {e}"))?
+            serde_norway::from_str(block)?
         };
         return Ok((front, body));
     }
@@ -129,12 +143,15 @@ mod tests {
 
     #[test]
     fn malformed_front_matter_is_an_error() {
-        assert!(split("+++\ntitle = \n+++\n").unwrap_err().contains("TOML"));
-        assert!(split("---\ntitel: x\n---\n").unwrap_err().contains("titel"));
-        assert!(
-            split("+++\ntitle = \"x\"\n")
-                .unwrap_err()
-                .contains("never closed")
+        let err = split("+++\ntitle = \n+++\n").unwrap_err();
+        assert!(matches!(err, FrontMatterError::Toml(_)), "{err:?}");
+        assert!(err.to_string().starts_with("TOML front matter: "), "{err}");
+        let err = split("---\ntitel: x\n---\n").unwrap_err();
+        assert!(matches!(err, FrontMatterError::Yaml(_)), "{err:?}");
+        assert!(err.to_string().contains("titel"), "{err}");
+        assert_eq!(
+            split("+++\ntitle = \"x\"\n").unwrap_err().to_string(),
+            "front matter opened with +++ is never closed"
         );
     }
 }

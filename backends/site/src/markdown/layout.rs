@@ -56,21 +56,22 @@ pub struct Layouts {
 impl Layouts {
     /// Compiles the built-in layouts overridden by `user` (template name → source). A broken
     /// user template is an error naming it.
-    pub fn compile(user: &BTreeMap<String, String>, fuel: u64) -> Result<Layouts, String> {
+    pub fn compile(
+        user: &BTreeMap<String, String>,
+        fuel: u64,
+    ) -> Result<Layouts, minijinja::Error> {
         let mut layouts = Layouts::empty(fuel);
         for (name, source) in BUILTIN {
             if !user.contains_key(name) {
                 layouts
                     .env
-                    .add_template_owned(name.to_owned(), source.to_owned())
-                    .map_err(|e| e.to_string())?;
+                    .add_template_owned(name.to_owned(), source.to_owned())?;
             }
         }
         for (name, source) in user {
             layouts
                 .env
-                .add_template_owned(name.clone(), source.clone())
-                .map_err(|e| e.to_string())?;
+                .add_template_owned(name.clone(), source.clone())?;
         }
         Ok(layouts)
     }
@@ -182,6 +183,7 @@ mod tests {
         assert!(
             Layouts::compile(&user, FUEL)
                 .unwrap_err()
+                .to_string()
                 .contains("broken.html")
         );
     }

@@ -14,13 +14,14 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::markdown::layout::LayoutError;
+use crate::markdown::site::ReadError;
 
 /// Why a page could not be rendered.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// The page's source could not be read from the store.
-    #[error("{0}")]
-    Storage(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The layout failed beyond what the built-in fallback can cover (over budget, or the
     /// built-in layout itself failed).
     #[error(transparent)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use everlock_host::storage::{CommitId, Store};
+use everlock_host::storage::{CommitId, StorageError, Store};
 use serde::Serialize;
 
 use crate::markdown::config::SiteConfig;
@@ -163,9 +163,7 @@ impl MarkdownSite {
         key: &str,
         kind: PageKind,
     ) -> Result<String, RenderError> {
-        let text = read_text(store, key, commit)
-            .await
-            .map_err(RenderError::Storage)?;
+        let text = read_text(store, key, commit).await?;
         let front = match front::split(&text) {
             Ok((front, _)) => front,
             Err(e) => {
@@ -555,12 +553,20 @@ fn is_hidden_key(key: &str, config: &SiteConfig) -> bool {
     })
 }
 
-async fn read_text(store: &Store, key: &str, commit: CommitId) -> Result<String, String> {
-    let bytes = store
-        .read_at(key, commit)
-        .await
-        .map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|_| format!("{key} is not UTF-8"))
+/// Why a site file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The file is not UTF-8 text.
+    #[error("{0} is not UTF-8")]
+    NotUtf8(String),
+}
+
+async fn read_text(store: &Store, key: &str, commit: CommitId) -> Result<String, ReadError> {
+    let bytes = store.read_at(key, commit).await?;
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8(key.to_owned()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,341 @@
+//! The grammar of every family: lines that parse, and mistakes with their usage.
+
+use super::*;
+
+fn ok(line: &str) -> Command {
+    parse(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn err(line: &str) -> String {
+    parse(line).expect_err(line).to_string()
+}
+
+/// Each line parses into its command.
+fn check_parses(cases: &[(&str, Command)]) {
+    for (line, expected) in cases {
+        assert_eq!(ok(line), *expected, "{line}");
+    }
+}
+
+#[test]
+fn empty_help_and_quit_lines_parse() {
+    let cases: Vec<(&str, Command)> = vec![
+        ("", Command::Empty),
+        ("   ", Command::Empty),
+        ("/help", Command::Help(None)),
+        ("/help oci", Command::Help(Some(Family::Oci))),
+        ("/help /users", Command::Help(Some(Family::Users))),
+        ("/oci", Command::Help(Some(Family::Oci))),
+        ("/quit", Command::Quit),
+        ("/exit", Command::Quit),
+    ];
+    check_parses(&cases);
+}
+
+/// `/users`, with quoted words and a key in parts or in one word.
+#[test]
+fn users_lines_parse() {
+    let s = String::from;
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            "/users list",
+            Command::Users(UsersCmd::List { json: false }),
+        ),
+        (
+            "/users list --json",
+            Command::Users(UsersCmd::List { json: true }),
+        ),
+        (
+            "/users add alice 's3cret pw'",
+            Command::Users(UsersCmd::Add {
+                login: s("alice"),
+                password: s("s3cret pw"),
+            }),
+        ),
+        (
+            "/users passwd alice new",
+            Command::Users(UsersCmd::Passwd {
+                login: s("alice"),
+                password: s("new"),
+            }),
+        ),
+        (
+            "/users remove bob",
+            Command::Users(UsersCmd::Remove { login: s("bob") }),
+        ),
+        (
+            "/users grant alice http/oci/default writer",
+            Command::Users(UsersCmd::Grant {
+                login: s("alice"),
+                path: s("http/oci/default"),
+                role: s("writer"),
+            }),
+        ),
+        (
+            "/users revoke alice 'http/oci/*'",
+            Command::Users(UsersCmd::Revoke {
+                login: s("alice"),
+                path: s("http/oci/*"),
+            }),
+        ),
+        (
+            "/users grants alice --json",
+            Command::Users(UsersCmd::Grants {
+                login: s("alice"),
+                json: true,
+            }),
+        ),
+        (
+            "/users key add alice ssh-ed25519 AAAA alice@laptop",
+            Command::Users(UsersCmd::KeyAdd {
+                login: s("alice"),
+                key: s("ssh-ed25519 AAAA alice@laptop"),
+            }),
+        ),
+        (
+            "/users key add alice 'ssh-ed25519 AAAA'",
+            Command::Users(UsersCmd::KeyAdd {
+                login: s("alice"),
+                key: s("ssh-ed25519 AAAA"),
+            }),
+        ),
+        (
+            "/users key remove alice SHA256:abc",
+            Command::Users(UsersCmd::KeyRemove {
+                login: s("alice"),
+                fingerprint: s("SHA256:abc"),
+            }),
+        ),
+    ];
+    check_parses(&cases);
+}
+
+/// `/groups` and `/backends`.
+#[test]
+fn groups_and_backends_lines_parse() {
+    let s = String::from;
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            "/groups list",
+            Command::Groups(GroupsCmd::List { json: false }),
+        ),
+        (
+            "/groups add backend-team",
+            Command::Groups(GroupsCmd::Add {
+                name: s("backend-team"),
+            }),
+        ),
+        (
+            "/groups assign backend-team alice",
+            Command::Groups(GroupsCmd::Assign {
+                group: s("backend-team"),
+                login: s("alice"),
+            }),
+        ),
+        (
+            "/groups grant ops '*/oci/*' owner",
+            Command::Groups(GroupsCmd::Grant {
+                group: s("ops"),
+                path: s("*/oci/*"),
+                role: s("owner"),
+            }),
+        ),
+        (
+            "/backends enable oci site",
+            Command::Backends(BackendsCmd::Enable {
+                names: vec![s("oci"), s("site")],
+            }),
+        ),
+        (
+            "/backends disable site",
+            Command::Backends(BackendsCmd::Disable { name: s("site") }),
+        ),
+        (
+            "/backends list --json",
+            Command::Backends(BackendsCmd::List { json: true }),
+        ),
+    ];
+    check_parses(&cases);
+}
+
+/// `/oci` and `/site`: options, and the instance's own commands with their arguments.
+#[test]
+fn instance_lines_parse() {
+    let s = String::from;
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            "/oci create team vhost=team.localhost",
+            Command::Instances(
+                Scope::Oci,
+                InstanceCmd::Create {
+                    name: s("team"),
+                    options: vec![(s("vhost"), s("team.localhost"))],
+                },
+            ),
+        ),
+        (
+            "/oci gc team --untagged --dry-run",
+            Command::Instances(
+                Scope::Oci,
+                InstanceCmd::Run {
+                    command: s("gc"),
+                    name: s("team"),
+                    args: vec![s("--untagged"), s("--dry-run")],
+                },
+            ),
+        ),
+        (
+            "/site create docs vhost=docs.localhost mode=markdown auth=private",
+            Command::Instances(
+                Scope::Site,
+                InstanceCmd::Create {
+                    name: s("docs"),
+                    options: vec![
+                        (s("vhost"), s("docs.localhost")),
+                        (s("mode"), s("markdown")),
+                        (s("auth"), s("private")),
+                    ],
+                },
+            ),
+        ),
+        (
+            "/site rollback docs abc123",
+            Command::Instances(
+                Scope::Site,
+                InstanceCmd::Run {
+                    command: s("rollback"),
+                    name: s("docs"),
+                    args: vec![s("abc123")],
+                },
+            ),
+        ),
+        (
+            "/site list --json",
+            Command::Instances(Scope::Site, InstanceCmd::List { json: true }),
+        ),
+    ];
+    check_parses(&cases);
+}
+
+/// Each line fails with its message as the first line and a usage containing `usage`.
+fn check_mistakes(cases: &[(&str, &str, &str)]) {
+    for (line, message, usage) in cases {
+        let e = err(line);
+        let (first, rest) = e.split_once('\n').unwrap_or((&e, ""));
+        assert_eq!(first, *message, "{line}");
+        assert!(
+            rest.starts_with("usage:") && rest.contains(usage),
+            "{line}: {e}"
+        );
+    }
+}
+
+#[test]
+fn mistakes_say_what_is_wrong_and_show_the_usage() {
+    check_mistakes(&[
+        ("/nope", "unknown command `/nope`", "usage: /help"),
+        (
+            "users list",
+            "commands start with `/`; got `users`",
+            "usage:",
+        ),
+        (
+            "/users frob",
+            "unknown sub-command `frob` for /users",
+            "/users list [--json]",
+        ),
+        (
+            "/users add alice",
+            "missing <password>",
+            "usage: /users add <login> <password>",
+        ),
+        ("/users add", "missing <login>", "usage: /users add"),
+        (
+            "/users remove a b",
+            "unexpected argument `b`",
+            "usage: /users remove <login>",
+        ),
+        ("/users grant a p", "missing <role>", "usage: /users grant"),
+        (
+            "/users list extra",
+            "unexpected argument `extra`",
+            "usage: /users list",
+        ),
+        (
+            "/users add a b --json",
+            "unexpected argument `--json`",
+            "usage: /users add",
+        ),
+        ("/users key", "missing add|remove", "usage: /users key add"),
+        (
+            "/users key add alice",
+            "missing <openssh public key>",
+            "/users key remove",
+        ),
+        (
+            "/users key frob a",
+            "unknown key action `frob`",
+            "usage: /users key add",
+        ),
+        (
+            "/users key remove alice",
+            "missing <fingerprint>",
+            "usage: /users key",
+        ),
+    ]);
+}
+
+#[test]
+fn mistakes_in_groups_backends_instances_help_and_quit_show_their_usage() {
+    check_mistakes(&[
+        (
+            "/groups assign g",
+            "missing <login>",
+            "usage: /groups assign <group> <login>",
+        ),
+        (
+            "/backends enable",
+            "missing <name>",
+            "usage: /backends enable <name>...",
+        ),
+        (
+            "/oci create team",
+            "missing option (vhost=..., store=...)",
+            "usage: /oci create",
+        ),
+        (
+            "/oci create team store=x",
+            "missing vhost=...",
+            "usage: /oci create",
+        ),
+        (
+            "/oci create team vhost",
+            "expected key=value, got `vhost`",
+            "usage: /oci create",
+        ),
+        (
+            "/oci create team color=red",
+            "unknown option `color` (expected vhost, store)",
+            "usage:",
+        ),
+        (
+            "/oci set team vhost=",
+            "empty value for `vhost`",
+            "usage: /oci set",
+        ),
+        (
+            "/site create docs vhost=d",
+            "missing mode=...",
+            "usage: /site create",
+        ),
+        (
+            "/site history",
+            "missing <name>",
+            "usage: /site history <name>",
+        ),
+        ("/oci delete", "missing <name>", "usage: /oci delete <name>"),
+        ("/help nope", "no help for `nope`", "usage: /help"),
+        ("/quit now", "too many arguments", "usage: /quit"),
+        ("/users add 'alice", "unbalanced quotes", "usage:"),
+    ]);
+}

@@ -1,0 +1,631 @@
+//! Objects in an S3-compatible bucket (issue #12): `<prefix>objects/<2 hex>/<64 hex>`.
+//!
+//! The interface is synchronous and runs on the caller's blocking pool; the S3 client is async.
+//! Every call is spawned onto a small runtime owned by the backend and awaited through a
+//! `std` channel. Unlike `Handle::block_on` that cannot panic when misused from async code,
+//! and the client's connection pool lives on threads that no caller can starve. The hop costs
+//! a few microseconds, nothing next to an S3 round trip.
+//!
+//! Publish order, which keeps the rule that metadata never names bytes S3 has not acknowledged:
+//! stages spool to a local file (bounded memory), and `publish` uploads it. Objects up to
+//! [`SINGLE_PUT_MAX`] go in one `PutObject` with `If-None-Match: *`, so exactly one of several
+//! concurrent publishers of the same id gets `New`. Larger objects go through multipart
+//! upload, whose completion `object_store` cannot make conditional; see [`S3Objects::publish`].
+
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as Key;
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+use tokio::io::AsyncReadExt;
+
+use super::{ObjectBackend, Published, TempObject};
+use crate::digest::ObjectId;
+
+/// Objects up to this size are uploaded in one conditional `PutObject` (held in memory once).
+pub(crate) const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
+/// Size of each multipart part (S3 needs at least 5 MiB for all but the last).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded at the same time by one publish; with the part being filled this bounds a
+/// publish to about `(PARTS_IN_FLIGHT + 1) * PART_SIZE` bytes of memory.
+const PARTS_IN_FLIGHT: usize = 2;
+/// Bytes fetched by one ranged GET of a reader; a reader holds at most one window.
+pub(crate) const READ_WINDOW: u64 = 4 * 1024 * 1024;
+/// Worker threads of the client runtime: they only move bytes between sockets and buffers.
+const IO_THREADS: usize = 2;
+
+/// Where the bucket is and how to reach it (the `[storage.s3]` section of issue #12).
+#[derive(Clone)]
+pub(crate) struct S3Config {
+    /// Base URL, e.g. `https://s3.example.com`.
+    pub(crate) endpoint: String,
+    /// Bucket name; the bucket must exist.
+    pub(crate) bucket: String,
+    /// Key prefix inside the bucket, so that several deployments can share one (may be empty).
+    pub(crate) prefix: String,
+    /// Signing region.
+    pub(crate) region: String,
+    /// Access key id.
+    pub(crate) access_key_id: String,
+    /// Secret access key.
+    pub(crate) secret_access_key: String,
+    /// Must be true for an `http://` endpoint, so plain HTTP is never used by accident.
+    pub(crate) allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Leaves the secret out, so that a logged configuration never leaks it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What can go wrong talking to the bucket; converted to `io::Error` with a matching kind.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum S3Error {
+    /// The configuration cannot work.
+    #[error("invalid S3 configuration: {0}")]
+    Config(String),
+    /// A request failed (after the client's retries).
+    #[error("S3 {op} of {key} failed: {source}")]
+    Request {
+        /// The operation, e.g. `put`.
+        op: &'static str,
+        /// The object key.
+        key: String,
+        /// The client's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The local spool file could not be read while uploading.
+    #[error("reading the spool file: {0}")]
+    Spool(#[source] io::Error),
+    /// The bytes read back differ in length from what was announced.
+    #[error("{key}: expected {expected} bytes, got {got}")]
+    Length {
+        /// The object key.
+        key: String,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The client runtime is gone (the backend is shutting down).
+    #[error("the S3 client runtime has stopped")]
+    RuntimeGone,
+}
+
+impl From<S3Error> for io::Error {
+    fn from(e: S3Error) -> Self {
+        use object_store::Error as E;
+        let kind = match &e {
+            S3Error::Config(_) => io::ErrorKind::InvalidInput,
+            S3Error::Spool(io) => io.kind(),
+            S3Error::Length { .. } => io::ErrorKind::UnexpectedEof,
+            S3Error::RuntimeGone => io::ErrorKind::Interrupted,
+            S3Error::Request { source, .. } => match source {
+                E::NotFound { .. } => io::ErrorKind::NotFound,
+                E::AlreadyExists { .. } | E::Precondition { .. } => io::ErrorKind::AlreadyExists,
+                E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+                    io::ErrorKind::PermissionDenied
+                }
+                E::NotSupported { .. } | E::NotImplemented { .. } => io::ErrorKind::Unsupported,
+                E::InvalidPath { .. } => io::ErrorKind::InvalidInput,
+                // List and multipart errors arrive as `Generic` around a private retry error;
+                // S3's own error codes in the response body are stable protocol names.
+                other if is_auth_failure(other) => io::ErrorKind::PermissionDenied,
+                // S3 has no "storage full": a full backend shows up as a 5xx, i.e. `Other`.
+                _ => io::ErrorKind::Other,
+            },
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Whether a wrapped S3 error response is an authentication or authorisation failure.
+fn is_auth_failure(e: &object_store::Error) -> bool {
+    const CODES: [&str; 4] = [
+        "<Code>AccessDenied</Code>",
+        "<Code>SignatureDoesNotMatch</Code>",
+        "<Code>InvalidAccessKeyId</Code>",
+        "403 Forbidden",
+    ];
+    let text = e.to_string();
+    CODES.iter().any(|c| text.contains(c))
+}
+
+fn request(op: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> S3Error {
+    let key = key.to_string();
+    move |source| S3Error::Request { op, key, source }
+}
+
+/// The client and the runtime it runs on, shared with every open reader.
+#[derive(Debug)]
+struct Client {
+    store: Arc<dyn ObjectStore>,
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Client {
+    /// Runs `fut` on the client runtime and waits for it on the calling (blocking) thread.
+    fn run<T, F>(&self, fut: F) -> Result<T, S3Error>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            // The receiver only goes away if the caller's thread died; nothing to report to.
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| S3Error::RuntimeGone)
+    }
+}
+
+impl Drop for Client {
+    /// Shutting down in the background is allowed from async code too, where the last reader
+    /// may well be dropped; a plain runtime drop would panic there.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Objects in an S3-compatible bucket, spooled through a local directory.
+#[derive(Debug)]
+pub(crate) struct S3Objects {
+    client: Arc<Client>,
+    /// `<prefix>objects`.
+    root: Key,
+    spool: PathBuf,
+    counter: AtomicU64,
+}
+
+impl S3Objects {
+    /// Connects to the bucket described by `config`, spooling temporary objects in `spool`
+    /// (created 0700 if missing). Does not touch the network; see [`S3Objects::check`].
+    pub(crate) fn open(config: &S3Config, spool: &Path) -> io::Result<Self> {
+        let root = root_key(&config.prefix)?;
+        let store = build_store(config)?;
+        crate::perms::create_dir_all(spool)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .thread_name("everlock-s3")
+            .enable_all()
+            .build()?;
+        let client = Client {
+            store: Arc::new(store),
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        };
+        Ok(Self {
+            client: Arc::new(client),
+            root,
+            spool: spool.to_path_buf(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Lists one level under the prefix, so that a wrong endpoint, bucket or credentials
+    /// fail at startup with one clear error instead of at the first push.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        let store = self.client.store.clone();
+        let root = self.root.clone();
+        let err = request("list", &self.root);
+        self.client
+            .run(async move { store.list_with_delimiter(Some(&root)).await })?
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// The key of an object.
+    pub(crate) fn key_of(&self, id: &ObjectId) -> Key {
+        let hex = id.to_hex();
+        let fan = hex.get(..2).unwrap_or("00").to_owned();
+        self.root.clone().join(fan).join(hex)
+    }
+
+    /// Whether `key` exists, by a HEAD request.
+    fn head(&self, key: &Key) -> io::Result<bool> {
+        let store = self.client.store.clone();
+        let k = key.clone();
+        match self.client.run(async move { store.head(&k).await })? {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(request("head", key)(e).into()),
+        }
+    }
+
+    /// One conditional `PutObject`: `If-None-Match: *` makes S3 pick exactly one winner.
+    fn put_small(&self, temp: &S3Temp, key: &Key) -> io::Result<Published> {
+        let mut bytes = Vec::with_capacity(usize::try_from(temp.written).unwrap_or(0));
+        let mut file = &temp.file;
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut bytes)?;
+        check_len(key, temp.written, bytes.len() as u64)?;
+        let store = self.client.store.clone();
+        let k = key.clone();
+        let opts = PutOptions::from(PutMode::Create);
+        let put = async move { store.put_opts(&k, PutPayload::from(bytes), opts).await };
+        match self.client.run(put)? {
+            Ok(_) => Ok(Published::New),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Published::AlreadyPresent),
+            Err(e) => Err(request("put", key)(e).into()),
+        }
+    }
+
+    /// Multipart upload straight from the spool file, a bounded number of parts at a time.
+    fn put_large(&self, temp: &S3Temp, key: &Key) -> io::Result<Published> {
+        if self.head(key)? {
+            return Ok(Published::AlreadyPresent);
+        }
+        let file = tokio::fs::File::from_std(temp.file.try_clone()?);
+        let store = self.client.store.clone();
+        let k = key.clone();
+        let expected = temp.written;
+        self.client
+            .run(upload_multipart(store, k, file, expected))??;
+        Ok(Published::New)
+    }
+}
+
+/// Uploads `file` from its start as `key`, aborting the upload on any error so that no parts
+/// linger (a crash still can: the bucket should expire incomplete uploads, see README).
+async fn upload_multipart(
+    store: Arc<dyn ObjectStore>,
+    key: Key,
+    mut file: tokio::fs::File,
+    expected: u64,
+) -> Result<(), S3Error> {
+    use tokio::io::AsyncSeekExt;
+    let upload = store
+        .put_multipart(&key)
+        .await
+        .map_err(request("create multipart", &key))?;
+    let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut sent = 0u64;
+    let streamed: Result<(), S3Error> = async {
+        file.seek(SeekFrom::Start(0))
+            .await
+            .map_err(S3Error::Spool)?;
+        loop {
+            let n = file.read(&mut buf).await.map_err(S3Error::Spool)?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            parts
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(request("upload part", &key))?;
+            parts.write(chunk);
+            sent += n as u64;
+        }
+        check_len(&key, expected, sent)
+    }
+    .await;
+    match streamed {
+        Ok(()) => {
+            parts
+                .finish()
+                .await
+                .map_err(request("complete multipart", &key))?;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(abort) = parts.abort().await {
+                tracing::warn!(key = %key, error = %abort, "cannot abort multipart upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn check_len(key: &Key, expected: u64, got: u64) -> Result<(), S3Error> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(S3Error::Length {
+            key: key.to_string(),
+            expected,
+            got,
+        })
+    }
+}
+
+/// `<prefix>/objects`, refusing a prefix that is not a clean key path.
+fn root_key(prefix: &str) -> Result<Key, S3Error> {
+    let trimmed = prefix.trim_matches('/');
+    let base = Key::parse(trimmed)
+        .map_err(|e| S3Error::Config(format!("prefix {prefix:?} is not a valid key: {e}")))?;
+    Ok(base.join("objects"))
+}
+
+fn build_store(config: &S3Config) -> Result<impl ObjectStore, S3Error> {
+    if config.endpoint.starts_with("http://") && !config.allow_http {
+        return Err(S3Error::Config(format!(
+            "endpoint {} is plain HTTP; set allow-http = true to use it",
+            config.endpoint
+        )));
+    }
+    for (name, value) in [
+        ("endpoint", &config.endpoint),
+        ("bucket", &config.bucket),
+        ("region", &config.region),
+        ("access-key-id", &config.access_key_id),
+        ("secret-access-key", &config.secret_access_key),
+    ] {
+        if value.is_empty() {
+            return Err(S3Error::Config(format!("{name} is required")));
+        }
+    }
+    // reqwest is built without a bundled crypto provider; ring is the workspace's choice.
+    // Another part of the process may have installed one already, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let retry = RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(30),
+        ..RetryConfig::default()
+    };
+    AmazonS3Builder::new()
+        // Client options first: setting them replaces `allow_http`, which lives among them.
+        .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)))
+        .with_allow_http(config.allow_http)
+        .with_endpoint(&config.endpoint)
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_access_key_id(&config.access_key_id)
+        .with_secret_access_key(&config.secret_access_key)
+        // Path-style requests work on every S3-compatible server, without wildcard DNS.
+        .with_virtual_hosted_style_request(false)
+        .with_conditional_put(S3ConditionalPut::ETagMatch)
+        .with_retry(retry)
+        .build()
+        .map_err(|e| S3Error::Config(e.to_string()))
+}
+
+impl ObjectBackend for S3Objects {
+    type Temp = S3Temp;
+    type Reader = S3Reader;
+
+    fn create_temp(&self) -> io::Result<S3Temp> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .spool
+            .join(format!("{}-{nanos}-{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(crate::perms::FILE_MODE)
+            .open(&path)?;
+        Ok(S3Temp {
+            file,
+            path,
+            written: 0,
+        })
+    }
+
+    /// Small objects: one `PutObject` with `If-None-Match: *`, so concurrent publishers of one
+    /// id get exactly one `New`. Large objects: a HEAD (an existing object is a dedupe hit and
+    /// costs no upload), then an unconditional multipart upload, because `object_store` only
+    /// sends `If-None-Match` on `CompleteMultipartUpload` inside `copy_if_not_exists`. Two
+    /// nodes publishing the same large id at the same moment therefore both upload and both
+    /// report `New`; the last completion wins. That is harmless: the key is the blake3 hash
+    /// of the bytes, checked before publish, so both write identical bytes, a reader never
+    /// sees anything else, and callers only use the outcome for dedupe statistics.
+    fn publish(&self, temp: S3Temp, id: &ObjectId) -> io::Result<Published> {
+        let key = self.key_of(id);
+        let outcome = if temp.written <= SINGLE_PUT_MAX {
+            self.put_small(&temp, &key)
+        } else {
+            self.put_large(&temp, &key)
+        };
+        temp.discard();
+        outcome
+    }
+
+    fn open(&self, id: &ObjectId) -> io::Result<S3Reader> {
+        let key = self.key_of(id);
+        let store = self.client.store.clone();
+        let k = key.clone();
+        let meta = self
+            .client
+            .run(async move { store.head(&k).await })?
+            .map_err(request("head", &key))?;
+        Ok(S3Reader {
+            client: self.client.clone(),
+            key,
+            len: meta.size,
+            pos: 0,
+            window: Bytes::new(),
+            window_start: 0,
+        })
+    }
+
+    fn exists(&self, id: &ObjectId) -> io::Result<bool> {
+        self.head(&self.key_of(id))
+    }
+
+    /// S3 deletes succeed whether or not the key exists, so a HEAD tells which it was. Only
+    /// the GC removes objects, one node at a time, so the HEAD/DELETE gap has no competitor.
+    fn remove(&self, id: &ObjectId) -> io::Result<bool> {
+        let key = self.key_of(id);
+        if !self.head(&key)? {
+            return Ok(false);
+        }
+        let store = self.client.store.clone();
+        let k = key.clone();
+        match self.client.run(async move { store.delete(&k).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(request("delete", &key)(e).into()),
+        }
+    }
+
+    /// Lists `<prefix>objects/` (only the GC's orphan sweep uses this, never correctness).
+    fn list(&self) -> io::Result<Vec<(ObjectId, SystemTime)>> {
+        let store = self.client.store.clone();
+        let root = self.root.clone();
+        let metas = self
+            .client
+            .run(async move {
+                store
+                    .list(Some(&root))
+                    .try_collect::<Vec<object_store::ObjectMeta>>()
+                    .await
+            })?
+            .map_err(request("list", &self.root))?;
+        // A key whose name is not an object id was not written by us; leave it alone.
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let id = m.location.filename()?.parse::<ObjectId>().ok()?;
+                (m.location == self.key_of(&id)).then(|| (id, SystemTime::from(m.last_modified)))
+            })
+            .collect())
+    }
+
+    /// Removes leftover spool files. Multipart uploads cut short by a crash are not listed by
+    /// `object_store`; a bucket lifecycle rule (`AbortIncompleteMultipartUpload`) expires them.
+    fn clean_temp(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.spool)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A spool file, deleted when dropped.
+#[derive(Debug)]
+pub(crate) struct S3Temp {
+    file: File,
+    path: PathBuf,
+    written: u64,
+}
+
+impl TempObject for S3Temp {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Nothing to do: the spool is read back by `publish`, and durability comes from S3
+    /// acknowledging the upload. A crash before that loses only an unacknowledged upload.
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn discard(self) {
+        drop(self);
+    }
+}
+
+impl Drop for S3Temp {
+    fn drop(&mut self) {
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove spool file")
+            }
+        }
+    }
+}
+
+/// A published object read through ranged GETs, one [`READ_WINDOW`] at a time.
+#[derive(Debug)]
+pub(crate) struct S3Reader {
+    client: Arc<Client>,
+    key: Key,
+    len: u64,
+    pos: u64,
+    window: Bytes,
+    window_start: u64,
+}
+
+impl S3Reader {
+    /// Fetches the window starting at the current position.
+    fn fill(&mut self) -> io::Result<()> {
+        let end = self.pos.saturating_add(READ_WINDOW).min(self.len);
+        let store = self.client.store.clone();
+        let k = self.key.clone();
+        let range = self.pos..end;
+        let bytes = self
+            .client
+            .run(async move { store.get_range(&k, range).await })?
+            .map_err(request("get", &self.key))?;
+        check_len(&self.key, end - self.pos, bytes.len() as u64)?;
+        self.window = bytes;
+        self.window_start = self.pos;
+        Ok(())
+    }
+}
+
+impl Read for S3Reader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() || self.pos >= self.len {
+            return Ok(0);
+        }
+        let window_end = self.window_start + self.window.len() as u64;
+        if self.pos < self.window_start || self.pos >= window_end {
+            self.fill()?;
+        }
+        let offset = usize::try_from(self.pos - self.window_start).unwrap_or(usize::MAX);
+        let available = self.window.get(offset..).unwrap_or_default();
+        let n = available.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), available.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for S3Reader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let Some(target) = target else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the object",
+            ));
+        };
+        // The window is kept: seeking within it (as range requests often do) costs no request.
+        self.pos = target;
+        Ok(target)
+    }
+}
