@@ -71,8 +71,9 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Store(args) => {
-            let config = local_config(config_path.as_deref(), data_dir, &registry)?;
-            store_cmd::run(args, &config.data_dir)
+            let config = storage_config(config_path.as_deref(), data_dir, &registry)?;
+            let manager = serve::store_manager(&config.data_dir, &config.storage)?;
+            store_cmd::run(args, manager)
         }
         #[cfg(feature = "backend-oci-http")]
         cli::Command::Oci(args) => {
@@ -114,6 +115,17 @@ fn run() -> anyhow::Result<ExitCode> {
 /// file, then the flags and environment; refused when the configuration puts the stores
 /// elsewhere (S3, PostgreSQL), so the command never reads or writes the wrong copy.
 fn local_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<std::path::PathBuf>,
+    registry: &Registry,
+) -> anyhow::Result<Config> {
+    let config = storage_config(path, data_dir, registry)?;
+    serve::refuse_remote_objects(&config.storage)?;
+    Ok(config)
+}
+
+/// Like [`local_config`], but for `everlock store`, which works on S3 objects too.
+fn storage_config(
     path: Option<&std::path::Path>,
     data_dir: Option<std::path::PathBuf>,
     registry: &Registry,

@@ -25,6 +25,8 @@ pub(crate) fn serve(
     let mut ready = admin.ready_file.clone().map(ReadyFile::claim).transpose()?;
     config.validate(&registry, source)?;
     refuse_unwired_storage(&config.storage, "start")?;
+    // Before the runtime: checking the bucket blocks on one request.
+    let stores = store_manager(&config.data_dir, &config.storage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,7 +37,6 @@ pub(crate) fn serve(
         cancel_on_signal(shutdown.clone())?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let stores = StoreManager::new(&config.data_dir);
         let (auth, system) = Auth::open_with_authority(&stores, config.auth.options()).await?;
         // Listeners before the administrator: a busy port must fail the start before a
         // password is generated and printed, or the operator is shown one that no server
@@ -105,14 +106,50 @@ pub(crate) fn refuse_unwired_storage(
 ) -> anyhow::Result<()> {
     use everlock_host::config::{MetaKind, ObjectsKind};
     let what = match (storage.objects, storage.meta) {
-        (ObjectsKind::File, MetaKind::Sqlite) => return Ok(()),
-        (ObjectsKind::S3, MetaKind::Sqlite) => "objects = \"s3\"",
+        (_, MetaKind::Sqlite) => return Ok(()),
         (ObjectsKind::File, MetaKind::Postgres) => "meta = \"postgres\"",
         (ObjectsKind::S3, MetaKind::Postgres) => "objects = \"s3\" and meta = \"postgres\"",
     };
     anyhow::bail!(
         "this build does not yet support [storage] {what}; refusing to {verb} rather than fall back to local files"
     )
+}
+
+/// Stops the offline commands other than `everlock store` (users, oci gc, backup, restore) on
+/// S3 objects: they work on the store files of the data directory only so far.
+pub(crate) fn refuse_remote_objects(
+    storage: &everlock_host::config::StorageConfig,
+) -> anyhow::Result<()> {
+    if storage.objects == everlock_host::config::ObjectsKind::S3 {
+        anyhow::bail!(
+            "this command does not yet support [storage] objects = \"s3\" (only `everlock store` and `everlock serve` do); refusing to run rather than work on local files"
+        );
+    }
+    Ok(())
+}
+
+/// The stores of `data_dir` on the configured object storage. For S3 this checks the bucket
+/// once, so a wrong endpoint, bucket or credentials stop the start with one line. Blocking.
+pub(crate) fn store_manager(
+    data_dir: &std::path::Path,
+    storage: &everlock_host::config::StorageConfig,
+) -> anyhow::Result<StoreManager> {
+    use everlock_host::config::ObjectStorage;
+    use everlock_host::storage::{ObjectsConfig, S3Config};
+    let objects = match storage.selection()?.objects {
+        ObjectStorage::File => ObjectsConfig::File,
+        ObjectStorage::S3(s3) => ObjectsConfig::S3(S3Config {
+            endpoint: s3.endpoint.as_str().to_owned(),
+            bucket: s3.bucket.as_str().to_owned(),
+            prefix: s3.prefix.as_str().to_owned(),
+            region: s3.region,
+            access_key_id: s3.access_key_id,
+            secret_access_key: s3.secret_access_key.expose().to_owned(),
+            allow_http: s3.allow_http,
+        }),
+    };
+    // The storage error already names the bucket and endpoint; one line, no chain.
+    StoreManager::new_with(data_dir, objects).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Logs where each instance can be reached, so a newcomer can click the first line.

@@ -81,23 +81,35 @@ pub(crate) enum StoreCommand {
     },
 }
 
-/// Runs `everlock store …` against `data_dir`, printing to standard output and error.
-pub(crate) fn run(args: StoreArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+/// Runs `everlock store …` against the manager's stores, printing to standard output and error.
+/// The manager decides where the objects are (files or a bucket, from `[storage]`).
+pub(crate) fn run(args: StoreArgs, manager: StoreManager) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let code = run_with(args, data_dir, &mut out, &mut io::stderr())?;
+    let code = run_on(args, manager, &mut out, &mut io::stderr())?;
     out.flush()?;
     Ok(code)
 }
 
 /// [`run`] with explicit output streams, so tests can capture them.
+#[cfg(test)]
 fn run_with(
     args: StoreArgs,
     data_dir: &Path,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let manager = StoreManager::new(data_dir);
+    run_on(args, StoreManager::new(data_dir), out, err)
+}
+
+/// [`run`] on a given manager with explicit output streams.
+fn run_on(
+    args: StoreArgs,
+    manager: StoreManager,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let data_dir = &manager.data_dir().to_path_buf();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -110,7 +110,9 @@ async fn getting_started_over_ssh_and_skopeo() {
         "pushed before the registry existed"
     );
     console.send(b"/oci create team vhost=127.0.0.1\r").await;
-    console.wait_for("registry 'team' created\r\n> ").await;
+    console
+        .wait_for("registry 'team' created (private)\r\n> ")
+        .await;
     console
         .send(b"/users grant alice http/oci/team writer\r")
         .await;

@@ -265,6 +265,7 @@ mod tests {
         example_settings: "",
         admin: false,
         access_root: None,
+        console: None,
     };
 
     async fn start(env: &TestEnv) -> (Host, Principal) {

@@ -65,6 +65,107 @@ pub struct BackendFactory {
     /// is deleted, so re-creating the name never inherits old access; `None` for kinds that
     /// authorize nothing per instance.
     pub access_root: Option<&'static str>,
+    /// The admin console family this kind declares (`/oci`, `/site`, `/hello`): the console
+    /// builds `list|create|set|unset|delete` and the kind's maintenance commands from it, so
+    /// a new kind gets console commands without console code. `None` for kinds the console
+    /// does not administer.
+    pub console: Option<ConsoleFamily>,
+}
+
+/// A backend kind's admin console family: everything the console needs to list, create,
+/// edit and delete the kind's instances. Instance settings the console accepts are exactly
+/// `create_options`, checked again by the factory's `check` when the host applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleFamily {
+    /// The command word without its `/`, e.g. `oci` for `/oci`.
+    pub word: &'static str,
+    /// What one instance is called in console messages, e.g. `registry` or `site`.
+    pub noun: &'static str,
+    /// The path prefix a new instance gets when `create` names none (`/v2` for a registry).
+    pub default_prefix: Option<&'static str>,
+    /// The kind's settings keys `create` and `set` accept, besides the generic `vhost`,
+    /// `store`, `prefix` (create only) and `auth` (kinds with an access root).
+    pub create_options: &'static [OptionSpec],
+    /// Whether a new instance is readable anonymously unless `auth=private` is given.
+    pub public_by_default: bool,
+    /// Whether the creator is granted `owner` on the new instance's access path.
+    pub owner_on_create: bool,
+    /// The maintenance commands every instance of the kind offers, for help and completion
+    /// (the instance's own `InstanceCommands::help` decides what actually runs).
+    pub commands: &'static [CommandHelp],
+}
+
+/// One kind-specific settings key a console family accepts as `key=value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// The settings key, e.g. `mode` or `allow-delete`.
+    pub key: &'static str,
+    /// The placeholder shown in usage when `allowed` is empty, e.g. `<text>`.
+    pub summary: &'static str,
+    /// Whether `create` needs it.
+    pub required: bool,
+    /// The only values accepted, or empty for any value of `value`'s type.
+    pub allowed: &'static [&'static str],
+    /// How the console turns the word into a settings value.
+    pub value: OptionValue,
+}
+
+/// The TOML type a console option becomes in the settings table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionValue {
+    /// A string.
+    Text,
+    /// `true` or `false`.
+    Bool,
+    /// A non-negative integer.
+    Integer,
+}
+
+/// The `key=value` keys the console handles itself, which a kind may not declare.
+pub const GENERIC_CONSOLE_KEYS: [&str; 4] = ["vhost", "store", "prefix", "auth"];
+
+impl BackendFactory {
+    /// Checks the console declaration against the kind's own `check`: every declared option,
+    /// with its value from `example_settings` (or else its first allowed value, or else a
+    /// value of its declared type), is a valid settings table, and no key is declared twice or shadows a generic one. A kind's
+    /// tests call it, so a declaration can never offer a setting the kind then rejects.
+    pub fn check_console(&self) -> Result<(), BuildError> {
+        let Some(console) = &self.console else {
+            return Ok(());
+        };
+        let example: toml::Table = self
+            .example_settings
+            .parse()
+            .map_err(BuildError::settings)?;
+        for (i, o) in console.create_options.iter().enumerate() {
+            let repeated = console
+                .create_options
+                .iter()
+                .take(i)
+                .any(|p| p.key == o.key);
+            if repeated || GENERIC_CONSOLE_KEYS.contains(&o.key) {
+                return Err(BuildError::Settings(format!(
+                    "console option `{}` is declared twice or shadows a generic key",
+                    o.key
+                )));
+            }
+            let value = match (o.allowed.first(), o.value) {
+                _ if example.contains_key(o.key) => example
+                    .get(o.key)
+                    .cloned()
+                    .unwrap_or(toml::Value::Boolean(false)),
+                (Some(v), _) => toml::Value::String((*v).to_owned()),
+                (None, OptionValue::Text) => toml::Value::String("x".to_owned()),
+                (None, OptionValue::Bool) => toml::Value::Boolean(false),
+                (None, OptionValue::Integer) => toml::Value::Integer(1),
+            };
+            let mut table = toml::Table::new();
+            table.insert(o.key.to_owned(), value);
+            (self.check)(&table)
+                .map_err(|e| BuildError::Settings(format!("console option `{}`: {e}", o.key)))?;
+        }
+        Ok(())
+    }
 }
 
 /// One zero-config instance proposed by a backend kind.
@@ -144,7 +245,7 @@ pub trait Backend: Send + Sync + 'static {
 pub type CommandFuture = Pin<Box<dyn Future<Output = Result<String, CommandError>> + Send>>;
 
 /// One console command an instance offers, for help and completion.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandHelp {
     /// The subcommand word, e.g. `rollback`.
     pub name: &'static str,

@@ -53,7 +53,8 @@ pub mod vhost;
 pub use admin::{AdminError, BackendInfo, InstanceEdit, InstanceInfo, InstanceSpec};
 pub use backend::{
     Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
-    DefaultInstance, Frontend, InstanceCommands, parse_settings,
+    ConsoleFamily, DefaultInstance, Frontend, InstanceCommands, OptionSpec, OptionValue,
+    parse_settings,
 };
 pub use frontend::ssh::{
     Pty, SessionFuture, SessionInput, SessionKind, SessionOutput, SessionOutputChunk, SessionPipe,

@@ -171,6 +171,7 @@ mod tests {
         example_settings: "",
         admin: false,
         access_root: Some("http/page"),
+        console: None,
     };
 
     fn path(p: &str) -> AccessPath {

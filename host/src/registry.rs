@@ -90,6 +90,7 @@ mod tests {
             example_settings: "",
             admin: false,
             access_root: None,
+            console: None,
         }
     }
     static A: BackendFactory = factory("alpha-http");

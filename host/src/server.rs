@@ -230,6 +230,7 @@ mod tests {
         example_settings: "",
         admin: false,
         access_root: None,
+        console: None,
     };
 
     fn spec(name: &str, vhost: &str) -> ResolvedInstance {

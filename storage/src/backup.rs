@@ -109,6 +109,13 @@ pub enum BackupError {
     /// The source directory holds no store.
     #[error("{} holds no store (no FORMAT file)", .0.display())]
     NotAStore(PathBuf),
+    /// The store keeps its objects in S3: a copy of its directory would hold only the
+    /// metadata, a backup that restores to a store of missing objects.
+    #[error(
+        "backup of {} is not supported yet: its objects are in S3 ([storage] objects = \"s3\"); back up the bucket with its own tools (versioning, replication) and the store directory together",
+        .0.display()
+    )]
+    RemoteObjects(PathBuf),
     /// The target already exists.
     #[error("{} already exists", .0.display())]
     TargetExists(PathBuf),
@@ -252,6 +259,9 @@ fn copy_store(
 ) -> Result<StoreCopy, BackupError> {
     if !src.join(FORMAT_FILE).is_file() {
         return Err(BackupError::NotAStore(src.to_path_buf()));
+    }
+    if crate::objects::is_remote_store(src) {
+        return Err(BackupError::RemoteObjects(src.to_path_buf()));
     }
     if dest.exists() {
         return Err(BackupError::TargetExists(dest.to_path_buf()));

@@ -22,6 +22,8 @@ enum Source {
     File(tokio::fs::File),
     /// Small content stored inline in the metadata.
     Memory(Cursor<Vec<u8>>),
+    /// A published object in a bucket, read through ranged GETs on the blocking pool.
+    Remote(crate::objects::Bridged<crate::objects::s3::S3Reader>),
 }
 
 impl Content {
@@ -29,6 +31,13 @@ impl Content {
         Self {
             entry,
             source: Source::File(tokio::fs::File::from_std(file)),
+        }
+    }
+
+    pub(crate) fn remote(entry: Entry, reader: crate::objects::s3::S3Reader) -> Self {
+        Self {
+            entry,
+            source: Source::Remote(crate::objects::Bridged::new(reader)),
         }
     }
 
@@ -76,6 +85,7 @@ impl AsyncRead for Content {
         match &mut self.get_mut().source {
             Source::File(f) => Pin::new(f).poll_read(cx, buf),
             Source::Memory(c) => Pin::new(c).poll_read(cx, buf),
+            Source::Remote(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
 }
@@ -85,6 +95,7 @@ impl AsyncSeek for Content {
         match &mut self.get_mut().source {
             Source::File(f) => Pin::new(f).start_seek(position),
             Source::Memory(c) => Pin::new(c).start_seek(position),
+            Source::Remote(r) => Pin::new(r).start_seek(position),
         }
     }
 
@@ -92,6 +103,7 @@ impl AsyncSeek for Content {
         match &mut self.get_mut().source {
             Source::File(f) => Pin::new(f).poll_complete(cx),
             Source::Memory(c) => Pin::new(c).poll_complete(cx),
+            Source::Remote(r) => Pin::new(r).poll_complete(cx),
         }
     }
 }

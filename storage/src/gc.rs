@@ -242,11 +242,7 @@ fn sweep_orphans(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Resu
         // Under the stripe lock no stage of this object sits between its publish and its row
         // insert, so "no row" really means orphan.
         if inner.meta.object_row_now(&id)?.is_none() {
-            let size = inner
-                .objects
-                .open(&id)
-                .and_then(|f| f.metadata())
-                .map_or(0, |m| m.len());
+            let size = inner.objects.open(&id).and_then(|f| f.len()).unwrap_or(0);
             if !opts.dry_run {
                 inner.objects.remove(&id)?;
             }

@@ -10,7 +10,8 @@
 //! - `store`: [`Store`], the async API (read, write, delete, commit, list, history, read_at).
 //! - `stage`: streaming content in, hashing and writing in parallel.
 //! - `content`: [`Content`], streaming content out with seek for ranges.
-//! - `objects`: the object-bytes interface and its filesystem implementation.
+//! - `objects`: the object-bytes interface, its filesystem and S3 implementations, chosen per
+//!   manager by [`ObjectsConfig`] (`AnyObjects`), and the async bridge for S3 readers.
 //! - `meta`: the SQL schema and every query.
 //! - `record`: the canonical commit record whose hash is the commit id.
 //! - `verify`: re-hash objects and check the chain.
@@ -59,7 +60,8 @@ pub use digest::{CommitId, Digest, ObjectId, Sha256, Sha512};
 pub use error::{Result, StorageError};
 pub use export::ExportOptions;
 pub use gc::{DEFAULT_GRACE, GcOptions, GcReport};
-pub use manager::StoreManager;
+pub use manager::{ObjectsConfig, StoreManager};
+pub use objects::S3Config;
 pub use path::{MAX_PATH_LEN, validate_path, validate_prefix, validate_store_name};
 pub use retention::{PolicyParseError, RetentionPolicy};
 pub use stats::StoreStats;

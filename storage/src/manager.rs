@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::error::{Result, StorageError};
+use crate::objects::{ObjectsRoot, S3Config, S3Objects};
 use crate::path::validate_store_name;
 use crate::store::{Inner, Store, is_store};
 
@@ -20,9 +21,22 @@ pub struct StoreManager {
     shared: Arc<Shared>,
 }
 
+/// Where a manager's stores keep their object bytes. Metadata, spool files and upload
+/// sessions always stay in `<data_dir>/<store>/`.
+#[derive(Clone, Debug, Default)]
+pub enum ObjectsConfig {
+    /// `<data_dir>/<store>/objects/` (the default).
+    #[default]
+    File,
+    /// `<prefix><store>/objects/` in an S3-compatible bucket.
+    S3(S3Config),
+}
+
 #[derive(Debug)]
 struct Shared {
     data_dir: PathBuf,
+    /// The object backend every store of this manager is opened on.
+    objects: ObjectsRoot,
     /// Weak, so that a store closes (and releases its `LOCK`) when its last handle is dropped.
     open: Mutex<HashMap<String, Weak<Inner>>>,
 }
@@ -30,12 +44,47 @@ struct Shared {
 impl StoreManager {
     /// A manager for `data_dir` (created on the first open).
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::with_root(data_dir.into(), ObjectsRoot::File)
+    }
+
+    /// A manager for `data_dir` whose stores keep their objects as `objects` says. For S3 it
+    /// checks the bucket once (one listing under the prefix), so that a wrong endpoint,
+    /// bucket or credentials fail here with one clear error instead of at the first push.
+    /// Blocks on that request: call it before entering async code or on the blocking pool.
+    pub fn new_with(data_dir: impl Into<PathBuf>, objects: ObjectsConfig) -> Result<Self> {
+        let data_dir = data_dir.into();
+        let root = match objects {
+            ObjectsConfig::File => ObjectsRoot::File,
+            ObjectsConfig::S3(config) => {
+                let s3 = S3Objects::check_once(&config, &data_dir)
+                    .and_then(|()| S3Objects::connect(&config, &data_dir))
+                    .map_err(|e| StorageError::Invalid {
+                        what: "object storage",
+                        reason: format!(
+                            "bucket {} at {} is unusable: {e}",
+                            config.bucket, config.endpoint
+                        ),
+                    })?;
+                ObjectsRoot::S3(s3)
+            }
+        };
+        Ok(Self::with_root(data_dir, root))
+    }
+
+    fn with_root(data_dir: PathBuf, objects: ObjectsRoot) -> Self {
         Self {
             shared: Arc::new(Shared {
-                data_dir: data_dir.into(),
+                data_dir,
+                objects,
                 open: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Whether the stores keep their objects in a bucket (a backup of such a store would hold
+    /// only its metadata, so the backup commands refuse it).
+    pub fn objects_are_remote(&self) -> bool {
+        matches!(self.shared.objects, ObjectsRoot::S3(_))
     }
 
     /// The data directory.
@@ -88,7 +137,7 @@ impl StoreManager {
         } else {
             Duration::ZERO
         };
-        let inner = Arc::new(Inner::open(&dir, wait)?);
+        let inner = Arc::new(Inner::open(&dir, wait, &self.shared.objects)?);
         open.insert(name.to_owned(), Arc::downgrade(&inner));
         Ok(Store { inner })
     }
@@ -105,7 +154,7 @@ impl StoreManager {
             return Err(StorageError::NoSuchStore(name.to_owned()));
         }
         Ok(Store {
-            inner: Arc::new(Inner::open_read_only(&dir)?),
+            inner: Arc::new(Inner::open_read_only(&dir, &self.shared.objects)?),
         })
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
-use crate::objects::{FsObjects, ObjectBackend, TempObject};
+use crate::objects::{AnyObjects, ObjectBackend, TempObject};
 use crate::store::Inner;
 use crate::types::{ObjectRef, StageOptions};
 
@@ -88,7 +88,7 @@ pub(crate) fn stage_bytes(inner: &Inner, bytes: &[u8], digests: &Digests) -> Res
 /// that a concurrent GC of the same object cannot interleave (reference/storage.md §6).
 pub(crate) fn publish(
     inner: &Inner,
-    temp: <FsObjects as ObjectBackend>::Temp,
+    temp: <AnyObjects as ObjectBackend>::Temp,
     d: &Digests,
 ) -> Result<()> {
     let _stripe = inner.stripes.lock(&d.blake3);

@@ -21,7 +21,7 @@ use crate::error::{Result, StorageError};
 use crate::hashing::digest_bytes;
 use crate::lock::StoreLock;
 use crate::meta::{self, CommitRequest, MetaRead, MetaStore, PreparedOp, Resolved, SqliteMeta};
-use crate::objects::{FsObjects, ObjectBackend};
+use crate::objects::{AnyObjects, AnyReader, ObjectBackend, ObjectsRoot};
 use crate::path::{validate_path, validate_prefix};
 use crate::stripes::Stripes;
 use crate::types::{
@@ -53,7 +53,7 @@ pub(crate) struct Inner {
     /// The store directory.
     pub(crate) dir: PathBuf,
     /// Object bytes.
-    pub(crate) objects: FsObjects,
+    pub(crate) objects: AnyObjects,
     /// Serialises stage publishes against GC deletes of the same object.
     pub(crate) stripes: Stripes,
     /// The metadata: commits, HEAD, object rows, settings, upload sessions.
@@ -80,7 +80,7 @@ impl Store {
     /// Blocking version of [`Store::open_dir`], for code outside an async runtime.
     pub fn open_dir_blocking(dir: &Path) -> Result<Store> {
         Ok(Store {
-            inner: Arc::new(Inner::open(dir, Duration::ZERO)?),
+            inner: Arc::new(Inner::open(dir, Duration::ZERO, &ObjectsRoot::File)?),
         })
     }
 
@@ -314,12 +314,13 @@ impl Store {
 
 impl Inner {
     /// Opens a store directory: lock, format check, `tmp/` cleanup, schema, startup check.
-    pub(crate) fn open(dir: &Path, lock_wait: Duration) -> Result<Inner> {
+    /// The objects come from `root`: files in `dir`, or the store's prefix in a bucket.
+    pub(crate) fn open(dir: &Path, lock_wait: Duration, root: &ObjectsRoot) -> Result<Inner> {
         crate::perms::create_dir_all(dir)?;
         let lock = StoreLock::acquire(&dir.join("LOCK"), lock_wait)?;
         crate::perms::tighten_store(dir)?;
         check_or_write_format(dir)?;
-        let objects = FsObjects::open(dir)?;
+        let objects = root.open_store(dir, true)?;
         // We hold the lock, so no stage of any process is in flight: every temp file is debris
         // of a crash (reference/storage.md §4).
         let cleaned = objects.clean_temp()?;
@@ -337,9 +338,14 @@ impl Inner {
     /// server) may be writing at the same time. SQLite's WAL gives every query a consistent
     /// snapshot next to that writer; objects are immutable once published. Nothing in the
     /// directory is created, cleaned or tightened: `tmp/` and `uploads/` belong to the owner.
-    pub(crate) fn open_read_only(dir: &Path) -> Result<Inner> {
+    pub(crate) fn open_read_only(dir: &Path, root: &ObjectsRoot) -> Result<Inner> {
         check_format(dir)?;
+        // A store whose objects are in a bucket has no `objects/` directory.
+        let remote = crate::objects::is_remote_store(dir);
         for sub in ["objects", "tmp", "uploads"] {
+            if sub == "objects" && remote {
+                continue;
+            }
             if !dir.join(sub).is_dir() {
                 return Err(StorageError::Corrupt(format!(
                     "{} has no {sub}/ directory",
@@ -348,7 +354,7 @@ impl Inner {
             }
         }
         // Both only open directories that exist (checked above), so they write nothing.
-        let objects = FsObjects::open(dir)?;
+        let objects = root.open_store(dir, false)?;
         let meta = SqliteMeta::open_read_only(&dir.join("meta.sqlite"))?;
         // No startup check: it guards an owner against serving on lost data, and next to a
         // live owner its separate queries could race that owner's GC. `verify` checks it all.
@@ -357,7 +363,7 @@ impl Inner {
 
     fn assemble(
         dir: &Path,
-        objects: FsObjects,
+        objects: AnyObjects,
         meta: Box<dyn MetaStore>,
         lock: Option<StoreLock>,
     ) -> Result<Inner> {
@@ -443,11 +449,14 @@ impl Inner {
         if let Some(bytes) = self.read(|r| r.inline_bytes(&entry.object))? {
             return Ok(Content::memory(entry, bytes));
         }
-        let file = self
+        let reader = self
             .objects
             .open(&entry.object)
             .map_err(|e| missing(&entry, e))?;
-        Ok(Content::file(entry, file))
+        Ok(match reader {
+            AnyReader::Fs(file) => Content::file(entry, file),
+            AnyReader::S3(remote) => Content::remote(entry, remote),
+        })
     }
 
     /// Validates and applies a commit.
@@ -888,7 +897,7 @@ mod tests {
         let data = vec![5u8; INLINE_MAX + 1];
         s.write("f", data.clone(), who()).await.unwrap();
         let id = s.stat("f").await.unwrap().unwrap().object;
-        let path = s.inner.objects.path_of(&id);
+        let path = s.inner.objects.path_of(&id).unwrap();
         drop(s);
         fs::write(d.path().join("s/tmp/leftover"), b"partial").unwrap();
         let s = Store::open_dir(d.path().join("s")).await.unwrap();

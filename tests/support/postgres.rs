@@ -218,6 +218,19 @@ impl Drop for Postgres {
     }
 }
 
+/// Whether [`Postgres::start`] can run here: the binaries exist and, as root, the `postgres`
+/// OS user too. Prints the SKIP line (a failure under `CI`) when not.
+pub fn available() -> bool {
+    if find_bin().is_none() {
+        return false;
+    }
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root && !postgres_user_exists() {
+        return skip::<()>("the `postgres` OS user does not exist").is_some();
+    }
+    true
+}
+
 /// Live (non-zombie) processes that belong to the server of `data_dir` with postmaster `pid`:
 /// the postmaster itself, its children, or anything whose command line names the directory.
 pub fn leftover_processes(pid: u32, data_dir: &Path) -> Vec<u32> {

@@ -5,8 +5,8 @@
 //! and is logged as `/users <unparsable>`). Values are quoted so a crafted name cannot forge
 //! extra fields or lines in the log.
 
-use crate::command::{BackendsCmd, Command, GroupsCmd, InstanceCmd, UsersCmd, parse};
-use crate::help::Family;
+use crate::command::{BackendsCmd, Command, GroupsCmd, InstanceCmd, UsersCmd, parse_with};
+use crate::families::Families;
 use crate::store_cmd::StoreCmd;
 
 /// Placeholder for a redacted secret.
@@ -14,13 +14,14 @@ const REDACTED: &str = "<redacted>";
 
 /// The line as the audit log records it: the parsed command with secrets redacted, or, for a
 /// line that does not parse, at most its family word.
-pub fn audit_form(line: &str) -> String {
-    match parse(line) {
+pub fn audit_form(families: &Families, line: &str) -> String {
+    match parse_with(families, line) {
         Ok(command) => render(&command),
         Err(_) => {
             let first = line.split_whitespace().next().unwrap_or_default();
-            match Family::ALL
-                .iter()
+            match families
+                .all()
+                .into_iter()
                 .find(|f| first == format!("/{}", f.name()))
             {
                 Some(family) => format!("/{} <unparsable>", family.name()),
@@ -109,13 +110,28 @@ fn backends(cmd: &BackendsCmd) -> String {
     }
 }
 
-/// `key=value` options; the grammar admits only known keys (vhost, store, mode, auth), none
-/// of them secret.
+/// `key=value` options. The grammar admits only the generic keys and the settings a kind
+/// declares; a kind may declare a secret one, so the value of any key named like a secret is
+/// redacted.
 fn options(options: &[(String, String)]) -> String {
     options
         .iter()
-        .map(|(k, v)| format!(" {}={}", q(k), q(v)))
+        .map(|(k, v)| {
+            if is_secret_key(k) {
+                format!(" {}={REDACTED}", q(k))
+            } else {
+                format!(" {}={}", q(k), q(v))
+            }
+        })
         .collect()
+}
+
+/// Whether a settings key names a secret (`password`, `api-token`, `signing-key`, ...).
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "key", "credential"]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 fn instances(cmd: &InstanceCmd) -> String {
@@ -160,6 +176,27 @@ fn store(cmd: &StoreCmd) -> String {
 mod tests {
     use super::audit_form;
 
+    /// A kind may declare a secret setting: its value never reaches the log.
+    #[test]
+    fn values_of_secret_named_options_are_redacted() {
+        let pairs = vec![
+            ("api-token".to_owned(), "XyZZy".to_owned()),
+            ("greeting".to_owned(), "hi".to_owned()),
+            ("signing-key".to_owned(), "XyZZy".to_owned()),
+        ];
+        assert_eq!(
+            super::options(&pairs),
+            " api-token=<redacted> greeting=hi signing-key=<redacted>"
+        );
+        assert_eq!(
+            audit_form(
+                &crate::test_families::families(),
+                "/hello set h greeting=hi"
+            ),
+            "/hello set h greeting=hi"
+        );
+    }
+
     #[test]
     fn secrets_and_typos_never_reach_the_log() {
         for (line, logged) in [
@@ -200,7 +237,7 @@ mod tests {
             ),
             ("/store retention x s3cret-pw", "/store <unparsable>"),
         ] {
-            let got = audit_form(line);
+            let got = audit_form(&crate::test_families::families(), line);
             assert_eq!(got, logged, "for {line:?}");
             assert!(!got.contains("s3cret"), "{got}");
         }
@@ -208,9 +245,12 @@ mod tests {
 
     #[test]
     fn values_are_quoted_so_they_cannot_forge_fields() {
-        let got = audit_form("/groups add 'x status=0'");
+        let got = audit_form(
+            &crate::test_families::families(),
+            "/groups add 'x status=0'",
+        );
         assert_eq!(got, "/groups add 'x status=0'");
-        let got = audit_form("/users remove \"a\nb\"");
+        let got = audit_form(&crate::test_families::families(), "/users remove \"a\nb\"");
         assert_eq!(got, "/users remove \"a\\nb\"");
     }
 
@@ -320,7 +360,7 @@ mod tests {
                 // Lines that parse matter most: their values reach the log.
                 let _ = tokenize(&line);
                 let _ = parse(&line);
-                let logged = audit_form(&line);
+                let logged = audit_form(&crate::test_families::families(), &line);
                 prop_assert!(!logged.contains('\n'));
             }
 
@@ -328,9 +368,9 @@ mod tests {
             #[test]
             fn passwords_never_logged(login in "[a-z][a-z0-9-]{0,8}", tail in line()) {
                 let line = format!("/users add {login} Pw-XyZZy-123 {tail}");
-                prop_assert!(!audit_form(&line).contains("XyZZy"));
+                prop_assert!(!audit_form(&crate::test_families::families(), &line).contains("XyZZy"));
                 let line = format!("/users passwd {login} Pw-XyZZy-123");
-                prop_assert!(!audit_form(&line).contains("XyZZy"));
+                prop_assert!(!audit_form(&crate::test_families::families(), &line).contains("XyZZy"));
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use crate::families::Families;
 use crate::help::Family;
 
 mod backends;
@@ -17,9 +18,10 @@ mod instances;
 mod tests;
 mod users;
 
+pub use crate::families::Scope;
 pub use backends::BackendsCmd;
 pub use groups::GroupsCmd;
-pub use instances::{InstanceCmd, Scope};
+pub use instances::InstanceCmd;
 pub use users::UsersCmd;
 
 /// A parsed console command.
@@ -37,7 +39,7 @@ pub enum Command {
     Groups(GroupsCmd),
     /// `/backends ...`.
     Backends(BackendsCmd),
-    /// `/oci ...` or `/site ...`.
+    /// `/<word> ...` for a backend kind's family (`/oci`, `/site`, ...).
     Instances(Scope, InstanceCmd),
     /// `/store ...`.
     Store(crate::store_cmd::StoreCmd),
@@ -70,10 +72,19 @@ pub fn tokenize(line: &str) -> Result<Vec<String>, UsageError> {
 }
 
 /// The usage of `/help`.
-const HELP_USAGE: &str = "usage: /help [users|groups|backends|oci|site|store]";
+fn help_usage(families: &Families) -> String {
+    let names: Vec<&str> = families.all().iter().map(|f| f.name()).collect();
+    format!("usage: /help [{}]", names.join("|"))
+}
 
-/// Parses one console line.
+/// Parses one console line against the stand-in families of the tests.
+#[cfg(test)]
 pub fn parse(line: &str) -> Result<Command, UsageError> {
+    parse_with(&crate::test_families::families(), line)
+}
+
+/// Parses one console line; `families` are the kinds' families the registry declares.
+pub fn parse_with(families: &Families, line: &str) -> Result<Command, UsageError> {
     let words = tokenize(line)?;
     let Some((first, rest)) = words.split_first() else {
         return Ok(Command::Empty);
@@ -82,15 +93,16 @@ pub fn parse(line: &str) -> Result<Command, UsageError> {
     match first.as_str() {
         "/help" => match rest.as_slice() {
             [] => Ok(Command::Help(None)),
-            [family] => Family::parse(family)
+            [family] => families
+                .parse(family)
                 .map(|f| Command::Help(Some(f)))
                 .ok_or_else(|| UsageError {
                     message: format!("no help for `{family}`"),
-                    usage: HELP_USAGE.to_owned(),
+                    usage: help_usage(families),
                 }),
             _ => Err(UsageError {
                 message: "too many arguments".to_owned(),
-                usage: HELP_USAGE.to_owned(),
+                usage: help_usage(families),
             }),
         },
         "/quit" | "/exit" => {
@@ -103,7 +115,7 @@ pub fn parse(line: &str) -> Result<Command, UsageError> {
                 })
             }
         }
-        other => match Family::parse(other).filter(|_| other.starts_with('/')) {
+        other => match families.parse(other).filter(|_| other.starts_with('/')) {
             Some(family) if rest.is_empty() => Ok(Command::Help(Some(family))),
             Some(family) => parse_family(family, &rest),
             None => Err(UsageError {
@@ -112,8 +124,7 @@ pub fn parse(line: &str) -> Result<Command, UsageError> {
                 } else {
                     format!("commands start with `/`; got `{other}`")
                 },
-                usage: "usage: /help, /users, /groups, /backends, /oci, /site, /store, /quit"
-                    .to_owned(),
+                usage: families.summary(),
             }),
         },
     }
@@ -205,7 +216,7 @@ fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
     };
     let lists = *sub == "list" || *sub == "grants";
     let a = Args::new(family, sub, rest, lists)?;
-    if !family.subcommands().contains(sub) {
+    if !family.subcommands().iter().any(|s| s == sub) {
         return Err(UsageError {
             message: format!("unknown sub-command `{sub}` for /{}", family.name()),
             usage: family.help(),
@@ -215,10 +226,9 @@ fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
         Family::Users => users::parse_users(sub, &a).map(Command::Users),
         Family::Groups => groups::parse_groups(sub, &a).map(Command::Groups),
         Family::Backends => backends::parse_backends(sub, &a).map(Command::Backends),
-        Family::Oci => instances::parse_instances(Scope::Oci, sub, &a)
-            .map(|c| Command::Instances(Scope::Oci, c)),
-        Family::Site => instances::parse_instances(Scope::Site, sub, &a)
-            .map(|c| Command::Instances(Scope::Site, c)),
+        Family::Kind(scope) => {
+            instances::parse_instances(scope, sub, &a).map(|c| Command::Instances(scope, c))
+        }
         Family::Store => crate::store_cmd::parse(sub, rest).map(Command::Store),
     }
 }

@@ -44,7 +44,7 @@ async fn run_line(console: &Console, actor: &Principal, session: &SshSession, li
             target: "everlock::audit",
             actor = %actor,
             remote = %session.remote,
-            command = %crate::audit::audit_form(line),
+            command = %crate::audit::audit_form(console.families(), line),
             status = reply.status,
             "console command"
         );

@@ -8,10 +8,15 @@
 use everlock_host::auth::{AuthError, Principal};
 use everlock_host::{AdminError, Host};
 
-use crate::command::{Command, parse};
+use std::sync::Arc;
+
+use crate::command::{Command, parse_with};
+use crate::families::Families;
 use crate::help;
 
 mod backends;
+#[cfg(test)]
+mod family_tests;
 mod groups;
 mod instances;
 #[cfg(test)]
@@ -85,17 +90,25 @@ type Outcome = Result<String, Failure>;
 #[derive(Debug, Clone)]
 pub struct Console {
     host: Host,
+    /// The kinds' families, read from the registry once: it does not change while running.
+    families: Arc<Families>,
 }
 
 impl Console {
     /// An interpreter administering `host`.
     pub fn new(host: Host) -> Console {
-        Console { host }
+        let families = Arc::new(Families::from_registry(host.registry()));
+        Console { host, families }
+    }
+
+    /// The command families this console parses.
+    pub fn families(&self) -> &Families {
+        &self.families
     }
 
     /// Parses and runs one line as `actor`.
     pub async fn execute(&self, actor: &Principal, line: &str) -> Reply {
-        match parse(line) {
+        match parse_with(&self.families, line) {
             Ok(command) => self.run(actor, command).await,
             Err(e) => Reply::err(e.to_string()),
         }
@@ -111,7 +124,7 @@ impl Console {
                     ..Reply::default()
                 };
             }
-            Command::Help(None) => Ok(help::overview()),
+            Command::Help(None) => Ok(help::overview(&self.families)),
             Command::Help(Some(family)) => Ok(family.help()),
             Command::Users(c) => self.users(actor, c).await,
             Command::Groups(c) => self.groups(actor, c).await,

@@ -1,7 +1,12 @@
 //! Usage text of every command family, shared by `/help`, bare family commands, usage
-//! errors and tab completion (which reads the sub-command words from here).
+//! errors and tab completion (which reads the sub-command words from here). A backend kind's
+//! family is generated from its factory's console declaration.
 
-/// A command family: `/users`, `/groups`, ...
+use everlock_host::OptionSpec;
+
+use crate::families::{Families, Scope};
+
+/// A command family: `/users`, `/groups`, ..., or a backend kind's family such as `/oci`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// `/users`.
@@ -10,22 +15,26 @@ pub enum Family {
     Groups,
     /// `/backends`.
     Backends,
-    /// `/oci`.
-    Oci,
-    /// `/site`.
-    Site,
+    /// A backend kind's instances (`/oci`, `/site`, `/hello`), as its factory declares.
+    Kind(Scope),
     /// `/store`.
     Store,
 }
 
+/// The generic `key=value` options every kind family accepts, besides its own settings.
+const GENERIC_OPTIONS: [&str; 4] = [
+    "vhost=<host>",
+    "store=<store>",
+    "prefix=<path>",
+    "auth=private|public",
+];
+
 impl Family {
-    /// Every family, in help order.
-    pub const ALL: [Family; 6] = [
+    /// The families built into the console.
+    pub const BUILT_IN: [Family; 4] = [
         Family::Users,
         Family::Groups,
         Family::Backends,
-        Family::Oci,
-        Family::Site,
         Family::Store,
     ];
 
@@ -35,21 +44,14 @@ impl Family {
             Family::Users => "users",
             Family::Groups => "groups",
             Family::Backends => "backends",
-            Family::Oci => "oci",
-            Family::Site => "site",
+            Family::Kind(scope) => scope.name(),
             Family::Store => "store",
         }
     }
 
-    /// The family a word (with or without its `/`) names.
-    pub fn parse(word: &str) -> Option<Family> {
-        let word = word.strip_prefix('/').unwrap_or(word);
-        Family::ALL.into_iter().find(|f| f.name() == word)
-    }
-
     /// The usage lines, one per sub-command.
-    pub fn usage(self) -> &'static [&'static str] {
-        match self {
+    pub fn usage(self) -> Vec<String> {
+        let fixed: &[&str] = match self {
             Family::Users => &[
                 "/users list [--json]",
                 "/users add <login> <password>",
@@ -75,23 +77,7 @@ impl Family {
                 "/backends enable <name>...",
                 "/backends disable <name>",
             ],
-            Family::Oci => &[
-                "/oci list [--json]",
-                "/oci create <name> vhost=<host> [store=<store>]",
-                "/oci set <name> vhost=<host> | store=<store>",
-                "/oci unset <name> vhost=<host>",
-                "/oci delete <name>",
-                "/oci gc <name> [--untagged] [--dry-run] [--grace-secs N]",
-            ],
-            Family::Site => &[
-                "/site list [--json]",
-                "/site create <name> vhost=<host> mode=markdown|html [auth=private]",
-                "/site set <name> vhost=<host> | auth=private|public",
-                "/site unset <name> vhost=<host>",
-                "/site delete <name>",
-                "/site history <name>",
-                "/site rollback <name> <commit>",
-            ],
+            Family::Kind(scope) => return kind_usage(scope),
             Family::Store => &[
                 "/store list [--json]",
                 "/store log <store> [-n N] [--json]",
@@ -99,15 +85,16 @@ impl Family {
                 "/store gc <store> [--grace-secs N] [--dry-run]",
                 "/store retention <store> keep-all|keep-commits=<N>|purge-after=<N>s|m|h|d",
             ],
-        }
+        };
+        fixed.iter().map(|l| (*l).to_owned()).collect()
     }
 
     /// The sub-command words, for completion.
-    pub fn subcommands(self) -> Vec<&'static str> {
-        let mut words: Vec<&'static str> = self
+    pub fn subcommands(self) -> Vec<String> {
+        let mut words: Vec<String> = self
             .usage()
             .iter()
-            .filter_map(|u| u.split(' ').nth(1))
+            .filter_map(|u| u.split(' ').nth(1).map(str::to_owned))
             .collect();
         words.dedup();
         words
@@ -115,10 +102,9 @@ impl Family {
 
     /// The usage lines of one sub-command (several for `key`), or the whole family.
     pub fn usage_of(self, sub: &str) -> String {
-        let lines: Vec<&str> = self
+        let lines: Vec<String> = self
             .usage()
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|u| u.split(' ').nth(1) == Some(sub))
             .collect();
         if lines.is_empty() {
@@ -128,32 +114,72 @@ impl Family {
         }
     }
 
-    /// The family's help: every usage line.
+    /// The family's help: every usage line, and for a kind the options it accepts.
     pub fn help(self) -> String {
-        format!("usage: {}", self.usage().join("\n       "))
+        let mut out = format!("usage: {}", self.usage().join("\n       "));
+        if let Family::Kind(scope) = self {
+            out.push_str("\noptions: ");
+            out.push_str(&kind_options(scope).join(" "));
+        }
+        out
     }
 }
 
-/// The top-level words, for completion.
-pub const TOP_LEVEL: [&str; 9] = [
-    "/help",
-    "/users",
-    "/groups",
-    "/backends",
-    "/oci",
-    "/site",
-    "/store",
-    "/quit",
-    "/exit",
-];
+/// The `key=value` forms a kind family accepts: the generic ones and the kind's settings.
+pub fn kind_options(scope: Scope) -> Vec<String> {
+    let mut out: Vec<String> = GENERIC_OPTIONS
+        .iter()
+        .filter(|o| scope.access_root().is_some() || !o.starts_with("auth="))
+        .map(|o| (*o).to_owned())
+        .collect();
+    out.extend(scope.console().create_options.iter().map(option_form));
+    out
+}
+
+/// `key=<placeholder>` or `key=a|b` for one declared option.
+fn option_form(o: &OptionSpec) -> String {
+    if o.allowed.is_empty() {
+        format!("{}={}", o.key, o.summary)
+    } else {
+        format!("{}={}", o.key, o.allowed.join("|"))
+    }
+}
+
+/// The usage lines of a kind family, generated from its declaration.
+fn kind_usage(scope: Scope) -> Vec<String> {
+    let w = scope.name();
+    let required: String = scope
+        .console()
+        .create_options
+        .iter()
+        .filter(|o| o.required)
+        .map(|o| format!(" {}", option_form(o)))
+        .collect();
+    let mut lines = vec![
+        format!("/{w} list [--json]"),
+        format!("/{w} create <name> vhost=<host>{required} [<option>=<value>...]"),
+        format!("/{w} set <name> <option>=<value>..."),
+        format!("/{w} unset <name> vhost=<host>"),
+        format!("/{w} delete <name>"),
+    ];
+    for c in scope.console().commands {
+        let args = if c.args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", c.args)
+        };
+        lines.push(format!("/{w} {} <name>{args}", c.name));
+    }
+    lines
+}
 
 /// `/help` without arguments.
-pub fn overview() -> String {
+pub fn overview(families: &Families) -> String {
     let mut out = String::from("Everlock admin console. Commands:\n");
-    for family in Family::ALL {
+    for family in families.all() {
         for line in family.usage() {
             out.push_str("  ");
-            out.push_str(line);
+            out.push_str(&line);
             out.push('\n');
         }
     }
@@ -168,6 +194,7 @@ pub fn overview() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_families::families;
 
     #[test]
     fn subcommands_come_from_the_usage() {
@@ -177,10 +204,26 @@ mod tests {
                 "list", "add", "passwd", "remove", "grant", "revoke", "grants", "key"
             ]
         );
-        assert_eq!(Family::parse("/oci"), Some(Family::Oci));
-        assert_eq!(Family::parse("site"), Some(Family::Site));
-        assert_eq!(Family::parse("/nope"), None);
+        let f = families();
+        assert_eq!(f.parse("/oci").map(Family::name), Some("oci"));
+        assert_eq!(f.parse("site").map(Family::name), Some("site"));
+        assert_eq!(f.parse("/nope"), None);
         assert!(Family::Users.usage_of("key").contains("key remove"));
-        assert!(overview().contains("/site rollback <name> <commit>"));
+        assert!(overview(&f).contains("/site rollback <name> <commit>"));
+        assert!(overview(&f).contains("/hello create <name> vhost=<host>"));
+    }
+
+    /// A kind's help names its own settings, with their allowed values.
+    #[test]
+    fn kind_help_lists_the_declared_options() {
+        let f = families();
+        let site = f.parse("site").map(Family::help).unwrap_or_default();
+        assert!(
+            site.contains("/site create <name> vhost=<host> mode=markdown|html"),
+            "{site}"
+        );
+        let oci = f.parse("oci").map(Family::help).unwrap_or_default();
+        assert!(oci.contains("allow-delete=<true|false>"), "{oci}");
+        assert!(oci.contains("/oci gc <name> [--untagged]"), "{oci}");
     }
 }

@@ -34,11 +34,14 @@ pub mod complete;
 pub mod console;
 pub mod editor;
 pub mod exec;
+pub mod families;
 pub mod help;
 pub mod store_cmd;
 mod store_render;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod test_families;
 
 use std::sync::Arc;
 
@@ -91,6 +94,7 @@ pub const FACTORY: BackendFactory = BackendFactory {
     example_settings: "# The admin console has no settings.\n",
     admin: true,
     access_root: None,
+    console: None,
 };
 
 register_backend!(FACTORY);

@@ -45,6 +45,7 @@ static SITE: BackendFactory = BackendFactory {
     example_settings: "",
     admin: false,
     access_root: Some("http/site"),
+    console: None,
 };
 static CONSOLE: BackendFactory = crate::FACTORY;
 

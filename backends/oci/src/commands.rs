@@ -13,7 +13,7 @@ use crate::registry::Registry;
 
 const USAGE: &str = "usage: gc <instance> [--untagged] [--dry-run] [--grace-secs N]";
 
-const HELP: &[CommandHelp] = &[CommandHelp {
+pub(crate) const HELP: &[CommandHelp] = &[CommandHelp {
     name: "gc",
     args: "[--untagged] [--dry-run] [--grace-secs N]",
     summary: "remove unreferenced blobs (and untagged manifests) older than the grace period \

@@ -43,8 +43,8 @@ use std::sync::Arc;
 
 use everlock_host::axum::Router;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend,
-    InstanceCommands, parse_settings, register_backend,
+    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
+    InstanceCommands, OptionSpec, OptionValue, parse_settings, register_backend,
 };
 
 pub use gc::{GcError, GcOptions, GcReport, gc};
@@ -65,6 +65,51 @@ register_backend!(BackendFactory {
     example_settings: settings::EXAMPLE_SETTINGS,
     admin: false,
     access_root: Some("http/oci"),
+    console: Some(ConsoleFamily {
+        word: "oci",
+        noun: "registry",
+        default_prefix: Some("/v2"),
+        create_options: &[
+            OptionSpec {
+                key: "allow-delete",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+            OptionSpec {
+                key: "upload-expiry-secs",
+                summary: "<seconds>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "max-open-uploads",
+                summary: "<count>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "max-manifest-bytes",
+                summary: "<bytes>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "gc-grace-secs",
+                summary: "<seconds>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+        ],
+        public_by_default: false,
+        owner_on_create: false,
+        commands: commands::HELP,
+    }),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -121,3 +166,15 @@ impl Backend for Oci {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod console_declaration {
+    /// Every console option the kind declares is a setting its own `check` accepts.
+    #[test]
+    fn console_options_are_settings_the_kind_accepts() {
+        let registry = everlock_host::Registry::collect().unwrap();
+        let factory = registry.get(super::KIND).unwrap();
+        assert!(factory.console.is_some());
+        factory.check_console().unwrap();
+    }
+}

@@ -11,7 +11,7 @@ use crate::site::SiteInner;
 /// How many commits `history` lists.
 const HISTORY_LIMIT: u64 = 50;
 
-const HELP: &[CommandHelp] = &[
+pub(crate) const HELP: &[CommandHelp] = &[
     CommandHelp {
         name: "history",
         args: "",

@@ -37,8 +37,8 @@ use std::sync::Arc;
 use everlock_host::auth::AccessPath;
 use everlock_host::axum::Router;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend,
-    InstanceCommands, parse_settings, register_backend,
+    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
+    InstanceCommands, OptionSpec, OptionValue, parse_settings, register_backend,
 };
 
 use crate::settings::{EXAMPLE_SETTINGS, Settings};
@@ -57,6 +57,79 @@ register_backend!(BackendFactory {
     example_settings: EXAMPLE_SETTINGS,
     admin: false,
     access_root: Some("http/site"),
+    console: Some(ConsoleFamily {
+        word: "site",
+        noun: "site",
+        default_prefix: None,
+        create_options: &[
+            OptionSpec {
+                key: "mode",
+                summary: "<mode>",
+                required: true,
+                allowed: &["markdown", "html"],
+                value: OptionValue::Text,
+            },
+            OptionSpec {
+                key: "max-deploy-bytes",
+                summary: "<bytes>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "max-deploy-files",
+                summary: "<count>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "render-fuel",
+                summary: "<fuel>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "static-max-age",
+                summary: "<seconds>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "hsts",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+            OptionSpec {
+                key: "hsts-include-subdomains",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+            OptionSpec {
+                key: "hsts-preload",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+            OptionSpec {
+                key: "keep-deploys",
+                summary: "<count>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+        ],
+        public_by_default: true,
+        owner_on_create: true,
+        commands: commands::HELP,
+    }),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -114,5 +187,17 @@ impl Backend for Site {
         Some(Arc::new(commands::SiteCommands {
             site: self.inner.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod console_declaration {
+    /// Every console option the kind declares is a setting its own `check` accepts.
+    #[test]
+    fn console_options_are_settings_the_kind_accepts() {
+        let registry = everlock_host::Registry::collect().unwrap();
+        let factory = registry.get(super::KIND).unwrap();
+        assert!(factory.console.is_some());
+        factory.check_console().unwrap();
     }
 }

@@ -29,8 +29,8 @@ use everlock_host::axum::response::Response;
 use everlock_host::axum::routing::{get, post};
 use everlock_host::http_auth;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend, parse_settings,
-    register_backend,
+    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
+    OptionSpec, OptionValue, parse_settings, register_backend,
 };
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -71,6 +71,30 @@ register_backend!(BackendFactory {
     example_settings: EXAMPLE_SETTINGS,
     admin: false,
     access_root: Some("http/hello"),
+    console: Some(ConsoleFamily {
+        word: "hello",
+        noun: "hello page",
+        default_prefix: None,
+        create_options: &[
+            OptionSpec {
+                key: "greeting",
+                summary: "<text>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Text,
+            },
+            OptionSpec {
+                key: "private",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+        ],
+        public_by_default: false,
+        owner_on_create: false,
+        commands: &[],
+    }),
 });
 
 fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
@@ -195,6 +219,15 @@ async fn echo(body: Body) -> Result<String, (StatusCode, String)> {
 
 #[cfg(test)]
 mod tests {
+    /// The `/hello` family offers exactly the settings `check` accepts.
+    #[test]
+    fn console_options_are_settings_the_kind_accepts() {
+        let registry = everlock_host::Registry::collect().unwrap();
+        let factory = registry.get(super::KIND).unwrap();
+        assert_eq!(factory.console.map(|c| c.word), Some("hello"));
+        factory.check_console().unwrap();
+    }
+
     use super::*;
     use everlock_host::axum::http::Request;
     use tower::ServiceExt;

@@ -43,6 +43,7 @@ static K: BackendFactory = BackendFactory {
     example_settings: "",
     admin: false,
     access_root: None,
+    console: None,
 };
 
 async fn start_host(env: &TestEnv) -> (Host, Principal) {

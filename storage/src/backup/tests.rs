@@ -380,3 +380,17 @@ async fn a_store_gc_during_a_backup_hold_deletes_nothing_until_it_ends() {
     assert_eq!(store.gc(no_grace).await.unwrap().objects_removed, 1);
     assert_eq!(store.inner.objects.list().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_store_with_objects_in_s3_is_refused_not_half_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("live");
+    drop(Store::open_dir(&src).await.unwrap());
+    // What a store opened on S3 objects carries (see `ObjectsRoot::open_store`).
+    fs::write(src.join("OBJECTS-S3"), "").unwrap();
+    let dest = dir.path().join("copy");
+    let err = backup_store(&src, &dest, &BackupOptions::default()).unwrap_err();
+    assert!(matches!(err, BackupError::RemoteObjects(_)), "{err}");
+    assert!(err.to_string().contains("not supported yet"), "{err}");
+    assert!(!dest.exists());
+}

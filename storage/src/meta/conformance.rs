@@ -481,6 +481,26 @@ macro_rules! conformance_tests {
             }
         )*
     };
+    // A suite that needs an external server: each test first checks `$gate` (which prints
+    // a visible SKIP, or fails under CI, when the server cannot run here).
+    ($module:ident, $factory:expr, if $gate:expr) => {
+        mod $module {
+            conformance_tests!(@gated $factory, $gate;
+                commits_and_preconditions, hash_chain_and_log, history_of_a_path, settings,
+                retention_purge, gc_candidates_and_recheck, upload_session_rows,
+                walks_and_counts, snapshot_isolation);
+        }
+    };
+    (@gated $factory:expr, $gate:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if $gate {
+                    super::$name(&$factory);
+                }
+            }
+        )*
+    };
 }
 
 /// A fresh SQLite store in a temporary directory.
@@ -494,3 +514,4 @@ fn sqlite() -> Fixture {
 }
 
 conformance_tests!(sqlite_meta, sqlite);
+conformance_tests!(postgres_meta, crate::meta::postgres::fixture, if crate::meta::postgres::available());

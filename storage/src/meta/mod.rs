@@ -24,6 +24,12 @@ mod api;
 mod backup;
 #[cfg(test)]
 pub(crate) mod conformance;
+// Not wired into the store yet: the next step of issue #12 chooses it from configuration.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the store in the next step")
+)]
+mod postgres;
 mod read;
 mod sqlite;
 mod uploads;

@@ -4,18 +4,23 @@
 //! Objects are immutable and named by their blake3 hash. The metadata never refers to an object
 //! before `publish` has made it durable, which is what makes a crash at any point safe.
 
-mod fs;
-// Not wired into the stores yet (issue #12): only the conformance tests use it so far.
+mod any;
+mod bridge;
 #[cfg(test)]
 mod conformance;
-#[cfg_attr(not(test), allow(dead_code))]
+mod fs;
 pub(crate) mod s3;
 
 use std::io;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+pub(crate) use any::{AnyObjects, AnyReader, ObjectsRoot, is_remote_store};
+pub(crate) use bridge::Bridged;
+#[cfg(test)]
 pub(crate) use fs::FsObjects;
+pub use s3::S3Config;
+pub(crate) use s3::S3Objects;
 
 use crate::digest::ObjectId;
 
@@ -63,7 +68,7 @@ pub(crate) trait ObjectBackend: Send + Sync + 'static {
 }
 
 /// Streams a file into a temporary object in bounded chunks.
-fn copy_into<T: TempObject>(source: &mut std::fs::File, temp: &mut T) -> io::Result<()> {
+pub(super) fn copy_into<T: TempObject>(source: &mut std::fs::File, temp: &mut T) -> io::Result<()> {
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
         let n = io::Read::read(source, &mut buf)?;

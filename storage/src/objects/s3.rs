@@ -48,21 +48,21 @@ const IO_THREADS: usize = 2;
 
 /// Where the bucket is and how to reach it (the `[storage.s3]` section of issue #12).
 #[derive(Clone)]
-pub(crate) struct S3Config {
+pub struct S3Config {
     /// Base URL, e.g. `https://s3.example.com`.
-    pub(crate) endpoint: String,
+    pub endpoint: String,
     /// Bucket name; the bucket must exist.
-    pub(crate) bucket: String,
+    pub bucket: String,
     /// Key prefix inside the bucket, so that several deployments can share one (may be empty).
-    pub(crate) prefix: String,
+    pub prefix: String,
     /// Signing region.
-    pub(crate) region: String,
+    pub region: String,
     /// Access key id.
-    pub(crate) access_key_id: String,
+    pub access_key_id: String,
     /// Secret access key.
-    pub(crate) secret_access_key: String,
+    pub secret_access_key: String,
     /// Must be true for an `http://` endpoint, so plain HTTP is never used by accident.
-    pub(crate) allow_http: bool,
+    pub allow_http: bool,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -195,7 +195,9 @@ impl Drop for Client {
 #[derive(Debug)]
 pub(crate) struct S3Objects {
     client: Arc<Client>,
-    /// `<prefix>objects`.
+    /// The configured prefix, under which every store gets its own directory of keys.
+    base: Key,
+    /// `<prefix>objects` (or `<prefix><store>/objects` for a store's scoped view).
     root: Key,
     spool: PathBuf,
     counter: AtomicU64,
@@ -204,10 +206,33 @@ pub(crate) struct S3Objects {
 impl S3Objects {
     /// Connects to the bucket described by `config`, spooling temporary objects in `spool`
     /// (created 0700 if missing). Does not touch the network; see [`S3Objects::check`].
+    #[cfg(test)]
     pub(crate) fn open(config: &S3Config, spool: &Path) -> io::Result<Self> {
-        let root = root_key(&config.prefix)?;
-        let store = build_store(config)?;
         crate::perms::create_dir_all(spool)?;
+        Self::connect(config, spool)
+    }
+
+    /// [`S3Objects::open`] without creating `spool`: for a backend that only checks the
+    /// bucket and hands out [`S3Objects::scoped`] views, so a failed check leaves no trace.
+    pub(crate) fn connect(config: &S3Config, spool: &Path) -> io::Result<Self> {
+        Self::connect_with(config, spool, retry_config())
+    }
+
+    /// Checks the bucket with a client that does not retry, so that a start on a wrong or
+    /// unreachable endpoint fails at once with one error instead of after a series of
+    /// retries (each logged); the serving client keeps its retries for transient failures.
+    pub(crate) fn check_once(config: &S3Config, spool: &Path) -> io::Result<()> {
+        let no_retries = RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        };
+        Self::connect_with(config, spool, no_retries)?.check()
+    }
+
+    fn connect_with(config: &S3Config, spool: &Path, retry: RetryConfig) -> io::Result<Self> {
+        let base = base_key(&config.prefix)?;
+        let root = base.clone().join("objects");
+        let store = build_store(config, retry)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("everlock-s3")
@@ -220,6 +245,7 @@ impl S3Objects {
         };
         Ok(Self {
             client: Arc::new(client),
+            base,
             root,
             spool: spool.to_path_buf(),
             counter: AtomicU64::new(0),
@@ -236,6 +262,33 @@ impl S3Objects {
             .run(async move { store.list_with_delimiter(Some(&root)).await })?
             .map_err(err)?;
         Ok(())
+    }
+
+    /// The objects of store `name` (`<prefix><name>/objects/...`), spooled in `spool`
+    /// (created 0700 if missing). The view shares this backend's client and its connection
+    /// pool, so a server with many stores still runs one S3 runtime.
+    pub(crate) fn scoped(&self, name: &str, spool: &Path) -> io::Result<Self> {
+        let part = object_store::path::PathPart::parse(name)
+            .map_err(|e| S3Error::Config(format!("store name {name:?} is not a valid key: {e}")))?;
+        crate::perms::create_dir_all(spool)?;
+        Ok(Self {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            root: self.base.clone().join(part).join("objects"),
+            spool: spool.to_path_buf(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A fresh name in the spool directory.
+    fn spool_path(&self) -> PathBuf {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.spool
+            .join(format!("{}-{nanos}-{n}", std::process::id()))
     }
 
     /// The key of an object.
@@ -353,15 +406,23 @@ fn check_len(key: &Key, expected: u64, got: u64) -> Result<(), S3Error> {
     }
 }
 
-/// `<prefix>/objects`, refusing a prefix that is not a clean key path.
-fn root_key(prefix: &str) -> Result<Key, S3Error> {
+/// The prefix as a key path, refusing a prefix that is not a clean key path.
+fn base_key(prefix: &str) -> Result<Key, S3Error> {
     let trimmed = prefix.trim_matches('/');
-    let base = Key::parse(trimmed)
-        .map_err(|e| S3Error::Config(format!("prefix {prefix:?} is not a valid key: {e}")))?;
-    Ok(base.join("objects"))
+    Key::parse(trimmed)
+        .map_err(|e| S3Error::Config(format!("prefix {prefix:?} is not a valid key: {e}")))
 }
 
-fn build_store(config: &S3Config) -> Result<impl ObjectStore, S3Error> {
+/// The retries of the serving client: transient failures are ridden out for up to 30 s.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(30),
+        ..RetryConfig::default()
+    }
+}
+
+fn build_store(config: &S3Config, retry: RetryConfig) -> Result<impl ObjectStore, S3Error> {
     if config.endpoint.starts_with("http://") && !config.allow_http {
         return Err(S3Error::Config(format!(
             "endpoint {} is plain HTTP; set allow-http = true to use it",
@@ -382,11 +443,6 @@ fn build_store(config: &S3Config) -> Result<impl ObjectStore, S3Error> {
     // reqwest is built without a bundled crypto provider; ring is the workspace's choice.
     // Another part of the process may have installed one already, which is just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let retry = RetryConfig {
-        max_retries: 5,
-        retry_timeout: Duration::from_secs(30),
-        ..RetryConfig::default()
-    };
     AmazonS3Builder::new()
         // Client options first: setting them replaces `allow_http`, which lives among them.
         .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)))
@@ -409,14 +465,7 @@ impl ObjectBackend for S3Objects {
     type Reader = S3Reader;
 
     fn create_temp(&self) -> io::Result<S3Temp> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .spool
-            .join(format!("{}-{nanos}-{n}", std::process::id()));
+        let path = self.spool_path();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -428,6 +477,43 @@ impl ObjectBackend for S3Objects {
             path,
             written: 0,
         })
+    }
+
+    /// Moves a finished upload file into the spool instead of copying it: upload sessions
+    /// live next to the spool in the store directory, so a rename saves writing every byte
+    /// twice before the upload. Across filesystems it falls back to the copy.
+    fn adopt(&self, path: PathBuf) -> io::Result<S3Temp> {
+        let spooled = self.spool_path();
+        match fs::rename(&path, &spooled) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(18) => {
+                // EXDEV: not on one filesystem.
+                let mut source = File::open(&path)?;
+                let mut temp = self.create_temp()?;
+                super::copy_into(&mut source, &mut temp)?;
+                fs::remove_file(&path)?;
+                return Ok(temp);
+            }
+            Err(e) => return Err(e),
+        }
+        // From here on the temp owns the file and deletes it when dropped.
+        let file = OpenOptions::new().read(true).write(true).open(&spooled);
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&spooled);
+                return Err(e);
+            }
+        };
+        let mut temp = S3Temp {
+            file,
+            path: spooled,
+            written: 0,
+        };
+        temp.written = temp.file.metadata()?.len();
+        // Appends, if any, go after the adopted bytes.
+        temp.file.seek(SeekFrom::End(0))?;
+        Ok(temp)
     }
 
     /// Small objects: one `PutObject` with `If-None-Match: *`, so concurrent publishers of one
@@ -574,6 +660,11 @@ pub(crate) struct S3Reader {
 }
 
 impl S3Reader {
+    /// The object's length, known from the HEAD done by `open`.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Fetches the window starting at the current position.
     fn fill(&mut self) -> io::Result<()> {
         let end = self.pos.saturating_add(READ_WINDOW).min(self.len);

@@ -1,53 +1,11 @@
-//! `/oci` and `/site`: the instance sub-commands, their `key=value` options and the
+//! A kind's family (`/oci`, `/site`, `/hello`, ...): the instance sub-commands, their
+//! `key=value` options (the generic ones and the settings the kind declares) and the
 //! maintenance commands an instance offers.
 
 use super::{Args, UsageError, take1};
-use crate::help::Family;
+use crate::families::Scope;
 
-/// The HTTP backend a `/oci` or `/site` command addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// `/oci` = kind `oci-http`.
-    Oci,
-    /// `/site` = kind `site-http`.
-    Site,
-}
-
-impl Scope {
-    /// The backend kind.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Scope::Oci => "oci-http",
-            Scope::Site => "site-http",
-        }
-    }
-
-    /// The access-path root of the kind's instances (`<root>/<instance>`).
-    pub fn access_root(self) -> &'static str {
-        match self {
-            Scope::Oci => "http/oci",
-            Scope::Site => "http/site",
-        }
-    }
-
-    /// `oci` or `site`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Oci => "oci",
-            Scope::Site => "site",
-        }
-    }
-
-    /// The help family.
-    pub fn family(self) -> Family {
-        match self {
-            Scope::Oci => Family::Oci,
-            Scope::Site => Family::Site,
-        }
-    }
-}
-
-/// `/oci` and `/site` sub-commands.
+/// A kind family's sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(
     missing_docs,
@@ -81,15 +39,19 @@ pub enum InstanceCmd {
     },
 }
 
-/// The `key=value` options each scope's sub-commands accept.
-fn allowed_options(scope: Scope, sub: &str) -> &'static [&'static str] {
-    match (scope, sub) {
-        (Scope::Oci, "create") | (Scope::Oci, "set") => &["vhost", "store"],
-        (Scope::Site, "create") => &["vhost", "mode", "auth", "store"],
-        (Scope::Site, "set") => &["vhost", "auth", "store"],
-        (_, "unset") => &["vhost"],
-        _ => &[],
+/// The `key=value` options `scope`'s `sub` accepts: the generic keys, then the settings the
+/// kind declares (`create` and `set` only; `unset` removes vhosts).
+fn allowed_options(scope: Scope, sub: &str) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = match sub {
+        "create" => vec!["vhost", "store", "prefix"],
+        "set" => vec!["vhost", "store"],
+        _ => return vec!["vhost"],
+    };
+    if scope.access_root().is_some() {
+        keys.push("auth");
     }
+    keys.extend(scope.console().create_options.iter().map(|o| o.key));
+    keys
 }
 
 /// Parses `key=value` words against the options `scope`'s `sub` accepts; at least one.
@@ -116,7 +78,8 @@ fn parse_options(
         }
         out.push((k.to_owned(), v.to_owned()));
     }
-    if out.is_empty() {
+    // `create` reports its missing required keys itself, which says more than "an option".
+    if out.is_empty() && sub != "create" {
         return Err(a.error(format!(
             "missing option ({})",
             allowed
@@ -136,10 +99,9 @@ fn parse_edit(scope: Scope, sub: &str, a: &Args<'_>) -> Result<InstanceCmd, Usag
     let options = parse_options(scope, sub, a, tail)?;
     Ok(match sub {
         "create" => {
-            let required: &[&str] = match scope {
-                Scope::Oci => &["vhost"],
-                Scope::Site => &["vhost", "mode"],
-            };
+            let declared = scope.console().create_options.iter();
+            let required =
+                std::iter::once("vhost").chain(declared.filter(|o| o.required).map(|o| o.key));
             for key in required {
                 if !options.iter().any(|(k, _)| k == key) {
                     return Err(a.error(format!("missing {key}=...")));
@@ -152,7 +114,7 @@ fn parse_edit(scope: Scope, sub: &str, a: &Args<'_>) -> Result<InstanceCmd, Usag
     })
 }
 
-/// Parses a `/oci` or `/site` sub-command; unknown names are the instance's own commands.
+/// Parses a kind family's sub-command; unknown names are the instance's own commands.
 pub(super) fn parse_instances(
     scope: Scope,
     sub: &str,

@@ -23,9 +23,15 @@ fn empty_help_and_quit_lines_parse() {
         ("", Command::Empty),
         ("   ", Command::Empty),
         ("/help", Command::Help(None)),
-        ("/help oci", Command::Help(Some(Family::Oci))),
+        (
+            "/help oci",
+            Command::Help(Some(crate::test_families::oci().family())),
+        ),
         ("/help /users", Command::Help(Some(Family::Users))),
-        ("/oci", Command::Help(Some(Family::Oci))),
+        (
+            "/oci",
+            Command::Help(Some(crate::test_families::oci().family())),
+        ),
         ("/quit", Command::Quit),
         ("/exit", Command::Quit),
     ];
@@ -166,7 +172,7 @@ fn instance_lines_parse() {
         (
             "/oci create team vhost=team.localhost",
             Command::Instances(
-                Scope::Oci,
+                crate::test_families::oci(),
                 InstanceCmd::Create {
                     name: s("team"),
                     options: vec![(s("vhost"), s("team.localhost"))],
@@ -176,7 +182,7 @@ fn instance_lines_parse() {
         (
             "/oci gc team --untagged --dry-run",
             Command::Instances(
-                Scope::Oci,
+                crate::test_families::oci(),
                 InstanceCmd::Run {
                     command: s("gc"),
                     name: s("team"),
@@ -187,7 +193,7 @@ fn instance_lines_parse() {
         (
             "/site create docs vhost=docs.localhost mode=markdown auth=private",
             Command::Instances(
-                Scope::Site,
+                crate::test_families::site(),
                 InstanceCmd::Create {
                     name: s("docs"),
                     options: vec![
@@ -201,7 +207,7 @@ fn instance_lines_parse() {
         (
             "/site rollback docs abc123",
             Command::Instances(
-                Scope::Site,
+                crate::test_families::site(),
                 InstanceCmd::Run {
                     command: s("rollback"),
                     name: s("docs"),
@@ -211,7 +217,10 @@ fn instance_lines_parse() {
         ),
         (
             "/site list --json",
-            Command::Instances(Scope::Site, InstanceCmd::List { json: true }),
+            Command::Instances(
+                crate::test_families::site(),
+                InstanceCmd::List { json: true },
+            ),
         ),
     ];
     check_parses(&cases);
@@ -300,7 +309,7 @@ fn mistakes_in_groups_backends_instances_help_and_quit_show_their_usage() {
         ),
         (
             "/oci create team",
-            "missing option (vhost=..., store=...)",
+            "missing vhost=...",
             "usage: /oci create",
         ),
         (
@@ -315,7 +324,7 @@ fn mistakes_in_groups_backends_instances_help_and_quit_show_their_usage() {
         ),
         (
             "/oci create team color=red",
-            "unknown option `color` (expected vhost, store)",
+            "unknown option `color` (expected vhost, store, prefix, auth, allow-delete)",
             "usage:",
         ),
         (

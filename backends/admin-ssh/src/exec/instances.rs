@@ -1,12 +1,44 @@
-//! `/oci` and `/site`: listing, creating, editing and deleting instances through the host's
-//! administration API, their `auth=` access, and the maintenance commands an instance offers.
+//! A kind's family (`/oci`, `/site`, `/hello`, ...): listing, creating, editing and deleting
+//! instances through the host's administration API, their `auth=` access, and the maintenance
+//! commands an instance offers. Everything kind-specific comes from the kind's declaration.
 
 use everlock_host::auth::Principal;
-use everlock_host::{AdminError, InstanceEdit, InstanceSpec};
+use everlock_host::{AdminError, InstanceEdit, InstanceSpec, OptionValue};
 use serde_json::json;
 
 use super::{Console, Failure, Outcome, parse_access, to_json};
 use crate::command::{InstanceCmd, Scope};
+
+/// A declared setting's `key=value` word as a settings value: checked against the allowed
+/// values and converted to the declared type, so the kind's `check` sees what a
+/// configuration file would hold.
+fn setting_value(scope: Scope, key: &str, value: String) -> Result<Option<toml::Value>, Failure> {
+    let Some(spec) = scope.console().create_options.iter().find(|o| o.key == key) else {
+        return Ok(None);
+    };
+    if !spec.allowed.is_empty() && !spec.allowed.contains(&value.as_str()) {
+        return Err(Failure::Other(format!(
+            "invalid {key} `{value}`: expected {}",
+            spec.allowed.join(" or ")
+        )));
+    }
+    let invalid =
+        |expected: &str| Failure::Other(format!("invalid {key} `{value}`: expected {expected}"));
+    Ok(Some(match spec.value {
+        OptionValue::Text => toml::Value::String(value),
+        OptionValue::Bool => match value.as_str() {
+            "true" => toml::Value::Boolean(true),
+            "false" => toml::Value::Boolean(false),
+            _ => return Err(invalid("true or false")),
+        },
+        OptionValue::Integer => value
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| i64::try_from(n).ok())
+            .map(toml::Value::Integer)
+            .ok_or_else(|| invalid("a non-negative integer"))?,
+    }))
+}
 
 impl Console {
     pub(super) async fn instances(
@@ -59,8 +91,9 @@ impl Console {
         }
     }
 
-    /// `set`: adds vhosts or moves the store through the host, and `auth=` changes who may
-    /// read; an `auth=` alone still needs the instance to exist.
+    /// `set`: adds vhosts, moves the store or changes declared settings through the host
+    /// (which checks them with the kind's `check` and persists them), and `auth=` changes who
+    /// may read; an `auth=` alone still needs the instance to exist.
     async fn set_instance(
         &self,
         actor: &Principal,
@@ -75,10 +108,16 @@ impl Console {
             match k.as_str() {
                 "vhost" => edit.add_vhosts.push(v),
                 "store" => edit.store = Some(v),
-                _ => access = Some(parse_access(&v)?),
+                "auth" => access = Some(parse_access(&v)?),
+                key => {
+                    if let Some(value) = setting_value(scope, key, v)? {
+                        edit.settings.insert(key.to_owned(), value);
+                    }
+                }
             }
         }
-        let changes_instance = !edit.add_vhosts.is_empty() || edit.store.is_some();
+        let changes_instance =
+            !edit.add_vhosts.is_empty() || edit.store.is_some() || !edit.settings.is_empty();
         if changes_instance {
             self.host.update_instance(actor, kind, &name, edit).await?;
         } else if !self.exists(kind, &name) {
@@ -109,18 +148,27 @@ impl Console {
             .filter(|i| i.kind == scope.kind())
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
+        let declared = scope.console().create_options;
         if json {
             return to_json(
                 &list
                     .iter()
                     .map(|i| {
-                        json!({
-                            "name": i.name,
-                            "vhosts": i.vhosts,
-                            "prefix": i.prefix,
-                            "store": i.store,
-                            "mode": i.settings.get("mode").and_then(|m| m.as_str()),
-                        })
+                        let mut entry = serde_json::Map::new();
+                        entry.insert("name".to_owned(), json!(i.name));
+                        entry.insert("vhosts".to_owned(), json!(i.vhosts));
+                        entry.insert("prefix".to_owned(), json!(i.prefix));
+                        entry.insert("store".to_owned(), json!(i.store));
+                        // Required settings stay at the top level (`mode` of a site, as
+                        // scripts have always read it); all settings are under `settings`.
+                        for o in declared.iter().filter(|o| o.required) {
+                            entry.insert(o.key.to_owned(), settings_json(i.settings.get(o.key)));
+                        }
+                        entry.insert(
+                            "settings".to_owned(),
+                            serde_json::to_value(&i.settings).unwrap_or(serde_json::Value::Null),
+                        );
+                        entry
                     })
                     .collect::<Vec<_>>(),
             );
@@ -130,14 +178,17 @@ impl Console {
         }
         list.iter()
             .map(|i| {
-                let mode = i
-                    .settings
-                    .get("mode")
-                    .and_then(|m| m.as_str())
-                    .map(|m| format!("  mode={m}"))
-                    .unwrap_or_default();
+                // Declared settings the instance sets, in declaration order.
+                let settings: String = declared
+                    .iter()
+                    .filter_map(|o| {
+                        i.settings
+                            .get(o.key)
+                            .map(|v| format!("  {}={}", o.key, plain(v)))
+                    })
+                    .collect();
                 format!(
-                    "{}  vhosts={}  prefix={}  store={}{mode}\n",
+                    "{}  vhosts={}  prefix={}  store={}{settings}\n",
                     i.name,
                     i.vhosts.join(","),
                     i.prefix,
@@ -154,9 +205,13 @@ impl Console {
         name: String,
         options: Vec<(String, String)>,
     ) -> Outcome {
+        let console = scope.console();
         let mut spec = InstanceSpec {
             kind: scope.kind().to_owned(),
             name: name.clone(),
+            // A registry answers the OCI distribution API, which lives under /v2: a kind
+            // declares where its instances mount unless `prefix=` says otherwise.
+            prefix: console.default_prefix.map(str::to_owned),
             ..InstanceSpec::default()
         };
         let mut access = None;
@@ -164,47 +219,59 @@ impl Console {
             match k.as_str() {
                 "vhost" => spec.vhosts.push(v),
                 "store" => spec.store = Some(v),
-                "mode" => {
-                    if v != "markdown" && v != "html" {
-                        return Err(Failure::Other(format!(
-                            "invalid mode `{v}`: expected markdown or html"
-                        )));
+                "prefix" => spec.prefix = Some(v),
+                "auth" => access = Some(parse_access(&v)?),
+                key => {
+                    if let Some(value) = setting_value(scope, key, v)? {
+                        spec.settings.insert(key.to_owned(), value);
                     }
-                    spec.settings
-                        .insert("mode".to_owned(), toml::Value::String(v));
                 }
-                _ => access = Some(parse_access(&v)?),
             }
         }
-        match scope {
-            Scope::Oci => {
-                // A registry answers the OCI distribution API, which lives under /v2.
-                spec.prefix = Some("/v2".to_owned());
-                self.host.create_instance(actor, spec).await?;
-                // Registries are private unless asked otherwise.
-                let public = access.unwrap_or(false);
-                self.set_public(actor, scope, &name, public).await?;
-                Ok(format!(
-                    "registry '{name}' created ({})",
-                    if public { "public" } else { "private" }
-                ))
-            }
-            Scope::Site => {
-                self.host.create_instance(actor, spec).await?;
-                let path = format!("http/site/{name}");
-                self.host
-                    .auth()
-                    .grant(actor, actor.name(), &path, "owner")
-                    .await?;
-                // Sites are public unless asked otherwise.
-                let public = access.unwrap_or(true);
-                self.set_public(actor, scope, &name, public).await?;
-                Ok(format!(
-                    "site '{name}' created ({}; owner '{actor}')",
-                    if public { "public" } else { "private" }
-                ))
+        self.host.create_instance(actor, spec).await?;
+        // The instance and its grants are one operation for the operator: when granting
+        // fails (say `auth=private` under a wider public grant), the new instance is deleted
+        // again rather than left serving with access nobody asked for.
+        match self.grant_new(actor, scope, &name, access).await {
+            Ok(access) => Ok(format!("{} '{name}' created{access}", console.noun)),
+            Err(e) => {
+                if let Err(undo) = self.host.delete_instance(actor, scope.kind(), &name).await {
+                    tracing::warn!(kind = scope.kind(), %name, error = %undo, "could not undo a half-created instance");
+                }
+                Err(e)
             }
         }
+    }
+
+    /// The grants of a new instance: `owner` for its creator when the kind asks for it, and
+    /// anonymous reading as `auth=` or the kind's default says. Returns the `(public; ...)`
+    /// note of the reply, empty for kinds without an access path.
+    async fn grant_new(
+        &self,
+        actor: &Principal,
+        scope: Scope,
+        name: &str,
+        access: Option<bool>,
+    ) -> Result<String, Failure> {
+        let console = scope.console();
+        let Some(root) = scope.access_root() else {
+            return Ok(String::new());
+        };
+        let mut owner = String::new();
+        if console.owner_on_create {
+            let path = format!("{root}/{name}");
+            self.host
+                .auth()
+                .grant(actor, actor.name(), &path, "owner")
+                .await?;
+            owner = format!("; owner '{actor}'");
+        }
+        let public = access.unwrap_or(console.public_by_default);
+        self.set_public(actor, scope, name, public).await?;
+        Ok(format!(
+            " ({}{owner})",
+            if public { "public" } else { "private" }
+        ))
     }
 
     /// `auth=public` grants `anon` reader on the instance; `auth=private` removes every
@@ -216,7 +283,13 @@ impl Console {
         name: &str,
         public: bool,
     ) -> Result<(), Failure> {
-        let path = format!("{}/{name}", scope.access_root());
+        let Some(root) = scope.access_root() else {
+            return Err(Failure::Other(format!(
+                "{} instances have no access path: auth= does not apply",
+                scope.name()
+            )));
+        };
+        let path = format!("{root}/{name}");
         if public {
             self.host
                 .auth()
@@ -266,4 +339,19 @@ impl Console {
             .await
             .map_err(|e| Failure::Other(e.to_string()))
     }
+}
+
+/// A settings value as a console word: strings without quotes, everything else as TOML.
+fn plain(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A settings value as JSON (`null` when unset).
+fn settings_json(value: Option<&toml::Value>) -> serde_json::Value {
+    value
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or(serde_json::Value::Null)
 }

@@ -65,7 +65,7 @@ fn check(_: &toml::Table) -> Result<(), BuildError> {
 fn build(ctx: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(Stand(ctx.instance.to_string())))
 }
-static OCI: BackendFactory = BackendFactory {
+pub(super) static OCI: BackendFactory = BackendFactory {
     kind: "oci-http",
     frontend: Frontend::Http,
     summary: "test registry",
@@ -75,25 +75,63 @@ static OCI: BackendFactory = BackendFactory {
     example_settings: "",
     admin: false,
     access_root: Some("http/oci"),
+    console: Some(crate::test_families::OCI),
 };
 static SITE: BackendFactory = BackendFactory {
     kind: "site-http",
     summary: "test site",
     access_root: Some("http/site"),
+    console: Some(crate::test_families::SITE),
     ..OCI
 };
-static CONSOLE: BackendFactory = crate::FACTORY;
+
+/// The example hello kind's settings, checked strictly as its factory does.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[allow(dead_code, reason = "only the strict parse matters")]
+struct HelloSettings {
+    greeting: Option<String>,
+    private: Option<bool>,
+}
+fn check_hello(table: &toml::Table) -> Result<(), BuildError> {
+    everlock_host::parse_settings::<HelloSettings>(table).map(|_| ())
+}
+fn build_hello(ctx: BackendContext, table: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
+    check_hello(table)?;
+    build(ctx, table)
+}
+/// A third-party kind the console has no code for: only its console declaration.
+pub(super) static HELLO: BackendFactory = BackendFactory {
+    kind: "hello-http",
+    summary: "test hello",
+    check: check_hello,
+    build: build_hello,
+    access_root: Some("http/hello"),
+    console: Some(crate::test_families::HELLO),
+    ..OCI
+};
+pub(super) static CONSOLE: BackendFactory = crate::FACTORY;
 
 async fn setup(with_site: bool) -> (TestEnv, Host) {
-    let env = TestEnv::new().await;
-    env.auth
-        .bootstrap("admin", AdminPassword::Given("admin-pw".to_owned()))
-        .await
-        .unwrap();
     let mut factories = vec![&OCI, &CONSOLE];
     if with_site {
         factories.push(&SITE);
     }
+    setup_with(factories).await
+}
+
+pub(super) async fn setup_with(factories: Vec<&'static BackendFactory>) -> (TestEnv, Host) {
+    let env = TestEnv::new().await;
+    let host = start_on(&env, factories).await;
+    (env, host)
+}
+
+/// Starts a host on `env`'s data (again, for a restart).
+pub(super) async fn start_on(env: &TestEnv, factories: Vec<&'static BackendFactory>) -> Host {
+    env.auth
+        .bootstrap("admin", AdminPassword::Given("admin-pw".to_owned()))
+        .await
+        .unwrap();
     let host = Host::new(
         Registry::from_factories(factories).unwrap(),
         env.stores.clone(),
@@ -106,16 +144,16 @@ async fn setup(with_site: bool) -> (TestEnv, Host) {
         ..Config::default()
     };
     host.start(config).await.unwrap();
-    (env, host)
+    host
 }
 
-fn user(login: &str) -> Principal {
+pub(super) fn user(login: &str) -> Principal {
     Principal::test_user(login)
 }
 
 /// Runs `(actor, line, status, expected text)` rows in order; the text must appear in
 /// stdout (status 0) or be the first line of stderr (status 1).
-async fn table(console: &Console, rows: &[(&str, &str, u32, &str)]) {
+pub(super) async fn table(console: &Console, rows: &[(&str, &str, u32, &str)]) {
     for (actor, line, status, expected) in rows {
         let reply = console.execute(&user(actor), line).await;
         assert_eq!(reply.status, *status, "{line}: {reply:?}");
@@ -166,7 +204,8 @@ async fn users_and_groups_commands() {
             ("admin", "/users remove admin", 1, "refusing to remove the last system administrator"),
             ("admin", "/frob", 1, "unknown command `/frob`"),
             ("admin", "/users add x", 1, "missing <password>"),
-            ("admin", "/site list", 1, "site backend not enabled"),
+            // A kind that is not compiled in has no console family at all.
+            ("admin", "/site list", 1, "unknown command `/site`"),
             ("admin", "", 0, ""),
         ],
     )

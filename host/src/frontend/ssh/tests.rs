@@ -96,6 +96,7 @@ static ECHO: BackendFactory = BackendFactory {
     example_settings: "",
     admin: false,
     access_root: None,
+    console: None,
 };
 
 pub(super) struct Client;
