@@ -214,3 +214,35 @@ pub(crate) struct RawObject {
     pub(crate) size: u64,
     pub(crate) inline: Option<Vec<u8>>,
 }
+
+/// Decides a compare-and-swap precondition against the path's current HEAD entry: the one
+/// rule every engine applies inside its commit transaction, with the same conflict message.
+pub(crate) fn evaluate_precondition(
+    pre: &crate::types::Precondition,
+    head: Option<crate::types::Entry>,
+) -> Result<()> {
+    use crate::types::Expected;
+    let ok = match (&pre.expected, &head) {
+        (Expected::Absent, None) => true,
+        (Expected::Version(v), Some(e)) => e.version == *v,
+        (Expected::Object(o), Some(e)) => e.object == *o,
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let found = match head {
+        None => "absent".to_owned(),
+        Some(e) => format!("version {} ({})", e.version, e.object),
+    };
+    let expected = match &pre.expected {
+        Expected::Absent => "absent".to_owned(),
+        Expected::Version(v) => format!("version {v}"),
+        Expected::Object(o) => format!("object {o}"),
+    };
+    Err(crate::error::StorageError::Conflict {
+        path: pre.path.clone(),
+        expected,
+        found,
+    })
+}

@@ -335,29 +335,7 @@ pub(crate) struct ObjectOutcome {
 
 fn check_precondition(conn: &Connection, pre: &Precondition) -> Result<()> {
     let head = head_entry(conn, &pre.path)?;
-    let ok = match (&pre.expected, &head) {
-        (Expected::Absent, None) => true,
-        (Expected::Version(v), Some(e)) => e.version == *v,
-        (Expected::Object(o), Some(e)) => e.object == *o,
-        _ => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    let found = match head {
-        None => "absent".to_owned(),
-        Some(e) => format!("version {} ({})", e.version, e.object),
-    };
-    let expected = match &pre.expected {
-        Expected::Absent => "absent".to_owned(),
-        Expected::Version(v) => format!("version {v}"),
-        Expected::Object(o) => format!("object {o}"),
-    };
-    Err(StorageError::Conflict {
-        path: pre.path.clone(),
-        expected,
-        found,
-    })
+    super::api::evaluate_precondition(pre, head)
 }
 
 /// Appends a commit record and applies its operations to `versions` and `head`.

@@ -291,29 +291,7 @@ pub(super) async fn all_uploads(c: &Db) -> Result<Vec<UploadRow>> {
 
 async fn check_precondition(c: &Db, pre: &Precondition) -> Result<()> {
     let head = head_entry(c, &pre.path).await?;
-    let ok = match (&pre.expected, &head) {
-        (Expected::Absent, None) => true,
-        (Expected::Version(v), Some(e)) => e.version == *v,
-        (Expected::Object(o), Some(e)) => e.object == *o,
-        _ => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    let found = match head {
-        None => "absent".to_owned(),
-        Some(e) => format!("version {} ({})", e.version, e.object),
-    };
-    let expected = match &pre.expected {
-        Expected::Absent => "absent".to_owned(),
-        Expected::Version(v) => format!("version {v}"),
-        Expected::Object(o) => format!("object {o}"),
-    };
-    Err(StorageError::Conflict {
-        path: pre.path.clone(),
-        expected,
-        found,
-    })
+    crate::meta::api::evaluate_precondition(pre, head)
 }
 
 /// Appends a commit record (the same bytes, hence the same id, as SQLite's `append`) and
