@@ -9,7 +9,7 @@ use crate::digest::ObjectId;
 use crate::error::{Result, StorageError};
 use crate::hashing::Digests;
 use crate::record::{Record, RecordOp};
-use crate::types::{CommitInfo, CommitMeta, Expected, Precondition};
+use crate::types::{CommitInfo, CommitMeta, Precondition};
 
 /// An operation whose content is already durable (a published file) or travels with the
 /// transaction (inline bytes).

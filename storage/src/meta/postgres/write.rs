@@ -13,7 +13,7 @@ use crate::digest::ObjectId;
 use crate::error::{Result, StorageError};
 use crate::hashing::Digests;
 use crate::record::{Record, RecordOp};
-use crate::types::{CommitInfo, CommitMeta, Expected, Precondition};
+use crate::types::{CommitInfo, CommitMeta, Precondition};
 
 /// Takes the store's write lock for the rest of the transaction. In READ COMMITTED every later
 /// statement then sees every transaction that held the lock before.
