@@ -192,6 +192,9 @@ pub(crate) struct ServeArgs {
     /// The rest of `[storage]`.
     #[command(flatten)]
     storage: crate::cli_storage::StorageArgs,
+    /// `[acme]` and the HTTPS redirect.
+    #[command(flatten)]
+    acme: crate::cli_acme::AcmeArgs,
     /// Metrics listener (`/metrics`, `/healthz`, `/readyz`) address, or `off`.
     #[arg(
         long = "metrics-listen",
@@ -235,7 +238,7 @@ pub(crate) fn parse(registry: &Registry) -> (Cli, ArgMatches) {
     use clap::{CommandFactory, FromArgMatches};
     let command =
         Cli::command().mut_subcommand("serve", |serve| registry.kinds().fold(serve, add_kind_args));
-    let matches = command.get_matches();
+    let matches = crate::site_cmd::hide_server_options(command).get_matches();
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => (cli, matches),
         Err(e) => e.exit(),
@@ -319,6 +322,8 @@ pub(crate) fn overrides(
     o.throttle_address_window_secs = args.throttle_address_window_secs;
     o.storage_maintenance_interval_secs = args.storage_maintenance_interval_secs;
     args.storage.fill(matches, &mut o.storage);
+    o.acme = args.acme.overrides();
+    o.https_redirect = args.acme.https_redirect();
     o.metrics_listen = args.metrics_listen;
     o.log_format = args.log_format;
     for kind in registry.kinds() {

@@ -3,6 +3,7 @@
 
 mod backup_cmd;
 mod cli;
+mod cli_acme;
 mod cli_storage;
 mod error_chain;
 mod linked;
@@ -13,6 +14,7 @@ mod ready_file;
 mod serve;
 mod site_cmd;
 mod store_cmd;
+mod store_copy_cmd;
 mod users_cmd;
 
 use std::process::ExitCode;
@@ -132,7 +134,6 @@ fn storage_config(
 ) -> anyhow::Result<Config> {
     let (mut config, _) = load_config(path)?;
     cli::overrides(data_dir, None, registry).apply(&mut config);
-    serve::refuse_unwired_storage(&config.storage, "run")?;
     Ok(config)
 }
 

@@ -24,8 +24,7 @@ pub(crate) fn serve(
     // First of all: whatever happens next, nobody may read an earlier run's addresses.
     let mut ready = admin.ready_file.clone().map(ReadyFile::claim).transpose()?;
     config.validate(&registry, source)?;
-    refuse_unwired_storage(&config.storage, "start")?;
-    // Before the runtime: checking the bucket blocks on one request.
+    // Before the runtime: checking the bucket and the database blocks on one request each.
     let stores = store_manager(&config.data_dir, &config.storage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,7 +40,9 @@ pub(crate) fn serve(
         // Listeners before the administrator: a busy port must fail the start before a
         // password is generated and printed, or the operator is shown one that no server
         // ever accepted and the next start, finding an administrator, shows none.
-        let host = Host::new(registry, stores, auth.clone(), system, shutdown.clone());
+        let mut host = Host::new(registry, stores, auth.clone(), system, shutdown.clone());
+        // Before the host is cloned into the server: the grant is part of the host's identity.
+        grant_administration(&mut host)?;
         host.metrics().set_build(
             env!("CARGO_PKG_VERSION"),
             option_env!("EVERLOCK_GIT_COMMIT").unwrap_or("unknown"),
@@ -87,6 +88,20 @@ pub(crate) fn serve(
     })
 }
 
+/// The composition root's one grant of host administration: the SSH console, when it is
+/// compiled in. No factory can ask for administration; the host hands a `HostAdmin` only to
+/// the kind named here (`tests/authority.rs` checks that nothing else grants it).
+#[cfg(feature = "backend-admin-ssh")]
+fn grant_administration(host: &mut Host) -> anyhow::Result<()> {
+    Ok(host.grant_administration(everlock_backend_admin_ssh::KIND)?)
+}
+
+/// Without the console compiled in, nothing administers the running host.
+#[cfg(not(feature = "backend-admin-ssh"))]
+fn grant_administration(_host: &mut Host) -> anyhow::Result<()> {
+    Ok(())
+}
+
 /// What the command line adds to the configuration: who the first administrator is, when none
 /// exists yet, and where to report the bound addresses.
 pub(crate) struct Bootstrap {
@@ -98,45 +113,42 @@ pub(crate) struct Bootstrap {
     pub(crate) ready_file: Option<std::path::PathBuf>,
 }
 
-/// Stops a start on storage this build cannot use yet. Serving from local files instead would
-/// split the data between nodes (or leave a bucket empty) without anyone noticing.
-pub(crate) fn refuse_unwired_storage(
+/// Stops the offline commands other than `everlock store` (users, oci gc, backup, restore) on
+/// S3 objects or shared PostgreSQL metadata: they work on the store files of the data
+/// directory only so far, and would read or write the wrong copy.
+pub(crate) fn refuse_remote_objects(
     storage: &everlock_host::config::StorageConfig,
-    verb: &str,
 ) -> anyhow::Result<()> {
     use everlock_host::config::{MetaKind, ObjectsKind};
     let what = match (storage.objects, storage.meta) {
-        (_, MetaKind::Sqlite) => return Ok(()),
+        (ObjectsKind::File, MetaKind::Sqlite) => return Ok(()),
+        (ObjectsKind::S3, MetaKind::Sqlite) => "objects = \"s3\"",
         (ObjectsKind::File, MetaKind::Postgres) => "meta = \"postgres\"",
         (ObjectsKind::S3, MetaKind::Postgres) => "objects = \"s3\" and meta = \"postgres\"",
     };
     anyhow::bail!(
-        "this build does not yet support [storage] {what}; refusing to {verb} rather than fall back to local files"
+        "this command does not yet support [storage] {what} (only `everlock store` and `everlock serve` do); refusing to run rather than work on local files"
     )
 }
 
-/// Stops the offline commands other than `everlock store` (users, oci gc, backup, restore) on
-/// S3 objects: they work on the store files of the data directory only so far.
-pub(crate) fn refuse_remote_objects(
-    storage: &everlock_host::config::StorageConfig,
-) -> anyhow::Result<()> {
-    if storage.objects == everlock_host::config::ObjectsKind::S3 {
-        anyhow::bail!(
-            "this command does not yet support [storage] objects = \"s3\" (only `everlock store` and `everlock serve` do); refusing to run rather than work on local files"
-        );
-    }
-    Ok(())
-}
-
-/// The stores of `data_dir` on the configured object storage. For S3 this checks the bucket
-/// once, so a wrong endpoint, bucket or credentials stop the start with one line. Blocking.
+/// The stores of `data_dir` on the configured storage. It checks the bucket and the database
+/// once, so a wrong endpoint, bucket, URL or credentials stop the start with one line.
+/// Blocking.
 pub(crate) fn store_manager(
     data_dir: &std::path::Path,
     storage: &everlock_host::config::StorageConfig,
 ) -> anyhow::Result<StoreManager> {
-    use everlock_host::config::ObjectStorage;
-    use everlock_host::storage::{ObjectsConfig, S3Config};
-    let objects = match storage.selection()?.objects {
+    use everlock_host::config::{MetaStorage, ObjectStorage};
+    use everlock_host::storage::{MetaConfig, ObjectsConfig, PostgresConfig, S3Config};
+    let selection = storage.selection()?;
+    let meta = match &selection.meta {
+        MetaStorage::Sqlite => MetaConfig::Sqlite,
+        MetaStorage::Postgres(pg) => MetaConfig::Postgres(PostgresConfig {
+            url: pg.connection_url(),
+            max_connections: pg.max_connections,
+        }),
+    };
+    let objects = match selection.objects {
         ObjectStorage::File => ObjectsConfig::File,
         ObjectStorage::S3(s3) => ObjectsConfig::S3(S3Config {
             endpoint: s3.endpoint.as_str().to_owned(),
@@ -148,8 +160,8 @@ pub(crate) fn store_manager(
             allow_http: s3.allow_http,
         }),
     };
-    // The storage error already names the bucket and endpoint; one line, no chain.
-    StoreManager::new_with(data_dir, objects).map_err(|e| anyhow::anyhow!("{e}"))
+    // The storage error already names the bucket, endpoint or database; one line, no chain.
+    StoreManager::new_with_meta(data_dir, objects, meta).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Logs where each instance can be reached, so a newcomer can click the first line.

@@ -1,13 +1,19 @@
 //! `everlock site deploy <dir> --url <site url> --user <login>`: uploads a directory as a
 //! site's whole new content.
 //!
-//! The directory is packed into a tar.gz on a blocking thread and streamed to the site's
-//! `PUT /.well-known/everlock/deploy` endpoint while it is being built, so memory use does not
-//! depend on the site's size; a progress bar counts the file bytes packed. HTTPS trusts the
-//! system roots plus an optional `--cacert` (for example the server's generated local CA).
+//! An incremental deploy first sends the manifest (every path with the blake3 hash of its
+//! content) and the server answers which contents it lacks; only those are packed into a
+//! tar.gz, behind the manifest, streamed to `PUT /.well-known/everlock/deploy` while it is being
+//! built (memory use does not depend on the site's size), and committed as one atomic deploy.
+//! Unchanged content uploads nothing and commits nothing. `--full` sends every file (as an
+//! older server needs; a server that does not know manifests gets a full upload anyway). HTTPS
+//! trusts the system roots plus an optional `--cacert` (e.g. the server's generated local CA).
 
+mod pack;
+
+use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,12 +22,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use pack::{ChannelWriter, FileToPack};
+
 /// The deploy endpoint below the site URL.
 const DEPLOY_PATH: &str = "/.well-known/everlock/deploy";
 
-/// The largest reply read from the server: a deploy report or an error is a few hundred bytes,
-/// so anything bigger is not the deploy endpoint talking and is not buffered whole.
-const MAX_REPLY: usize = 64 * 1024;
+/// The request header that tells the server the archive starts with the manifest.
+const MANIFEST_HEADER: &str = "everlock-deploy-manifest";
+
+/// The largest reply read from the server: a report, an error or the list of missing contents
+/// (64 hex digits each, so this fits the missing list of a 100,000-file site).
+const MAX_REPLY: usize = 8 * 1024 * 1024;
 
 /// Arguments of `everlock site`.
 #[derive(clap::Args, Debug)]
@@ -34,124 +45,301 @@ pub(crate) struct SiteArgs {
 /// The `everlock site` subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum SiteCommand {
-    /// Upload a directory as the site's whole new content, in one atomic commit.
-    Deploy {
-        /// The directory to publish (its content becomes the site root).
-        dir: PathBuf,
-        /// The site's URL, e.g. `https://docs.example.com/` (a path prefix is kept).
-        #[arg(long)]
-        url: String,
-        /// The login to deploy as (needs writer on `http/site/<name>`).
-        #[arg(long)]
-        user: String,
-        /// A PEM file of extra CA certificates to trust (e.g. `data/_host/tls/ca.pem`).
-        #[arg(long)]
-        cacert: Option<PathBuf>,
-    },
+    /// Publish a directory as the site's whole new content, in one atomic commit; only
+    /// contents the server does not have yet are uploaded.
+    Deploy(DeployArgs),
+}
+
+/// Options of `everlock site deploy`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DeployArgs {
+    /// The directory to publish (its content becomes the site root).
+    dir: PathBuf,
+    /// The site's URL, e.g. `https://docs.example.com/` (a path prefix is kept).
+    #[arg(long)]
+    url: String,
+    /// The login to deploy as (needs writer on `http/site/<name>`).
+    #[arg(long)]
+    user: String,
+    /// Read the password from the first line of standard input (else `EVERLOCK_PASSWORD`,
+    /// else a prompt).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A PEM file of extra CA certificates to trust (e.g. `data/_host/tls/ca.pem`).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Upload every file instead of only the contents the server lacks.
+    #[arg(long)]
+    full: bool,
+}
+
+/// Hides the global `--config` and `--data-dir` (options of the server side) from
+/// `everlock site deploy --help`, which talks to a server over HTTP and reads neither: its help
+/// lists only what applies. Parsing is unchanged.
+pub(crate) fn hide_server_options(mut command: clap::Command) -> clap::Command {
+    // Global options reach subcommands only when the command is built.
+    command.build();
+    command.mut_subcommand("site", |site| {
+        site.mut_subcommand("deploy", |deploy| {
+            // In place: `mut_arg` would move the argument after `--help`, which clap's
+            // parser does not expect of a built command.
+            deploy.mut_args(|a| {
+                if matches!(a.get_id().as_str(), "config" | "data_dir") {
+                    a.hide(true)
+                } else {
+                    a
+                }
+            })
+        })
+    })
 }
 
 /// Runs `everlock site ...`.
 pub(crate) fn run(args: SiteArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        SiteCommand::Deploy {
-            dir,
-            url,
-            user,
-            cacert,
-        } => {
-            let password = match std::env::var("EVERLOCK_PASSWORD") {
-                Ok(p) if !p.is_empty() => p,
-                _ => rpassword::prompt_password(format!("Password for {user}: "))
-                    .context("cannot read the password (set EVERLOCK_PASSWORD)")?,
-            };
+        SiteCommand::Deploy(args) => {
+            let password = password(&args)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let report =
-                runtime.block_on(deploy(&dir, &url, &user, &password, cacert.as_deref()))?;
+            let report = runtime.block_on(deploy(&args, &password))?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// One file to pack: its path on disk and its name in the archive.
-#[derive(Debug)]
-struct FileToPack {
-    disk: PathBuf,
-    name: String,
-    size: u64,
+/// The password: from standard input, the environment or a prompt, in that order.
+fn password(args: &DeployArgs) -> anyhow::Result<String> {
+    if args.password_stdin {
+        let mut line = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            bail!("--password-stdin: standard input holds no password");
+        }
+        return Ok(line.to_owned());
+    }
+    match std::env::var("EVERLOCK_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(p),
+        _ => rpassword::prompt_password(format!("Password for {}: ", args.user))
+            .context("cannot read the password (use --password-stdin or set EVERLOCK_PASSWORD)"),
+    }
 }
 
-async fn deploy(
-    dir: &Path,
-    url: &str,
-    user: &str,
-    password: &str,
-    cacert: Option<&Path>,
-) -> anyhow::Result<String> {
-    let endpoint = deploy_url(url)?;
-    let client = client(cacert, endpoint.scheme() == "https")?;
-    let files = collect(dir)?;
-    if files.is_empty() {
-        bail!("{} holds no files to deploy", dir.display());
-    }
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+/// A reply: its status and JSON body (`null` if it was not JSON).
+struct Reply {
+    status: reqwest::StatusCode,
+    json: serde_json::Value,
+    text: String,
+}
 
-    // The archive is built on a blocking thread and handed over in chunks.
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
-    let packer_bar = bar.clone();
-    let packer = tokio::task::spawn_blocking(move || {
-        pack(files, ChannelWriter { tx: tx.clone() }, &packer_bar, &tx)
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let response = client
-        .put(endpoint.clone())
-        .basic_auth(user, Some(password))
-        .header(reqwest::header::CONTENT_TYPE, "application/gzip")
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .map_err(|e| send_error(e, &endpoint))?;
-    let packed = packer.await.context("the archive packer stopped")?;
-    bar.finish_and_clear();
-    let status = response.status();
-    let body = Limited::new(reqwest::Body::from(response), MAX_REPLY)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the response: {e}"))?
-        .to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    if status != reqwest::StatusCode::CREATED {
-        let message = json
+impl Reply {
+    async fn read(response: reqwest::Response) -> anyhow::Result<Reply> {
+        let status = response.status();
+        let body = Limited::new(reqwest::Body::from(response), MAX_REPLY)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the response: {e}"))?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            json: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&body).trim().to_owned(),
+        })
+    }
+
+    fn error(&self) -> anyhow::Error {
+        let message = self
+            .json
             .get("error")
             .and_then(|e| e.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-        bail!("deploy refused ({status}): {message}");
+            .map_or_else(|| self.text.clone(), str::to_owned);
+        anyhow::anyhow!("deploy refused ({}): {message}", self.status)
     }
-    packed.context("cannot pack the directory")?;
-    Ok(format!(
-        "deployed {} files ({} bytes) to {url}; commit {}",
-        json.get("files")
+
+    fn number(&self, key: &str) -> u64 {
+        self.json
+            .get(key)
             .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0),
-        json.get("bytes")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0),
-        json.get("commit").and_then(|c| c.as_str()).unwrap_or("?"),
-    ))
+            .unwrap_or(0)
+    }
+}
+
+async fn deploy(args: &DeployArgs, password: &str) -> anyhow::Result<String> {
+    let endpoint = deploy_url(&args.url)?;
+    let client = client(args.cacert.as_deref(), endpoint.scheme() == "https")?;
+    let dir = args.dir.clone();
+    let files = tokio::task::spawn_blocking(move || pack::collect(&dir))
+        .await
+        .context("the file lister stopped")??;
+    if files.is_empty() {
+        bail!("{} holds no files to deploy", args.dir.display());
+    }
+    let session = Session {
+        client: &client,
+        endpoint: &endpoint,
+        user: &args.user,
+        password,
+    };
+    if args.full {
+        return session.upload(None, files, &args.url).await;
+    }
+    let (files, hashes) = tokio::task::spawn_blocking(move || {
+        let hashes = pack::hash_files(&files);
+        (files, hashes)
+    })
+    .await
+    .context("the hasher stopped")?;
+    let hashes = hashes?;
+    let manifest = manifest_json(&files, &hashes);
+    let reply = Reply::read(
+        session
+            .request(reqwest::Method::POST)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .map_err(|e| send_error(e, &endpoint))?,
+    )
+    .await?;
+    if matches!(
+        reply.status,
+        reqwest::StatusCode::METHOD_NOT_ALLOWED | reqwest::StatusCode::NOT_FOUND
+    ) {
+        // A server from before incremental deploys: send everything, as it expects.
+        return session.upload(None, files, &args.url).await;
+    }
+    if reply.status != reqwest::StatusCode::OK {
+        return Err(reply.error());
+    }
+    if reply
+        .json
+        .get("unchanged")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
+        return Ok(format!(
+            "{} is already deployed at {}: nothing uploaded, no new commit",
+            args.dir.display(),
+            args.url
+        ));
+    }
+    let missing: HashSet<&str> = reply
+        .json
+        .get("missing")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    // One copy of each missing content travels, under the first path that has it.
+    let mut sent = HashSet::new();
+    let upload: Vec<FileToPack> = files
+        .into_iter()
+        .zip(&hashes)
+        .filter(|(_, h)| missing.contains(h.as_str()) && sent.insert(h.as_str()))
+        .map(|(f, _)| f)
+        .collect();
+    session.upload(Some(manifest), upload, &args.url).await
+}
+
+/// The manifest the server reads: every path with its content's hash and size.
+fn manifest_json(files: &[FileToPack], hashes: &[String]) -> Vec<u8> {
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .zip(hashes)
+        .map(|(f, h)| serde_json::json!({"path": f.name, "blake3": h, "size": f.size}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "files": files })).unwrap_or_default()
+}
+
+/// One deploy's connection details.
+struct Session<'a> {
+    client: &'a reqwest::Client,
+    endpoint: &'a reqwest::Url,
+    user: &'a str,
+    password: &'a str,
+}
+
+impl Session<'_> {
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.endpoint.clone())
+            .basic_auth(self.user, Some(self.password))
+    }
+
+    /// Streams the archive of `files` (behind `manifest`, for an incremental deploy).
+    async fn upload(
+        &self,
+        manifest: Option<Vec<u8>>,
+        files: Vec<FileToPack>,
+        url: &str,
+    ) -> anyhow::Result<String> {
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let incremental = manifest.is_some();
+        // The archive is built on a blocking thread and handed over in chunks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+        let packer_bar = bar.clone();
+        let packer = tokio::task::spawn_blocking(move || {
+            pack::pack(manifest, files, ChannelWriter { tx }, &packer_bar)
+        });
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let mut request = self
+            .request(reqwest::Method::PUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip");
+        if incremental {
+            request = request.header(MANIFEST_HEADER, "1");
+        }
+        let response = request
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .map_err(|e| send_error(e, self.endpoint))?;
+        let packed = packer.await.context("the archive packer stopped")?;
+        bar.finish_and_clear();
+        let reply = Reply::read(response).await?;
+        if !reply.status.is_success() {
+            return Err(reply.error());
+        }
+        packed.context("cannot pack the directory")?;
+        let commit = reply
+            .json
+            .get("commit")
+            .and_then(|c| c.as_str())
+            .unwrap_or("?");
+        if reply
+            .json
+            .get("unchanged")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+        {
+            return Ok(format!(
+                "{url} already had this content (commit {commit}): no new commit"
+            ));
+        }
+        Ok(format!(
+            "deployed {} files ({} bytes) to {url}; commit {commit}; uploaded {} files \
+             ({} bytes sent), {} unchanged",
+            reply.number("files"),
+            reply.number("bytes"),
+            reply.number("uploaded_files"),
+            reply.number("received_bytes"),
+            reply.number("reused_files"),
+        ))
+    }
 }
 
 /// Names what failed the way the hand-written client did: the connection (TCP or TLS) or the
@@ -209,133 +397,32 @@ fn deploy_url(url: &str) -> anyhow::Result<reqwest::Url> {
     Ok(endpoint)
 }
 
-/// Lists the regular files under `dir` with their archive names; links are refused because the
-/// server refuses them too, and it is better to say so before uploading anything.
-fn collect(dir: &Path) -> anyhow::Result<Vec<FileToPack>> {
-    let meta = fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    if !meta.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_owned(), String::new())];
-    while let Some((disk, name)) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&disk)
-            .with_context(|| format!("cannot list {}", disk.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot list {}", disk.display()))?;
-        entries.sort_by_key(fs::DirEntry::file_name);
-        for entry in entries {
-            let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else {
-                bail!("{} has a name that is not UTF-8", entry.path().display());
-            };
-            let archive_name = if name.is_empty() {
-                file_name.to_owned()
-            } else {
-                format!("{name}/{file_name}")
-            };
-            let kind = entry
-                .file_type()
-                .with_context(|| format!("cannot stat {}", entry.path().display()))?;
-            if kind.is_symlink() {
-                bail!(
-                    "{} is a symbolic link; sites hold regular files only",
-                    entry.path().display()
-                );
-            } else if kind.is_dir() {
-                stack.push((entry.path(), archive_name));
-            } else if kind.is_file() {
-                let size = entry
-                    .metadata()
-                    .with_context(|| format!("cannot stat {}", entry.path().display()))?
-                    .len();
-                out.push(FileToPack {
-                    disk: entry.path(),
-                    name: archive_name,
-                    size,
-                });
-            } else {
-                bail!("{} is not a regular file", entry.path().display());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Writes the tar.gz of `files` into `writer`; on failure the error also goes down the
-/// channel, so the upload is cut short instead of looking complete.
-fn pack(
-    files: Vec<FileToPack>,
-    writer: ChannelWriter,
-    bar: &ProgressBar,
-    tx: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-) -> anyhow::Result<()> {
-    let result = (|| -> anyhow::Result<()> {
-        let gz = flate2::write::GzEncoder::new(writer, flate2::Compression::default());
-        let mut builder = tar::Builder::new(gz);
-        builder.mode(tar::HeaderMode::Deterministic);
-        for file in files {
-            let handle = fs::File::open(&file.disk)
-                .with_context(|| format!("cannot open {}", file.disk.display()))?;
-            let mut header = tar::Header::new_gnu();
-            header.set_size(file.size);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            let reader = Counting {
-                inner: handle.take(file.size),
-                bar: bar.clone(),
-            };
-            builder
-                .append_data(&mut header, &file.name, reader)
-                .with_context(|| format!("cannot pack {}", file.disk.display()))?;
-        }
-        let gz = builder.into_inner().context("cannot finish the archive")?;
-        gz.finish().context("cannot finish the archive")?.flush()?;
-        Ok(())
-    })();
-    if let Err(e) = &result {
-        let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-    }
-    result
-}
-
-/// Counts bytes read into the progress bar.
-struct Counting<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-/// A `Write` that sends what it receives to the request body.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "the server closed the upload")
-            })?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deploy_help_lists_only_what_applies() {
+        use clap::CommandFactory as _;
+        let mut command = hide_server_options(crate::cli::Cli::command());
+        // Asking for help still shows help (a reordered built command once made it an error).
+        let e = command
+            .clone()
+            .try_get_matches_from(["everlock", "site", "deploy", "--help"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{e}");
+        let deploy = command
+            .find_subcommand_mut("site")
+            .and_then(|s| s.find_subcommand_mut("deploy"))
+            .unwrap();
+        let help = deploy.render_long_help().to_string();
+        assert!(help.contains("--password-stdin"), "{help}");
+        assert!(!help.contains("--data-dir"), "{help}");
+        assert!(!help.contains("--config"), "{help}");
+        // Other commands keep them.
+        let serve = command.find_subcommand_mut("serve").unwrap();
+        assert!(serve.render_long_help().to_string().contains("--data-dir"));
+    }
 
     #[test]
     fn urls_map_to_the_deploy_endpoint() {
@@ -375,7 +462,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("a/b")).unwrap();
         fs::write(dir.path().join("index.html"), "x").unwrap();
         fs::write(dir.path().join("a/b/c.css"), "yy").unwrap();
-        let mut names: Vec<(String, u64)> = collect(dir.path())
+        let mut names: Vec<(String, u64)> = pack::collect(dir.path())
             .unwrap()
             .into_iter()
             .map(|f| (f.name, f.size))
@@ -387,11 +474,11 @@ mod tests {
         );
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         assert!(
-            collect(dir.path())
+            pack::collect(dir.path())
                 .unwrap_err()
                 .to_string()
                 .contains("symbolic link")
         );
-        assert!(collect(&dir.path().join("index.html")).is_err());
+        assert!(pack::collect(&dir.path().join("index.html")).is_err());
     }
 }

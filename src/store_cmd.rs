@@ -64,6 +64,16 @@ pub(crate) enum StoreCommand {
         #[arg(long, default_value = "HEAD")]
         branch: String,
     },
+    /// Copy single-node stores (with their complete history and identical commit ids) from
+    /// another data directory into the configured storage; refuses a destination store that
+    /// already has commits.
+    Copy {
+        /// The single-node data directory to copy from (stop its server first).
+        #[arg(long, value_name = "DIR")]
+        from_data_dir: std::path::PathBuf,
+        /// The stores to copy; every store of the source when none is named.
+        stores: Vec<String>,
+    },
     /// Apply the retention policy and remove objects nothing references.
     Gc {
         /// The store name.
@@ -204,6 +214,12 @@ fn run_on(
         } => {
             let store = open(&store)?;
             store.export_blocking(out, &ExportOptions { max_blob, branch })?;
+        }
+        StoreCommand::Copy {
+            from_data_dir,
+            stores,
+        } => {
+            return crate::store_copy_cmd::run(&rt, &from_data_dir, stores, &manager, out, err);
         }
         StoreCommand::Gc {
             store: name,

@@ -103,3 +103,63 @@ fn only_the_composition_root_mints_the_system_authority() {
     minted_in.sort();
     assert_eq!(minted_in, ["src/serve.rs", "src/users_cmd.rs"]);
 }
+
+/// Whether `path` holds test code only: a `tests` directory, `tests.rs` or `*_tests.rs`.
+fn is_test_source(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name == "tests.rs"
+        || name.ends_with("_tests.rs")
+        || path
+            .strip_prefix(ROOT)
+            .unwrap()
+            .components()
+            .any(|c| c.as_os_str() == "tests")
+}
+
+/// The workspace's Rust files (relative paths) whose text contains any of `needles`.
+fn files_mentioning(needles: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = workspace_files(".rs")
+        .into_iter()
+        .filter(|p| !p.ends_with("tests/authority.rs"))
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            needles.iter().any(|n| text.contains(n))
+        })
+        .map(|p| p.strip_prefix(ROOT).unwrap().display().to_string())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn only_the_host_constructs_the_administration_handle() {
+    // Its field is private and its constructor crate-private (the compile-fail doctests on
+    // `HostAdmin` show both); this keeps the host itself honest: one place mints it.
+    let minted_in = files_mentioning(&["HostAdmin {", "HostAdmin::new", "HostAdmin::from"]);
+    assert_eq!(minted_in, ["host/src/runtime.rs"]);
+}
+
+#[test]
+fn only_the_composition_root_grants_administration() {
+    // Tests that start a host with the console grant it as the binary does; no other
+    // production code may, so no backend can give itself (or another kind) the host.
+    let granted_in: Vec<String> = files_mentioning(&["grant_administration("])
+        .into_iter()
+        .filter(|p| !is_test_source(&Path::new(ROOT).join(p)))
+        .collect();
+    assert_eq!(granted_in, ["host/src/runtime.rs", "src/serve.rs"]);
+}
+
+#[test]
+fn factories_cannot_declare_administration() {
+    // The registration used to carry `admin: bool`, a flag a factory set for itself; it must
+    // not come back under any spelling.
+    let backend = std::fs::read_to_string(Path::new(ROOT).join("host/src/backend.rs")).unwrap();
+    let start = backend.find("pub struct BackendFactory {").unwrap();
+    let end = start + backend[start..].find("\n}\n").unwrap();
+    let declared: Vec<&str> = backend[start..end]
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub ") && l.contains("admin"))
+        .collect();
+    assert!(declared.is_empty(), "{declared:?}");
+}

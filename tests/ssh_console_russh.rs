@@ -33,7 +33,7 @@ async fn exec_logins_and_tiers() {
     assert_eq!(out.stdout, "user 'alice' created\n");
     assert!(out.stderr.is_empty() && out.eof, "{out:?}");
 
-    let out = admin.exec("/users add alice x").await;
+    let out = admin.exec("/users add alice long-enough").await;
     assert_eq!(out.status, Some(1), "{out:?}");
     assert_eq!(out.stderr, "user 'alice' already exists\n");
     assert!(out.stdout.is_empty() && out.eof, "{out:?}");
@@ -109,7 +109,7 @@ async fn pty_session_line_editing() {
 
     // Left-arrow editing in the middle of a line: "/users lst" -> "/users list".
     term.send(b"/users lst\x1b[D\x1b[Di\r").await;
-    term.wait_for("anon\r\n> ").await;
+    term.wait_for("anon   -      -       0\r\n> ").await;
 
     // History: Up twice recalls the group command; running it again proves the recall.
     term.send(b"\x1b[A\x1b[A").await;
@@ -126,7 +126,7 @@ async fn pty_session_line_editing() {
     term.send(b"/gro\tl\t\r").await;
     term.wait_for("ops  members: -  grants: -\r\n> ").await;
     term.send(b"/users list\r").await;
-    term.wait_for("anon\r\n> ").await;
+    term.wait_for("anon   -      -       0\r\n> ").await;
 
     let screen = term.screen();
     assert!(
@@ -134,7 +134,9 @@ async fn pty_session_line_editing() {
         "{screen}"
     );
     assert!(
-        screen.contains("\n> /users list\nadmin  admin\nanon\n"),
+        screen.contains(
+            "\n> /users list\nLOGIN  ADMIN  GROUPS  KEYS\nadmin  yes    -       0\nanon   -      -       0\n"
+        ),
         "{screen}"
     );
     assert!(screen.contains("\n> /users add mallory pw^C\n"), "{screen}");

@@ -68,7 +68,7 @@ async fn openssh_logs_in_with_every_key_type_and_refusals_are_logged() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_env(dir.path(), "", &[("EVERLOCK_ADMIN_PASSWORD", PASSWORD)]);
     let admin = ssh_util::login(server.ssh, "admin", PASSWORD).await;
-    assert_eq!(admin.exec("/users add bob bob-pw").await.status, Some(0));
+    assert_eq!(admin.exec("/users add bob bob-pw-1").await.status, Some(0));
 
     let keys_dir = tempfile::tempdir().unwrap();
     let mut rsa = None;

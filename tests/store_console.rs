@@ -137,8 +137,8 @@ async fn store_family_over_ssh() {
     );
 
     // A user who is not a system administrator is refused.
-    ok(&admin, "/users add bob 'bob pw'").await;
-    let bob = login(server.ssh, "bob", "bob pw").await;
+    ok(&admin, "/users add bob 'bob pw 1'").await;
+    let bob = login(server.ssh, "bob", "bob pw 1").await;
     for line in [
         "/store list",
         "/store log site-http-welcome",

@@ -2,8 +2,11 @@
 //! acting principal, is checked against the tier rules, and becomes one commit in the users
 //! store recording that principal.
 //!
-//! Tiers: any authenticated user may read (list users, groups and grants); every change
-//! needs a system administrator (owner on `*/*/*`), except bootstrap, which runs as `system`.
+//! Tiers: a system administrator (owner on `*/*/*`) lists and changes everything; any other
+//! authenticated user sees only themselves (their own grants) and changes only their own
+//! password and SSH keys (`selfservice`); bootstrap runs as `system`. The directory is not
+//! readable by ordinary users because logins, group names and grants tell an attacker who
+//! to target and what each account unlocks.
 
 use std::collections::BTreeSet;
 
@@ -64,11 +67,28 @@ pub enum AdminPassword {
 }
 
 impl Auth {
-    fn require_reader(&self, actor: &Principal) -> Result<(), AuthError> {
-        if actor.is_anon() {
-            Err(forbidden(actor, Action::Read, "the user directory"))
-        } else {
+    /// Listing the directory (every user, every group) is for administrators only.
+    fn require_lister(&self, actor: &Principal, what: &str) -> Result<(), AuthError> {
+        if self.directory().is_system_admin(actor) {
             Ok(())
+        } else {
+            Err(forbidden(actor, Action::Read, what))
+        }
+    }
+
+    /// A user may read their own grants; anyone else's need an administrator.
+    fn require_self_or_admin(&self, actor: &Principal, login: &Login) -> Result<(), AuthError> {
+        if actor.is_anon() {
+            return Err(forbidden(actor, Action::Read, "the user directory"));
+        }
+        if actor.login() == Some(login) || self.directory().is_system_admin(actor) {
+            Ok(())
+        } else {
+            Err(forbidden(
+                actor,
+                Action::Read,
+                &format!("the grants of '{login}' (only administrators see other users)"),
+            ))
         }
     }
 
@@ -199,7 +219,7 @@ impl Auth {
 
     /// `/users list`.
     pub fn list_users(&self, actor: &Principal) -> Result<Vec<UserSummary>, AuthError> {
-        self.require_reader(actor)?;
+        self.require_lister(actor, "the user list (administrators only)")?;
         let dir = self.directory();
         Ok(dir
             .users
@@ -325,8 +345,8 @@ impl Auth {
         actor: &Principal,
         login: &str,
     ) -> Result<Vec<(Grant, GrantSource)>, AuthError> {
-        self.require_reader(actor)?;
         let login: Login = login.parse()?;
+        self.require_self_or_admin(actor, &login)?;
         let dir = self.directory();
         let user = dir
             .users
@@ -484,7 +504,7 @@ impl Auth {
 
     /// `/groups list`.
     pub fn list_groups(&self, actor: &Principal) -> Result<Vec<GroupSummary>, AuthError> {
-        self.require_reader(actor)?;
+        self.require_lister(actor, "the group list (administrators only)")?;
         Ok(self
             .directory()
             .groups
@@ -498,7 +518,10 @@ impl Auth {
     }
 }
 
-fn user_mut<'a>(dir: &'a mut Directory, login: &Login) -> Result<&'a mut User, AuthError> {
+pub(crate) fn user_mut<'a>(
+    dir: &'a mut Directory,
+    login: &Login,
+) -> Result<&'a mut User, AuthError> {
     dir.users
         .get_mut(login)
         .ok_or_else(|| AuthError::NoSuchUser(login.to_string()))
@@ -515,7 +538,7 @@ fn set_grant(grants: &mut BTreeSet<Grant>, path: AccessPath, role: Role) {
     grants.insert(Grant { path, role });
 }
 
-fn forbidden(actor: &Principal, action: Action, what: &str) -> AuthError {
+pub(crate) fn forbidden(actor: &Principal, action: Action, what: &str) -> AuthError {
     AuthError::Forbidden {
         principal: actor.to_string(),
         action,

@@ -14,6 +14,7 @@
 //! - `service`: the shared `Auth` handle and persistence.
 //! - `admin`: the administration API used by the console and the bootstrap.
 //! - `scoped`: grants within one instance's root (delete, make private).
+//! - `selfservice`: a user's own password and SSH keys, without an administrator.
 //! - `recover`: offline password recovery by the binary's `SystemAuthority`.
 
 #![cfg_attr(
@@ -36,7 +37,9 @@ mod names;
 mod password;
 mod principal;
 mod recover;
+mod reload;
 mod scoped;
+mod selfservice;
 mod service;
 mod sshkey;
 mod throttle;
@@ -47,8 +50,11 @@ pub use basic::{Credentials, Malformed, parse_authorization};
 pub use error::AuthError;
 pub use model::{Directory, Group, User};
 pub use names::{ANON, GroupName, Login, SYSTEM};
-pub use password::MAX_PASSWORD_BYTES;
+pub use password::{
+    DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, PasswordTooShort, check_min_length,
+};
 pub use principal::{Principal, SystemAuthority};
-pub use service::{Auth, AuthOptions, LoginError, USERS_STORE};
+pub use selfservice::OwnKey;
+pub use service::{Auth, AuthOptions, LoginError, USERS_STORE, WeakAuth};
 pub use sshkey::SshPublicKey;
 pub use throttle::ThrottlePolicy;

@@ -11,6 +11,29 @@ use crate::error::AuthError;
 /// NUL byte, so 71 bytes of password.
 pub const MAX_PASSWORD_BYTES: usize = 71;
 
+/// The shortest password a user may choose unless the operator configures another minimum:
+/// eight characters, NIST SP 800-63B's floor for passwords a person picks.
+pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 8;
+
+/// A new password shorter than the configured minimum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("password too short: use at least {min} characters")]
+pub struct PasswordTooShort {
+    /// The minimum in force, in characters.
+    pub min: usize,
+}
+
+/// Refuses a new password of fewer than `min` characters (Unicode scalar values, so a
+/// passphrase in any script counts what the user typed, not its UTF-8 bytes). Only new
+/// passwords are checked: existing ones keep working when the minimum is raised.
+pub fn check_min_length(password: &str, min: usize) -> Result<(), PasswordTooShort> {
+    if password.chars().count() < min {
+        Err(PasswordTooShort { min })
+    } else {
+        Ok(())
+    }
+}
+
 /// Rejects passwords bcrypt cannot take whole.
 pub(crate) fn validate(password: &str) -> Result<(), AuthError> {
     if password.is_empty() {
@@ -69,6 +92,25 @@ mod tests {
         ));
         assert!(hash("", 4).is_err());
         assert!(!verify("x", "not a bcrypt hash"));
+    }
+
+    #[test]
+    fn minimum_length_counts_characters() {
+        assert_eq!(
+            check_min_length("x", DEFAULT_MIN_PASSWORD_CHARS),
+            Err(PasswordTooShort { min: 8 })
+        );
+        assert!(check_min_length("1234567", 8).is_err());
+        assert!(check_min_length("12345678", 8).is_ok());
+        // Eight characters of two bytes each: counted as eight, not sixteen, and seven of
+        // them as seven.
+        assert!(check_min_length(&"é".repeat(8), 8).is_ok());
+        assert!(check_min_length(&"é".repeat(7), 8).is_err());
+        assert!(check_min_length("", 0).is_ok());
+        assert_eq!(
+            PasswordTooShort { min: 12 }.to_string(),
+            "password too short: use at least 12 characters"
+        );
     }
 
     #[test]

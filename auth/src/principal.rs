@@ -13,6 +13,42 @@ use std::fmt;
 use crate::names::{ANON, Login, SYSTEM};
 
 /// The identity behind a request or a change.
+///
+/// Code outside this crate (every backend) cannot make up a user or the server itself:
+///
+/// ```compile_fail,E0624
+/// let forged = everlock_auth::Principal::system();
+/// ```
+///
+/// ```compile_fail,E0624
+/// let forged = everlock_auth::Principal::user("root".parse().unwrap());
+/// ```
+///
+/// ```compile_fail,E0423
+/// let forged = everlock_auth::SystemAuthority(());
+/// ```
+///
+/// ```compile_fail,E0624
+/// let forged = everlock_auth::SystemAuthority::mint();
+/// ```
+///
+/// What it can do: act as `anon`, as the user that authentication returns, or as the server
+/// through the [`SystemAuthority`] it was handed (only the binary is):
+///
+/// ```
+/// use everlock_auth::{Auth, LoginError, Principal, SystemAuthority};
+///
+/// assert!(Principal::anon().is_anon());
+///
+/// async fn login(auth: &Auth, password: &str) -> Result<Principal, LoginError> {
+///     auth.verify_password("alice", password, std::net::Ipv4Addr::LOCALHOST.into())
+///         .await
+/// }
+///
+/// fn as_server(authority: &SystemAuthority) -> Principal {
+///     authority.principal()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal(pub(crate) Who);
 

@@ -12,21 +12,25 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use everlock_storage::{CommitMeta, Op, Store, StoreManager};
+use everlock_storage::{CommitMeta, Op, StorageError, Store, StoreManager};
 
 use crate::access::{AccessPath, Action};
 use crate::basic::{Credentials, parse_authorization};
 use crate::cache::CredentialCache;
 use crate::error::AuthError;
-use crate::model::{Directory, Group, User};
+use crate::model::Directory;
 use crate::names::Login;
 use crate::password;
 use crate::principal::{Principal, SystemAuthority};
+use crate::reload::{Versions, changed_passwords, group_path, head_seq, load, user_path};
 use crate::sshkey::SshPublicKey;
 use crate::throttle::{Throttle, ThrottlePolicy};
 
 /// Shared bcrypt outcomes of verifications in progress, by (login, keyed password digest).
 type InFlight = HashMap<(String, [u8; 32]), Arc<OnceCell<bool>>>;
+
+/// How many times a change is retried after losing a race with another node's commit.
+const CHANGE_ATTEMPTS: u32 = 16;
 
 /// The store holding users, groups and grants.
 pub const USERS_STORE: &str = "everlock-users";
@@ -76,12 +80,30 @@ pub struct Auth {
     inner: Arc<Inner>,
 }
 
+/// A handle that does not keep the service (and its store) open: for background tasks that
+/// must end when the server lets go of its `Auth`.
+#[derive(Clone, Debug)]
+pub struct WeakAuth {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakAuth {
+    /// The service, while any `Auth` clone is alive.
+    pub fn upgrade(&self) -> Option<Auth> {
+        self.inner.upgrade().map(|inner| Auth { inner })
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Store,
     directory: RwLock<Arc<Directory>>,
-    /// Serialises changes so each starts from the latest directory.
-    write: tokio::sync::Mutex<()>,
+    /// Serialises changes (and reloads) so each starts from the latest directory, and
+    /// remembers which store state that directory was read from.
+    write: tokio::sync::Mutex<Versions>,
+    /// The newest HEAD seq the directory reflects, or will once this node's commit in
+    /// flight returns; written under `write`, read by the follower task without it.
+    seen: Arc<AtomicU64>,
     cache: CredentialCache,
     throttle: Throttle,
     cost: u32,
@@ -103,13 +125,14 @@ impl Auth {
     /// Opens (creating if needed) the users store under `manager` and loads the directory.
     pub async fn open(manager: &StoreManager, options: AuthOptions) -> Result<Auth, AuthError> {
         let store = manager.open(USERS_STORE).await?;
-        let directory = load(&store).await?;
+        let (directory, versions) = load(&store).await?;
         let cost = options.bcrypt_cost;
-        Ok(Auth {
+        let auth = Auth {
             inner: Arc::new(Inner {
                 store,
                 directory: RwLock::new(Arc::new(directory)),
-                write: tokio::sync::Mutex::new(()),
+                seen: Arc::new(AtomicU64::new(versions.seq)),
+                write: tokio::sync::Mutex::new(versions),
                 cache: CredentialCache::new(options.cache_ttl),
                 throttle: Throttle::new(options.throttle),
                 cost,
@@ -119,7 +142,37 @@ impl Auth {
                 failures: AtomicU64::new(0),
                 throttled: AtomicU64::new(0),
             }),
-        })
+        };
+        auth.follow();
+        Ok(auth)
+    }
+
+    /// Keeps the directory current when another node (or another handle on the same store)
+    /// commits to `everlock-users`: the store's change watch fires within a second of such a
+    /// commit. The task holds the handle weakly, so it ends with the last `Auth` clone or
+    /// when the store closes.
+    fn follow(&self) {
+        let mut changes = self.inner.store.changes();
+        let weak = Arc::downgrade(&self.inner);
+        let seen = Arc::clone(&self.inner.seen);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let seq = *changes.borrow_and_update();
+                // This node's own commits (and states it already read) need nothing; only
+                // then is the handle held, so a closing `Auth` is not kept open by this task.
+                if seq <= seen.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = (Auth { inner }).refresh(seq).await {
+                    // The next notification, or the next change (which reloads when HEAD
+                    // moved), tries again.
+                    tracing::warn!(error = %e, "cannot reload the user directory");
+                }
+            }
+        });
     }
 
     /// Like [`Auth::open`], and also mints the process's [`SystemAuthority`]: the right to
@@ -130,6 +183,13 @@ impl Auth {
         options: AuthOptions,
     ) -> Result<(Auth, SystemAuthority), AuthError> {
         Ok((Auth::open(manager, options).await?, SystemAuthority::mint()))
+    }
+
+    /// A handle that does not keep this service alive.
+    pub fn downgrade(&self) -> WeakAuth {
+        WeakAuth {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// The current directory snapshot.
@@ -341,32 +401,124 @@ impl Auth {
 
     /// Applies `change` to a copy of the directory, commits the records it changed as
     /// `actor` with `message`, then publishes the new directory. Nothing changes on error.
+    ///
+    /// Another node may commit to the same store at any time: the change starts from a
+    /// directory reloaded whenever the store's HEAD moved, and commits with a precondition on
+    /// every record it was computed from. When another commit wins the race, the directory is
+    /// reloaded and `change` runs again on it (hence `Clone`), so no update is ever lost.
     pub(crate) async fn change<T>(
         &self,
         actor: &Principal,
         message: String,
-        change: impl FnOnce(&mut Directory) -> Result<T, AuthError>,
+        change: impl FnOnce(&mut Directory) -> Result<T, AuthError> + Clone,
     ) -> Result<T, AuthError> {
-        let _guard = self.inner.write.lock().await;
-        let old = self.directory();
-        let mut new = (*old).clone();
-        let out = change(&mut new)?;
-        if old.has_admin() && !new.has_admin() {
-            return Err(AuthError::LastAdmin);
+        let mut versions = self.inner.write.lock().await;
+        let mut attempt = 0u32;
+        loop {
+            if head_seq(&self.inner.store).await? != versions.seq {
+                self.reload_locked(&mut versions).await?;
+            }
+            let old = self.directory();
+            let mut new = (*old).clone();
+            let out = change.clone()(&mut new)?;
+            if old.has_admin() && !new.has_admin() {
+                return Err(AuthError::LastAdmin);
+            }
+            let ops = diff(&old, &new)?;
+            if ops.is_empty() {
+                return Ok(out);
+            }
+            let meta = CommitMeta::new(actor.name(), message.clone());
+            match self.commit_locked(&mut versions, ops, meta).await {
+                Ok(true) => {
+                    self.publish(new);
+                    return Ok(out);
+                }
+                // Another commit landed just before this one: the store holds both, and
+                // the reload published them.
+                Ok(false) => return Ok(out),
+                Err(StorageError::Conflict { .. }) if attempt < CHANGE_ATTEMPTS => {
+                    // Another node changed the directory since it was read: start over
+                    // from the store, after a short pause that lets racing nodes part.
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
+                    self.reload_locked(&mut versions).await?;
+                }
+                Err(e) => {
+                    // A failed commit may hide another node's commit the follower skipped
+                    // as this node's own: look at the store once more.
+                    self.inner.seen.store(versions.seq, Ordering::SeqCst);
+                    if head_seq(&self.inner.store).await.ok() != Some(versions.seq) {
+                        let _ = self.reload_locked(&mut versions).await;
+                    }
+                    return Err(e.into());
+                }
+            }
         }
-        let ops = diff(&old, &new)?;
-        if !ops.is_empty() {
-            self.inner
-                .store
-                .commit(ops, Vec::new(), CommitMeta::new(actor.name(), message))
-                .await?;
+    }
+
+    /// Commits `ops` with the preconditions of `versions`. `Ok(true)` when the commit
+    /// directly followed the state `versions` describes (the caller publishes its directory),
+    /// `Ok(false)` when another came in between (the directory was reloaded from the store).
+    async fn commit_locked(
+        &self,
+        versions: &mut Versions,
+        ops: Vec<Op>,
+        meta: CommitMeta,
+    ) -> Result<bool, StorageError> {
+        let preconditions = versions.preconditions(&ops);
+        // Announced before the commit, so the follower ignores the notification of this
+        // node's own commit instead of waking (and briefly holding the store) for it.
+        self.inner
+            .seen
+            .fetch_max(versions.seq.saturating_add(1), Ordering::SeqCst);
+        let info = self
+            .inner
+            .store
+            .commit(ops.clone(), preconditions, meta)
+            .await?;
+        versions.committed(info.seq, &ops);
+        if versions.seq == info.seq {
+            return Ok(true);
         }
+        if let Err(e) = self.reload_locked(versions).await {
+            // The commit stands; the next change or notification reloads.
+            tracing::warn!(error = %e, "cannot reload the user directory after a commit");
+        }
+        Ok(false)
+    }
+
+    fn publish(&self, directory: Directory) {
         *self
             .inner
             .directory
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
-        Ok(out)
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+    }
+
+    /// Reloads the directory when the store's HEAD `seq` is newer than the state it was read
+    /// from, i.e. when another node (or another handle) committed. A notification of this
+    /// node's own commit finds the directory current and reads nothing.
+    pub(crate) async fn refresh(&self, seq: u64) -> Result<(), AuthError> {
+        let mut versions = self.inner.write.lock().await;
+        if seq > versions.seq {
+            self.reload_locked(&mut versions).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the directory from the store and publishes it; cached verifications of
+    /// passwords that changed or went away are dropped. The caller holds the write lock.
+    async fn reload_locked(&self, versions: &mut Versions) -> Result<(), AuthError> {
+        let (fresh, fresh_versions) = load(&self.inner.store).await?;
+        let old = self.directory();
+        for login in changed_passwords(&old, &fresh) {
+            self.inner.cache.invalidate(&login);
+        }
+        self.publish(fresh);
+        *versions = fresh_versions;
+        self.inner.seen.store(versions.seq, Ordering::SeqCst);
+        Ok(())
     }
 
     pub(crate) fn cache(&self) -> &CredentialCache {
@@ -391,56 +543,6 @@ fn sanitize(login: &str) -> String {
         .take(64)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
-}
-
-fn user_path(login: &Login) -> String {
-    format!("users/{login}.toml")
-}
-
-fn group_path(name: &crate::names::GroupName) -> String {
-    format!("groups/{name}.toml")
-}
-
-/// Reads every user and group record; `anon` is implied when absent.
-async fn load(store: &Store) -> Result<Directory, AuthError> {
-    let mut dir = Directory::default();
-    for entry in store.list("users/").await? {
-        let text = store.read(&entry.path).await?;
-        let user: User = decode(&entry.path, &text)?;
-        if user_path(&user.login) != entry.path {
-            return Err(AuthError::Corrupt {
-                path: entry.path,
-                reason: format!("holds user '{}'", user.login),
-            });
-        }
-        dir.users.insert(user.login.clone(), user);
-    }
-    for entry in store.list("groups/").await? {
-        let text = store.read(&entry.path).await?;
-        let group: Group = decode(&entry.path, &text)?;
-        if group_path(&group.name) != entry.path {
-            return Err(AuthError::Corrupt {
-                path: entry.path,
-                reason: format!("holds group '{}'", group.name),
-            });
-        }
-        dir.groups.insert(group.name.clone(), group);
-    }
-    dir.users
-        .entry(Login::anon())
-        .or_insert_with(|| User::new(Login::anon()));
-    Ok(dir)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, AuthError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| AuthError::Corrupt {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    toml::from_str(text).map_err(|e| AuthError::Corrupt {
-        path: path.to_owned(),
-        reason: e.message().to_owned(),
-    })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AuthError> {
@@ -487,3 +589,11 @@ mod spray_tests;
 
 #[cfg(test)]
 mod tests;
+
+/// Several handles on one users store, standing for several nodes.
+#[cfg(test)]
+mod node_tests;
+
+/// Two `StoreManager`s on one PostgreSQL database.
+#[cfg(test)]
+mod pg_tests;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use everlock_auth::Principal;
 use everlock_storage::{CommitMeta, Op, Store};
@@ -63,6 +64,10 @@ pub enum AdminError {
     /// The system store failed.
     #[error("system store: {0}")]
     Storage(#[from] everlock_storage::StorageError),
+    /// The host has not started, so there is no system store to record the change in;
+    /// applying it anyway would lose it silently at the next start.
+    #[error("the host has not started yet; changes cannot be recorded")]
+    NotStarted,
 }
 
 /// An instance as listed.
@@ -80,6 +85,8 @@ pub struct InstanceInfo {
     pub store: String,
     /// Kind-specific settings.
     pub settings: toml::Table,
+    /// The instance's own `https-redirect`; `None`: the server-wide rule.
+    pub https_redirect: Option<bool>,
 }
 
 /// A new instance.
@@ -97,6 +104,8 @@ pub struct InstanceSpec {
     pub store: Option<String>,
     /// Kind-specific settings.
     pub settings: toml::Table,
+    /// The instance's own `https-redirect`; `None`: the server-wide rule.
+    pub https_redirect: Option<bool>,
 }
 
 /// A change to an existing instance.
@@ -110,6 +119,10 @@ pub struct InstanceEdit {
     pub store: Option<String>,
     /// Settings keys to set (merged over the current settings).
     pub settings: toml::Table,
+    /// Settings keys to remove, returning them to the kind's defaults.
+    pub remove_settings: Vec<String>,
+    /// A new `https-redirect`: `Some(None)` returns to the server-wide rule.
+    pub https_redirect: Option<Option<bool>>,
 }
 
 /// A backend kind as listed.
@@ -140,6 +153,9 @@ struct InstanceRecord {
     store: Option<StoreName>,
     #[serde(default)]
     settings: toml::Table,
+    /// The instance's own `https-redirect`; absent: the server-wide rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    https_redirect: Option<bool>,
 }
 
 /// A persisted backend switch (`config/backends/<kind>.toml`).
@@ -154,6 +170,11 @@ struct BackendRecord {
 pub(crate) struct AdminState {
     pub(crate) config: Config,
     pub(crate) system: Option<Store>,
+    /// The configuration file's configuration, before the runtime records are laid over it:
+    /// what `follow` re-applies another node's records to.
+    pub(crate) base: Config,
+    /// The system store's HEAD seq the effective configuration reflects.
+    pub(crate) seq: u64,
 }
 
 fn instance_path(kind: &str, name: &str) -> String {
@@ -228,6 +249,7 @@ pub(crate) async fn overlay(
                     prefix: record.prefix,
                     store: record.store,
                     settings: Some(toml::Spanned::new(0..0, record.settings)),
+                    https_redirect: record.https_redirect,
                 },
             );
         }
@@ -268,6 +290,7 @@ impl Host {
                 prefix: i.prefix.to_string(),
                 store: i.store.to_string(),
                 settings: i.settings.clone(),
+                https_redirect: i.https_redirect,
             })
             .collect()
     }
@@ -321,8 +344,11 @@ impl Host {
                 .map_err(invalid)?,
             store: Some(store),
             settings: spec.settings,
+            https_redirect: spec.https_redirect,
         };
         let mut state = self.admin_state().lock().await;
+        // Another node may have changed the instances since this node last looked.
+        crate::follow::catch_up(self, &mut state).await?;
         if !state.config.is_enabled(factory.kind) {
             return Err(AdminError::Disabled(factory.kind.to_owned()));
         }
@@ -377,6 +403,8 @@ impl Host {
             .transpose()
             .map_err(invalid)?;
         let mut state = self.admin_state().lock().await;
+        // Another node may have changed the instances since this node last looked.
+        crate::follow::catch_up(self, &mut state).await?;
         let mut config = state.config.clone();
         config.materialize_defaults(factory);
         let current = config
@@ -406,13 +434,20 @@ impl Host {
         }
         let mut settings = current.settings_table();
         settings.extend(edit.settings);
+        for key in &edit.remove_settings {
+            settings.remove(key);
+        }
         current.settings = Some(toml::Spanned::new(0..0, settings.clone()));
+        if let Some(redirect) = edit.https_redirect {
+            current.https_redirect = redirect;
+        }
         let record = InstanceRecord {
             deleted: false,
             vhosts: current.vhosts.clone(),
             prefix: current.prefix.clone(),
             store: current.store.clone(),
             settings,
+            https_redirect: current.https_redirect,
         };
         self.apply(
             &mut state,
@@ -440,6 +475,8 @@ impl Host {
             .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
         let name: InstanceName = name.parse().map_err(invalid)?;
         let mut state = self.admin_state().lock().await;
+        // Another node may have changed the instances since this node last looked.
+        crate::follow::catch_up(self, &mut state).await?;
         let mut config = state.config.clone();
         config.materialize_defaults(factory);
         let removed = config
@@ -459,6 +496,7 @@ impl Host {
             prefix: PathPrefix::root(),
             store: None,
             settings: toml::Table::new(),
+            https_redirect: None,
         };
         self.apply(
             &mut state,
@@ -507,6 +545,8 @@ impl Host {
             .get(kind)
             .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
         let mut state = self.admin_state().lock().await;
+        // Another node may have changed the instances since this node last looked.
+        crate::follow::catch_up(self, &mut state).await?;
         let mut config = state.config.clone();
         config
             .backends
@@ -531,7 +571,7 @@ impl Host {
             bytes: encode(&BackendRecord { enabled })?,
         };
         self.commit(
-            &state,
+            &mut state,
             op,
             actor,
             format!(
@@ -605,15 +645,32 @@ impl Host {
 
     async fn commit(
         &self,
-        state: &AdminState,
+        state: &mut AdminState,
         op: Op,
         actor: &Principal,
         message: String,
     ) -> Result<(), AdminError> {
-        if let Some(system) = &state.system {
-            system
-                .commit(vec![op], Vec::new(), CommitMeta::new(actor.name(), message))
-                .await?;
+        let Some(system) = &state.system else {
+            return Err(AdminError::NotStarted);
+        };
+        // The record must still be what this node validated against: another node may
+        // have changed it since (compare-and-swap inside the commit).
+        let pre = crate::follow::record_precondition(system, op.path(), state.seq).await?;
+        // Announced first, so the follower skips the notification of this commit.
+        let next = state.seq.saturating_add(1);
+        self.seen().fetch_max(next, Ordering::SeqCst);
+        let committed = system
+            .commit(vec![op], vec![pre], CommitMeta::new(actor.name(), message))
+            .await;
+        match committed {
+            Ok(info) if info.seq == next => state.seq = next,
+            // Another node's commit came in between (or this one failed): the follower
+            // or the next change re-applies everything from the store.
+            Ok(_) => self.seen().store(state.seq, Ordering::SeqCst),
+            Err(e) => {
+                self.seen().store(state.seq, Ordering::SeqCst);
+                return Err(crate::follow::concurrent(e));
+            }
         }
         Ok(())
     }
@@ -629,6 +686,7 @@ fn to_instance_config(record: &InstanceRecord) -> InstanceConfig {
         prefix: record.prefix.clone(),
         store: record.store.clone(),
         settings: Some(toml::Spanned::new(0..0, record.settings.clone())),
+        https_redirect: record.https_redirect,
     }
 }
 

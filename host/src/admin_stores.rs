@@ -263,7 +263,6 @@ mod tests {
         build,
         default_instances: defaults,
         example_settings: "",
-        admin: false,
         access_root: None,
         console: None,
     };

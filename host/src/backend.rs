@@ -57,9 +57,6 @@ pub struct BackendFactory {
     pub default_instances: fn() -> Vec<DefaultInstance>,
     /// A documented example of the settings table, as TOML; a test parses it with `check`.
     pub example_settings: &'static str,
-    /// Whether instances receive the host administration handle (`BackendContext::admin`).
-    /// Only the admin console needs it; every other backend sees nothing but its own store.
-    pub admin: bool,
     /// The access-path root under which each instance's grants live (`http/site` means
     /// `http/site/<instance>` and below). The host removes every grant there when an instance
     /// is deleted, so re-creating the name never inherits old access; `None` for kinds that
@@ -119,10 +116,13 @@ pub enum OptionValue {
     Bool,
     /// A non-negative integer.
     Integer,
+    /// A TOML inline value (`[{repositories="team/*", bytes=1000000}]`): structured settings
+    /// such as a registry's quotas, retention rules and webhooks.
+    Toml,
 }
 
 /// The `key=value` keys the console handles itself, which a kind may not declare.
-pub const GENERIC_CONSOLE_KEYS: [&str; 4] = ["vhost", "store", "prefix", "auth"];
+pub const GENERIC_CONSOLE_KEYS: [&str; 5] = ["vhost", "store", "prefix", "auth", "https-redirect"];
 
 impl BackendFactory {
     /// Checks the console declaration against the kind's own `check`: every declared option,
@@ -143,7 +143,13 @@ impl BackendFactory {
                 .iter()
                 .take(i)
                 .any(|p| p.key == o.key);
-            if repeated || GENERIC_CONSOLE_KEYS.contains(&o.key) {
+            // `auth=` is the console's access word (`public`/`private`); a kind may still
+            // declare an `auth` setting whose values are other words (a registry's
+            // `basic`/`token`), which the console tells apart by value.
+            let kind_auth = o.key == "auth"
+                && !o.allowed.is_empty()
+                && !o.allowed.iter().any(|v| *v == "public" || *v == "private");
+            if repeated || (GENERIC_CONSOLE_KEYS.contains(&o.key) && !kind_auth) {
                 return Err(BuildError::Settings(format!(
                     "console option `{}` is declared twice or shadows a generic key",
                     o.key
@@ -158,6 +164,7 @@ impl BackendFactory {
                 (None, OptionValue::Text) => toml::Value::String("x".to_owned()),
                 (None, OptionValue::Bool) => toml::Value::Boolean(false),
                 (None, OptionValue::Integer) => toml::Value::Integer(1),
+                (None, OptionValue::Toml) => toml::Value::Array(Vec::new()),
             };
             let mut table = toml::Table::new();
             table.insert(o.key.to_owned(), value);
@@ -210,8 +217,10 @@ pub struct BackendContext {
     pub auth: everlock_auth::Auth,
     /// Cancelled when the server shuts down, so background tasks can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// The host itself, for administration; `Some` only for kinds whose factory sets `admin`.
-    pub admin: Option<crate::runtime::Host>,
+    /// Host administration: `Some` only for the one kind the composition root granted it
+    /// (`Host::grant_administration`, the admin console), and only once the host has started;
+    /// no factory can ask for it. Every other backend sees nothing but its own store.
+    pub admin: Option<crate::runtime::HostAdmin>,
 }
 
 /// A built backend instance.
@@ -226,10 +235,26 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Path prefixes this HTTP instance serves besides its mount, on the same vhosts (the
+    /// OCI registry's web UI at `/ui` next to its `/v2`). The host routes them with the
+    /// usual longest-prefix rule and refuses a prefix another instance already has on one
+    /// of the vhosts, exactly as for the mount. The host asks once per routing table; the
+    /// router receives such requests with their full original path.
+    fn extra_prefixes(&self) -> Vec<PathPrefix> {
+        Vec::new()
+    }
+
     /// Maintenance commands this instance offers to the admin console (for example
     /// `/site history <name>`, `/site rollback <name> <commit>`, `/oci gc <name>`). The host
     /// asks once after `build`; `None` means the instance has none.
     fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
+        None
+    }
+
+    /// Kind-specific upkeep the maintenance task runs on each pass, before the stores' GC
+    /// (an OCI registry applies its retention rules, so that GC frees what they removed).
+    /// The output is logged; `None` means the instance has none.
+    fn maintain(&self) -> Option<CommandFuture> {
         None
     }
 

@@ -21,6 +21,8 @@ pub struct Instance {
     pub store: StoreName,
     /// Kind-specific settings it was built with.
     pub settings: toml::Table,
+    /// Its own `https-redirect`, which wins over the server-wide rule; `None`: that rule.
+    pub https_redirect: Option<bool>,
     /// The HTTP service; `Some` for every HTTP instance (checked when it is built).
     pub router: Option<axum::Router>,
     /// Console commands the instance offers, if any.
@@ -44,6 +46,7 @@ impl fmt::Debug for Instance {
             .field("vhosts", &self.vhosts)
             .field("prefix", &self.prefix)
             .field("store", &self.store)
+            .field("https_redirect", &self.https_redirect)
             .finish_non_exhaustive()
     }
 }

@@ -33,8 +33,10 @@
 
 pub mod admin;
 pub mod admin_stores;
+pub mod admin_tls;
 pub mod backend;
 pub mod config;
+mod follow;
 pub mod frontend;
 pub mod http_auth;
 pub mod instance;
@@ -48,6 +50,7 @@ pub mod server;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+pub mod tls;
 pub mod vhost;
 
 pub use admin::{AdminError, BackendInfo, InstanceEdit, InstanceInfo, InstanceSpec};
@@ -62,7 +65,7 @@ pub use frontend::ssh::{
 };
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};
-pub use runtime::{Host, HostError};
+pub use runtime::{Host, HostAdmin, HostError};
 pub use store::InstanceStore;
 
 /// Re-exported so backends use the host's exact versions.

@@ -99,6 +99,7 @@ async fn run_once(host: &Host, grace: Duration, shutdown: &CancellationToken) {
         grace,
         dry_run: false,
     };
+    maintain_instances(host, shutdown).await;
     let (mut stores, mut freed) = (0u64, 0u64);
     for name in names {
         if shutdown.is_cancelled() {
@@ -127,6 +128,26 @@ async fn run_once(host: &Host, grace: Duration, shutdown: &CancellationToken) {
         bytes_freed = freed,
         "store maintenance done: {freed} bytes freed"
     );
+}
+
+/// Runs every live instance's own upkeep (`Backend::maintain`), logging each outcome.
+async fn maintain_instances(host: &Host, shutdown: &CancellationToken) {
+    let snapshot = host.table().snapshot();
+    for instance in snapshot.instances() {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let Some(work) = instance.backend.maintain() else {
+            continue;
+        };
+        match work.await {
+            Ok(out) if out.trim().is_empty() => {}
+            Ok(out) => tracing::info!(instance = %instance.id(), "maintenance: {}", out.trim()),
+            Err(e) => {
+                tracing::warn!(instance = %instance.id(), error = %e, "instance maintenance failed")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

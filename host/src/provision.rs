@@ -169,7 +169,6 @@ mod tests {
         build,
         default_instances: defaults,
         example_settings: "",
-        admin: false,
         access_root: Some("http/page"),
         console: None,
     };

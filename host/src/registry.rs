@@ -88,7 +88,6 @@ mod tests {
             build,
             default_instances: Vec::new,
             example_settings: "",
-            admin: false,
             access_root: None,
             console: None,
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{InstanceName, Vhost};
+use crate::config::{InstanceName, PathPrefix, Vhost};
 use crate::instance::Instance;
 
 /// Why a change to the instance table was refused. The running table is left untouched.
@@ -52,15 +52,23 @@ pub enum Resolution<'a> {
 pub struct Snapshot {
     /// Every instance by (kind, name).
     instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
-    /// Per normalised vhost: instances sorted by descending prefix length.
-    hosts: HashMap<String, Vec<Arc<Instance>>>,
+    /// Per normalised vhost: (prefix, instance) pairs sorted by descending prefix length.
+    /// An instance appears once per prefix it serves: its mount and its extra prefixes.
+    hosts: HashMap<String, Vec<Route>>,
+}
+
+/// One routed prefix of one vhost.
+#[derive(Debug)]
+struct Route {
+    prefix: PathPrefix,
+    instance: Arc<Instance>,
 }
 
 impl Snapshot {
     fn build(
         instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
     ) -> Result<Self, RouteError> {
-        let mut hosts: HashMap<String, Vec<Arc<Instance>>> = HashMap::new();
+        let mut hosts: HashMap<String, Vec<Route>> = HashMap::new();
         for instance in instances
             .values()
             .filter(|i| i.frontend == crate::backend::Frontend::Http)
@@ -68,16 +76,22 @@ impl Snapshot {
             if instance.vhosts.is_empty() {
                 return Err(RouteError::NoVhosts(instance.id()));
             }
+            let prefixes = prefixes_of(instance);
             for vhost in &instance.vhosts {
                 let routes = hosts.entry(vhost.as_str().to_owned()).or_default();
-                if let Some(existing) = routes.iter().find(|r| r.prefix == instance.prefix) {
-                    return Err(RouteError::Conflict {
-                        vhost: vhost.to_string(),
-                        prefix: instance.prefix.to_string(),
-                        existing: existing.id(),
+                for prefix in &prefixes {
+                    if let Some(existing) = routes.iter().find(|r| r.prefix == *prefix) {
+                        return Err(RouteError::Conflict {
+                            vhost: vhost.to_string(),
+                            prefix: prefix.to_string(),
+                            existing: existing.instance.id(),
+                        });
+                    }
+                    routes.push(Route {
+                        prefix: prefix.clone(),
+                        instance: Arc::clone(instance),
                     });
                 }
-                routes.push(Arc::clone(instance));
             }
         }
         for routes in hosts.values_mut() {
@@ -96,7 +110,7 @@ impl Snapshot {
         routes
             .iter()
             .find(|r| r.prefix.matches(path))
-            .map_or(Resolution::NoPrefix, Resolution::Found)
+            .map_or(Resolution::NoPrefix, |r| Resolution::Found(&r.instance))
     }
 
     /// Every instance, ordered by kind and name.
@@ -111,6 +125,19 @@ impl Snapshot {
             .find(|((k, n), _)| *k == kind && n == name)
             .map(|(_, i)| i)
     }
+}
+
+/// The prefixes `instance` serves: its mount first, then the extra prefixes its backend
+/// declares, without duplicates (a backend repeating its mount must not conflict with
+/// itself).
+fn prefixes_of(instance: &Instance) -> Vec<PathPrefix> {
+    let mut prefixes = vec![instance.prefix.clone()];
+    for extra in instance.backend.extra_prefixes() {
+        if !prefixes.contains(&extra) {
+            prefixes.push(extra);
+        }
+    }
+    prefixes
 }
 
 /// The live, atomically swapped instance table.
@@ -195,6 +222,25 @@ impl InstanceTable {
         })
     }
 
+    /// Upserts `instances` and removes `removed` in one swap (re-applying instance records
+    /// another node changed), so no request routes on a half-applied set of changes.
+    pub fn apply(
+        &self,
+        instances: Vec<Instance>,
+        removed: &[(&'static str, InstanceName)],
+    ) -> Result<(), RouteError> {
+        self.swap_with(|current| {
+            let mut map = current.instances.clone();
+            for key in removed {
+                map.remove(key);
+            }
+            for instance in instances {
+                map.insert((instance.kind, instance.name.clone()), Arc::new(instance));
+            }
+            Ok(map)
+        })
+    }
+
     /// Removes the instance `kind/name` live and returns it.
     pub fn remove(&self, kind: &str, name: &InstanceName) -> Result<Arc<Instance>, RouteError> {
         let mut removed = None;
@@ -241,6 +287,7 @@ mod tests {
             kind,
             frontend: crate::backend::Frontend::Http,
             settings: toml::Table::new(),
+            https_redirect: None,
             name: name.parse().unwrap(),
             vhosts: vhosts.iter().map(|v| v.parse().unwrap()).collect(),
             prefix: prefix.parse().unwrap(),
@@ -293,6 +340,83 @@ mod tests {
         for (host, path, want) in cases {
             assert_eq!(who(s.resolve(host, path)), *want, "{host}{path}");
         }
+    }
+
+    /// A backend that also serves `/ui`, as the OCI registry does with its web UI.
+    struct WithUi;
+    impl Backend for WithUi {
+        fn extra_prefixes(&self) -> Vec<PathPrefix> {
+            vec!["/ui".parse().unwrap(), "/v2".parse().unwrap()]
+        }
+    }
+
+    fn with_ui(kind: &'static str, name: &str, vhosts: &[&str], prefix: &str) -> Instance {
+        Instance {
+            backend: Box::new(WithUi),
+            ..inst(kind, name, vhosts, prefix)
+        }
+    }
+
+    #[test]
+    fn extra_prefixes_route_to_the_same_instance() {
+        let t = InstanceTable::new();
+        t.replace_all(vec![
+            inst("site-http", "welcome", &["localhost"], "/"),
+            with_ui("oci-http", "default", &["localhost", "r.example"], "/v2"),
+            inst("hello-http", "deep", &["localhost"], "/ui/deeper"),
+        ])
+        .unwrap();
+        let s = t.snapshot();
+        let cases: &[(&str, &str, &str)] = &[
+            ("localhost", "/", "site-http/welcome"),
+            ("localhost", "/index.html", "site-http/welcome"),
+            ("localhost", "/v2/", "oci-http/default"),
+            ("localhost", "/ui", "oci-http/default"),
+            ("localhost", "/ui/r/team/app", "oci-http/default"),
+            ("localhost", "/uix", "site-http/welcome"),
+            ("localhost", "/ui/deeper/x", "hello-http/deep"),
+            ("r.example", "/ui/", "oci-http/default"),
+            ("r.example", "/", "no-prefix"),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(who(s.resolve(host, path)), *want, "{host}{path}");
+        }
+    }
+
+    #[test]
+    fn an_extra_prefix_conflicts_like_a_mount() {
+        let t = InstanceTable::new();
+        t.insert(inst("site-http", "docs", &["localhost"], "/ui"))
+            .unwrap();
+        let err = t
+            .insert(with_ui("oci-http", "default", &["localhost"], "/v2"))
+            .unwrap_err();
+        match &err {
+            RouteError::Conflict {
+                vhost,
+                prefix,
+                existing,
+            } => {
+                // Instances are placed in (kind, name) order, so the registry came first.
+                assert_eq!(
+                    (vhost.as_str(), prefix.as_str(), existing.as_str()),
+                    ("localhost", "/ui", "oci-http/default")
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(t.snapshot().instances().count(), 1);
+        // The other way round: a mount on a prefix another instance claims as extra.
+        let t = InstanceTable::new();
+        t.insert(with_ui("oci-http", "default", &["localhost"], "/v2"))
+            .unwrap();
+        assert!(matches!(
+            t.insert(inst("site-http", "docs", &["localhost"], "/ui")),
+            Err(RouteError::Conflict { .. })
+        ));
+        // A different vhost does not conflict.
+        t.insert(inst("site-http", "docs", &["docs.example"], "/ui"))
+            .unwrap();
     }
 
     #[test]

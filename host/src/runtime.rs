@@ -1,18 +1,26 @@
 //! The running host: the registry, the live instance table and the operations that change it.
 //!
 //! Startup builds every configured instance through its factory and installs them in one
-//! swap; later issues (the admin console) call `add_instance`, `replace_instance` and
-//! `remove_instance` to change the table while the server runs.
+//! swap; afterwards only the host's own administration API (`admin.rs`, which validates and
+//! persists every change) and the follower change the table: the mutators here are
+//! crate-private.
+//!
+//! Administration is a capability, not a flag a backend sets for itself: the composition root
+//! names the one kind that receives it ([`Host::grant_administration`]), and the host hands
+//! that kind's instances a [`HostAdmin`], which only this crate can construct and only once
+//! [`Host::start`] has begun.
 
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use everlock_auth::{Auth, Principal, SystemAuthority};
+use everlock_auth::{Auth, Principal, SystemAuthority, WeakAuth};
 use everlock_storage::StoreManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminError, AdminState, SYSTEM_STORE, overlay};
 use crate::backend::{BackendContext, BuildError, Frontend};
-use crate::config::{Config, InstanceName, ResolvedInstance};
+use crate::config::{Config, ResolvedInstance};
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::routes::{InstanceTable, RouteError};
@@ -52,6 +60,55 @@ pub struct Host {
     admin: Arc<tokio::sync::Mutex<AdminState>>,
     /// The server's metrics registry.
     metrics: crate::metrics::Metrics,
+    /// The HTTPS listener's certificates and the ACME manager, for `/tls`.
+    tls: crate::admin_tls::TlsSlot,
+    /// The newest `everlock-system` HEAD seq the live instances reflect (or will, once this
+    /// node's commit in flight returns): lets the follower skip this node's own commits
+    /// without taking the admin lock.
+    seen: Arc<AtomicU64>,
+    /// The kind the composition root granted host administration (the console), if any.
+    admin_kind: Option<&'static str>,
+    /// Set when `start` begins: no [`HostAdmin`] is minted before, so nothing can administer
+    /// a host whose changes would not yet be persisted.
+    started: Arc<AtomicBool>,
+}
+
+/// A [`Host`] that does not keep the server's stores open, for the background task that
+/// follows other nodes' changes: it must end with the server, not keep it alive.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakHost {
+    registry: Registry,
+    table: Weak<InstanceTable>,
+    stores: StoreManager,
+    auth: WeakAuth,
+    shutdown: CancellationToken,
+    system: Weak<SystemAuthority>,
+    admin: Weak<tokio::sync::Mutex<AdminState>>,
+    metrics: crate::metrics::Metrics,
+    tls: Weak<std::sync::OnceLock<crate::admin_tls::TlsHandle>>,
+    pub(crate) seen: Arc<AtomicU64>,
+    admin_kind: Option<&'static str>,
+    started: Arc<AtomicBool>,
+}
+
+impl WeakHost {
+    /// The host, while the server holds it.
+    pub(crate) fn upgrade(&self) -> Option<Host> {
+        Some(Host {
+            registry: self.registry.clone(),
+            table: self.table.upgrade()?,
+            stores: self.stores.clone(),
+            auth: self.auth.upgrade()?,
+            shutdown: self.shutdown.clone(),
+            system: self.system.upgrade()?,
+            admin: self.admin.upgrade()?,
+            metrics: self.metrics.clone(),
+            tls: self.tls.upgrade()?,
+            seen: Arc::clone(&self.seen),
+            admin_kind: self.admin_kind,
+            started: Arc::clone(&self.started),
+        })
+    }
 }
 
 impl Host {
@@ -75,15 +132,62 @@ impl Host {
             admin: Arc::new(tokio::sync::Mutex::new(AdminState {
                 config: Config::default(),
                 system: None,
+                base: Config::default(),
+                seq: 0,
             })),
             metrics: crate::metrics::Metrics::new(),
+            tls: Default::default(),
+            seen: Arc::new(AtomicU64::new(0)),
+            admin_kind: None,
+            started: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A handle that does not keep this host alive.
+    pub(crate) fn downgrade(&self) -> WeakHost {
+        WeakHost {
+            registry: self.registry.clone(),
+            table: Arc::downgrade(&self.table),
+            stores: self.stores.clone(),
+            auth: self.auth.downgrade(),
+            shutdown: self.shutdown.clone(),
+            system: Arc::downgrade(&self.system),
+            admin: Arc::downgrade(&self.admin),
+            metrics: self.metrics.clone(),
+            tls: Arc::downgrade(&self.tls),
+            seen: Arc::clone(&self.seen),
+            admin_kind: self.admin_kind,
+            started: Arc::clone(&self.started),
+        }
+    }
+
+    /// Grants host administration to the instances of `kind` (the admin console): they alone
+    /// receive a [`HostAdmin`] in `BackendContext::admin`, once the host has started. Only the
+    /// composition root calls it, before `start` and before the host is cloned into the
+    /// server (a source test in `tests/authority.rs` checks that); a factory cannot ask for it.
+    pub fn grant_administration(&mut self, kind: &str) -> Result<(), HostError> {
+        let factory = self
+            .registry
+            .get(kind)
+            .ok_or_else(|| HostError::UnknownKind(kind.to_owned()))?;
+        self.admin_kind = Some(factory.kind);
+        Ok(())
+    }
+
+    /// See the `seen` field.
+    pub(crate) fn seen(&self) -> &AtomicU64 {
+        &self.seen
     }
 
     /// Starts serving `config`: opens the `everlock-system` store, lays the runtime changes
     /// recorded there over `config`, validates the result and installs every instance at once.
     pub async fn start(&self, mut config: Config) -> Result<(), AdminError> {
+        // From here on the granted kind's instances are built with their administration
+        // handle; the changes they make are persisted once `state.system` is set below, under
+        // the admin lock they must take first.
+        self.started.store(true, Ordering::SeqCst);
         let system = self.stores.open(SYSTEM_STORE).await?;
+        let base = config.clone();
         overlay(&mut config, self, &system).await?;
         config
             .validate(&self.registry, None)
@@ -92,7 +196,13 @@ impl Host {
         self.start_instances(&config)?;
         crate::maintenance::spawn(self, &config.storage, self.shutdown.clone());
         let mut state = self.admin.lock().await;
+        // Provisioning may have committed: the seq is read after it, so the follower does not
+        // rebuild every instance for this node's own records.
+        state.seq = system.head().await?.map_or(0, |c| c.seq);
+        self.seen.store(state.seq, Ordering::SeqCst);
         state.config = config;
+        state.base = base;
+        crate::follow::spawn(self, &system, self.shutdown.clone());
         state.system = Some(system);
         Ok(())
     }
@@ -109,6 +219,11 @@ impl Host {
     /// The server's own principal, for the host's own work only.
     pub(crate) fn system_principal(&self) -> Principal {
         self.system.principal()
+    }
+
+    /// Where the server records its TLS state (`admin_tls`).
+    pub(crate) fn tls_slot(&self) -> &crate::admin_tls::TlsSlot {
+        &self.tls
     }
 
     /// The server's metrics.
@@ -133,7 +248,7 @@ impl Host {
 
     /// Builds every instance `config` asks for and installs them all at once; nothing is
     /// installed if any one fails.
-    pub fn start_instances(&self, config: &Config) -> Result<(), HostError> {
+    pub(crate) fn start_instances(&self, config: &Config) -> Result<(), HostError> {
         let mut built = Vec::new();
         for spec in config.instances(&self.registry) {
             built.push(self.build_instance(&spec)?);
@@ -143,7 +258,7 @@ impl Host {
     }
 
     /// Builds one instance through its kind's factory without installing it.
-    pub fn build_instance(&self, spec: &ResolvedInstance) -> Result<Instance, HostError> {
+    pub(crate) fn build_instance(&self, spec: &ResolvedInstance) -> Result<Instance, HostError> {
         let factory = self
             .registry
             .get(spec.kind)
@@ -157,7 +272,7 @@ impl Host {
             store: InstanceStore::new(self.stores.clone(), spec.store.clone()),
             auth: self.auth.clone(),
             shutdown: self.shutdown.child_token(),
-            admin: factory.admin.then(|| self.clone()),
+            admin: self.administration_for(factory.kind),
         };
         let backend = (factory.build)(ctx, &spec.settings).map_err(|error| HostError::Build {
             id: id.clone(),
@@ -175,6 +290,7 @@ impl Host {
             kind: factory.kind,
             frontend: factory.frontend,
             settings: spec.settings.clone(),
+            https_redirect: spec.https_redirect,
             name: spec.name.clone(),
             vhosts: spec.vhosts.clone(),
             prefix: spec.prefix.clone(),
@@ -185,23 +301,109 @@ impl Host {
         })
     }
 
-    /// Builds and adds an instance while the server runs.
-    pub fn add_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
+    /// The administration handle for an instance of `kind`: only for the granted kind, and
+    /// only once the host has started.
+    fn administration_for(&self, kind: &str) -> Option<HostAdmin> {
+        let granted = self.admin_kind == Some(kind) && self.started.load(Ordering::SeqCst);
+        granted.then(|| HostAdmin::new(self.clone()))
+    }
+
+    /// Builds and adds an instance, bypassing validation and persistence (tests only).
+    #[cfg(test)]
+    pub(crate) fn add_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
         let instance = self.build_instance(spec)?;
         self.table.insert(instance)?;
         Ok(())
     }
 
-    /// Rebuilds an existing instance with new vhosts, prefix, store or settings, live.
-    pub fn replace_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
+    /// Rebuilds an existing instance with new vhosts, prefix, store or settings, live, bypassing
+    /// validation and persistence (tests only).
+    #[cfg(test)]
+    pub(crate) fn replace_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
         let instance = self.build_instance(spec)?;
         self.table.replace(instance)?;
         Ok(())
     }
 
-    /// Removes an instance live; requests already routed to it finish.
-    pub fn remove_instance(&self, kind: &str, name: &InstanceName) -> Result<(), HostError> {
+    /// Removes an instance live; requests already routed to it finish (tests only).
+    #[cfg(test)]
+    pub(crate) fn remove_instance(
+        &self,
+        kind: &str,
+        name: &crate::config::InstanceName,
+    ) -> Result<(), HostError> {
         self.table.remove(kind, name)?;
         Ok(())
     }
 }
+
+/// The capability to administer the running host: list, create, change and delete instances,
+/// enable kinds, manage stores and TLS, all through the host's validated, persisted API.
+///
+/// Only this crate constructs one (its field is private), and only for the kind the
+/// composition root named with [`Host::grant_administration`], once [`Host::start`] has begun;
+/// the host hands it to that kind's instances in `BackendContext::admin`. It dereferences to
+/// the [`Host`] for the console's methods.
+///
+/// Outside the host nothing can make one:
+///
+/// ```compile_fail,E0451
+/// fn forge(host: everlock_host::Host) -> everlock_host::HostAdmin {
+///     everlock_host::HostAdmin { host }
+/// }
+/// ```
+///
+/// ```compile_fail,E0624
+/// fn forge(host: everlock_host::Host) -> everlock_host::HostAdmin {
+///     everlock_host::HostAdmin::new(host)
+/// }
+/// ```
+///
+/// Nor can a factory grant it to itself: the registration has no such field.
+///
+/// ```compile_fail,E0560
+/// fn grant_self(f: everlock_host::BackendFactory) -> everlock_host::BackendFactory {
+///     everlock_host::BackendFactory { admin: true, ..f }
+/// }
+/// ```
+///
+/// ```
+/// fn describe(f: everlock_host::BackendFactory) -> everlock_host::BackendFactory {
+///     everlock_host::BackendFactory { summary: "allowed: a factory's own fields", ..f }
+/// }
+/// ```
+///
+/// The only way to one is the context the host builds, for the granted kind:
+///
+/// ```
+/// fn administration(ctx: everlock_host::BackendContext) -> Option<everlock_host::Host> {
+///     ctx.admin.map(|admin| admin.host().clone())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HostAdmin {
+    host: Host,
+}
+
+impl HostAdmin {
+    /// Minted only by the host for the granted kind (see `Host::administration_for`).
+    pub(crate) fn new(host: Host) -> HostAdmin {
+        HostAdmin { host }
+    }
+
+    /// The administered host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl Deref for HostAdmin {
+    type Target = Host;
+
+    fn deref(&self) -> &Host {
+        &self.host
+    }
+}
+
+#[cfg(test)]
+mod tests;

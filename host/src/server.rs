@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::frontend::http::{self, HttpSettings};
 use crate::frontend::ssh::{self, SshSettings, hostkey};
-use crate::frontend::tls::{self, TlsError};
+use crate::frontend::tls::{TlsError, TlsState};
 use crate::metrics::server::{self as metrics_server, ListenerStatus};
 use crate::runtime::Host;
+use crate::tls::redirect::HttpHooks;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,10 @@ pub struct Server {
     settings: HttpSettings,
     ssh: Option<(TcpListener, SshSettings)>,
     metrics: Option<TcpListener>,
+    /// Certificates of the HTTPS listener (reload watcher, ACME), when it is on.
+    tls: Option<Arc<TlsState>>,
+    /// `[acme]`.
+    acme: crate::config::AcmeConfig,
 }
 
 impl Server {
@@ -68,17 +73,31 @@ impl Server {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let https = match fc.listen_https.addr() {
+        let (https, tls_state) = match fc.listen_https.addr() {
             Some(addr) => {
-                let tls = tls::server_config(&config.data_dir, &fc.certificates)?;
-                Some((bind(addr).await?, TlsAcceptor::from(tls)))
+                let state = crate::tls::shared::tls_state(
+                    host.stores(),
+                    &config.data_dir,
+                    &fc.certificates,
+                )
+                .await?;
+                let acceptor = TlsAcceptor::from(state.server_config()?);
+                (Some((bind(addr).await?, acceptor)), Some(state))
             }
-            None => None,
+            None => (None, None),
+        };
+        let hooks = HttpHooks {
+            tls: tls_state.clone(),
+            https_port: https
+                .as_ref()
+                .and_then(|(l, _)| l.local_addr().ok())
+                .map(|a| a.port()),
+            redirect: fc.https_redirect,
         };
         let sc = &config.frontend_ssh;
         let ssh = match sc.listen.addr() {
             Some(addr) => {
-                let host_key = hostkey::load_or_create(&config.data_dir)?;
+                let host_key = hostkey::load_or_create_for(host.stores(), &config.data_dir).await?;
                 let settings = SshSettings::from_config(host_key, sc);
                 Some((bind(addr).await?, settings))
             }
@@ -95,11 +114,14 @@ impl Server {
             https,
             ssh,
             metrics,
+            tls: tls_state,
+            acme: config.acme.clone(),
             settings: HttpSettings {
                 header_read_timeout: Duration::from_secs(fc.header_read_timeout_secs.max(1)),
                 idle_timeout: Duration::from_secs(fc.idle_timeout_secs.max(1)),
                 shutdown_timeout: Duration::from_secs(fc.shutdown_timeout_secs),
                 max_connections: fc.max_connections,
+                hooks,
             },
         })
     }
@@ -132,6 +154,14 @@ impl Server {
         let status = ListenerStatus::default();
         // Without a metrics listener nobody reads the request metrics: skip recording them.
         let metrics = self.metrics.is_some().then(|| self.host.metrics().clone());
+        if let Some(tls) = &self.tls {
+            tls.spawn_reload(shutdown.clone());
+            crate::tls::acme::start(&self.host, tls, &self.acme, shutdown.clone()).await;
+        } else if self.acme.enabled {
+            tracing::warn!(
+                "[acme] is enabled but the HTTPS listener is off: no certificates are ordered"
+            );
+        }
         if let Some(listener) = self.http {
             let run = http::run(
                 listener,
@@ -228,7 +258,6 @@ mod tests {
         build,
         default_instances: Vec::new,
         example_settings: "",
-        admin: false,
         access_root: None,
         console: None,
     };
@@ -242,6 +271,7 @@ mod tests {
             prefix: "/".parse().unwrap(),
             store: format!("echo-{name}").parse().unwrap(),
             settings: toml::Table::new(),
+            https_redirect: None,
         }
     }
 

@@ -6,7 +6,8 @@ use std::io;
 ///
 /// Callers map these to protocol errors: `NotFound`, `Purged`, `Conflict`, `DigestMismatch` and
 /// `TooManyUploads` are the client's fault, `InUse`, `ReadOnly` and `Full` are operator
-/// problems, and `Corrupt`, `Io` and `Sqlite` are the host's. `Corrupt` is reserved for
+/// problems, `Unavailable` is temporary (the shared database is unreachable), and `Corrupt`,
+/// `Io`, `Sqlite` and `Database` are the host's. `Corrupt` is reserved for
 /// on-disk state that contradicts itself; a failing or full disk is `Io`, `Sqlite` or `Full`,
 /// never `Corrupt`.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,19 @@ pub enum StorageError {
     /// A blocking worker task died (panicked or was cancelled).
     #[error("storage worker failed: {0}")]
     Worker(String),
+    /// The shared metadata database (PostgreSQL) refused or failed an operation for a reason
+    /// that is not the client's fault (a constraint the store's own logic should have
+    /// prevented, a permission, a serialisation failure). Like `Io`, the host's problem (500).
+    #[error("metadata database error: {0}")]
+    Database(String),
+    /// The shared metadata database cannot be reached (refused, dropped or timed-out
+    /// connection, server shutting down). Nothing is wrong with the store: retrying once the
+    /// database is back works, so servers answer 503.
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(String),
+    /// The destination of a store copy already has commits; a copy never merges histories.
+    #[error("store {0} already has commits; a copy only fills an empty store")]
+    NotEmpty(String),
 }
 
 impl From<io::Error> for StorageError {

@@ -56,6 +56,9 @@ pub struct GcReport {
     /// Bytes of object files deleted from disk (objects and orphans): what `du` sees go.
     /// Small objects live inside the database, whose freed pages SQLite reuses instead.
     pub file_bytes_freed: u64,
+    /// Another node was running GC or retention on this store (shared mode), so this run did
+    /// nothing; the next one will.
+    pub skipped_locked: bool,
 }
 
 impl Store {
@@ -177,6 +180,14 @@ fn retention_cutoff(
 pub(crate) fn gc(inner: &Inner, opts: &GcOptions, expedite: bool) -> Result<GcReport> {
     // The orphan sweep deletes files without any SQL write a read-only connection would stop.
     inner.check_writable()?;
+    // GC and retention of a shared store run on one node at a time; the others skip rather
+    // than wait, since the holder is doing the same work. Held to the end of the run.
+    let Some(_maintenance) = inner.meta.try_maintenance_lock()? else {
+        return Ok(GcReport {
+            skipped_locked: true,
+            ..GcReport::default()
+        });
+    };
     let mut report = GcReport::default();
     if let Some((cutoff, message)) = retention_cutoff(inner, opts, expedite)?
         && let Some((commit, n, _)) = purge(
@@ -213,14 +224,18 @@ fn collect_objects(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Re
     let candidates = inner.read(|r| r.gc_candidates(cutoff))?;
     for id in candidates {
         let _stripe = inner.stripes.lock(&id);
-        let outcome = inner
-            .meta
-            .delete_object_if_unreferenced(&id, cutoff, opts.dry_run)?;
+        let outcome = if opts.dry_run {
+            inner
+                .meta
+                .delete_object_if_unreferenced(&id, cutoff, true)?
+        } else {
+            inner.meta.delete_object_with(&id, cutoff, &mut || {
+                inner.objects.remove(&id)?;
+                Ok(())
+            })?
+        };
         let Some(outcome) = outcome else { continue };
         if outcome.is_file {
-            if !opts.dry_run {
-                inner.objects.remove(&id)?;
-            }
             report.file_bytes_freed += outcome.size;
         }
         report.objects_removed += 1;
@@ -239,13 +254,19 @@ fn sweep_orphans(inner: &Inner, opts: &GcOptions, report: &mut GcReport) -> Resu
             continue;
         }
         let _stripe = inner.stripes.lock(&id);
-        // Under the stripe lock no stage of this object sits between its publish and its row
-        // insert, so "no row" really means orphan.
-        if inner.meta.object_row_now(&id)?.is_none() {
-            let size = inner.objects.open(&id).and_then(|f| f.len()).unwrap_or(0);
-            if !opts.dry_run {
+        // Under the stripe lock no stage of this process sits between its publish and its row
+        // insert, so "no row" really means orphan; another node's stage is ordered by the
+        // metadata's write lock instead (`MetaStore::remove_orphan`).
+        if inner.meta.object_row_now(&id)?.is_some() {
+            continue;
+        }
+        let size = inner.objects.open(&id).and_then(|f| f.len()).unwrap_or(0);
+        let removed = opts.dry_run
+            || inner.meta.remove_orphan(&id, &mut || {
                 inner.objects.remove(&id)?;
-            }
+                Ok(())
+            })?;
+        if removed {
             report.orphan_files_removed += 1;
             report.file_bytes_freed += size;
         }

@@ -6,7 +6,11 @@
 //! write order and its crash matrix are in `docs/reference/storage.md`.
 //!
 //! # Layout
-//! - `manager`: [`StoreManager`], named stores under a data directory.
+//! - `manager`: [`StoreManager`], named stores under a data directory, or (shared mode,
+//!   [`MetaConfig::Postgres`]) registered in a PostgreSQL database that several nodes share.
+//! - `changes`: the per-store HEAD watch ([`Store::changes`]), moved by local commits and, in
+//!   shared mode, by other nodes' commits (`LISTEN/NOTIFY`, polling fallback).
+//! - `copy`: [`StoreManager::copy_store`], a store's whole history into another manager.
 //! - `store`: [`Store`], the async API (read, write, delete, commit, list, history, read_at).
 //! - `stage`: streaming content in, hashing and writing in parallel.
 //! - `content`: [`Content`], streaming content out with seek for ranges.
@@ -33,7 +37,9 @@
 )]
 
 pub mod backup;
+mod changes;
 mod content;
+mod copy;
 mod digest;
 mod error;
 mod export;
@@ -47,6 +53,10 @@ mod path;
 mod perms;
 mod record;
 mod retention;
+#[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
+mod shared_usage_tests;
 mod stage;
 mod stats;
 mod store;
@@ -56,11 +66,12 @@ mod uploads;
 mod verify;
 
 pub use content::Content;
+pub use copy::CopyReport;
 pub use digest::{CommitId, Digest, ObjectId, Sha256, Sha512};
 pub use error::{Result, StorageError};
 pub use export::ExportOptions;
 pub use gc::{DEFAULT_GRACE, GcOptions, GcReport};
-pub use manager::{ObjectsConfig, StoreManager};
+pub use manager::{MetaConfig, ObjectsConfig, PostgresConfig, StoreManager};
 pub use objects::S3Config;
 pub use path::{MAX_PATH_LEN, validate_path, validate_prefix, validate_store_name};
 pub use retention::{PolicyParseError, RetentionPolicy};

@@ -1,4 +1,6 @@
-//! [`StoreManager`]: named stores under one data directory.
+//! [`StoreManager`]: named stores under one data directory, or, in shared mode
+//! ([`MetaConfig::Postgres`]), registered in one PostgreSQL database that several nodes use at
+//! once (the data directory then holds only each node's spool files and upload sessions).
 
 use std::collections::HashMap;
 use std::fs;
@@ -6,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use crate::changes::Hub;
 use crate::error::{Result, StorageError};
+use crate::meta::{PgCluster, Registration, notify};
 use crate::objects::{ObjectsRoot, S3Config, S3Objects};
 use crate::path::validate_store_name;
-use crate::store::{Inner, Store, is_store};
+use crate::store::{FORMAT, Inner, Store, is_store};
 
 /// How long an open waits for this process's own previous handle to finish closing.
 const REOPEN_WAIT: Duration = Duration::from_secs(2);
@@ -32,6 +36,84 @@ pub enum ObjectsConfig {
     S3(S3Config),
 }
 
+/// Where a manager's stores keep their metadata.
+#[derive(Clone, Debug, Default)]
+pub enum MetaConfig {
+    /// `<data_dir>/<store>/meta.sqlite` (the default): one process owns each store.
+    #[default]
+    Sqlite,
+    /// One schema per store in one PostgreSQL database, shared by every node.
+    Postgres(PostgresConfig),
+}
+
+/// The PostgreSQL database of shared mode.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user[:password]@host[:port]/database[?options]`, the password already
+    /// merged in by the caller. `Debug` shows it redacted.
+    pub url: String,
+    /// The most connections this manager (one node) opens to the database, for every store
+    /// together: one for the change listener, the rest shared by the stores. At least 3 (a
+    /// store's maintenance holds one for its lock while it queries on another);
+    /// [`PostgresConfig::DEFAULT_MAX_CONNECTIONS`] unless configured.
+    pub max_connections: u32,
+}
+
+/// The smallest budget that works: the listener's connection, and two for the stores, since a
+/// store's maintenance keeps its advisory lock on one connection while it queries on another.
+const MIN_CONNECTIONS: u32 = 3;
+
+impl PostgresConfig {
+    /// The default connection budget of a node: small, so that several nodes stay well within
+    /// PostgreSQL's default `max_connections = 100`.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+    /// The database at `url` with the default connection budget.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // A key=value connection string: redact a password=... pair.
+        return url
+            .split_whitespace()
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     data_dir: PathBuf,
@@ -39,6 +121,10 @@ struct Shared {
     objects: ObjectsRoot,
     /// Weak, so that a store closes (and releases its `LOCK`) when its last handle is dropped.
     open: Mutex<HashMap<String, Weak<Inner>>>,
+    /// The HEAD watches of the stores this manager opened.
+    hub: Arc<Hub>,
+    /// The shared metadata database (shared mode), with its change listener.
+    cluster: Option<(PgCluster, Arc<notify::ListenerState>)>,
 }
 
 impl StoreManager {
@@ -53,22 +139,66 @@ impl StoreManager {
     /// Blocks on that request: call it before entering async code or on the blocking pool.
     pub fn new_with(data_dir: impl Into<PathBuf>, objects: ObjectsConfig) -> Result<Self> {
         let data_dir = data_dir.into();
-        let root = match objects {
-            ObjectsConfig::File => ObjectsRoot::File,
-            ObjectsConfig::S3(config) => {
-                let s3 = S3Objects::check_once(&config, &data_dir)
-                    .and_then(|()| S3Objects::connect(&config, &data_dir))
-                    .map_err(|e| StorageError::Invalid {
-                        what: "object storage",
-                        reason: format!(
-                            "bucket {} at {} is unusable: {e}",
-                            config.bucket, config.endpoint
-                        ),
-                    })?;
-                ObjectsRoot::S3(s3)
-            }
-        };
+        let root = objects_root(objects, &data_dir)?;
         Ok(Self::with_root(data_dir, root))
+    }
+
+    /// A manager whose stores keep their objects as `objects` and their metadata as `meta`
+    /// say. It checks the bucket and the database once each, so that a wrong endpoint, URL or
+    /// credentials, or a server that is down, fail here with one clear error. With PostgreSQL
+    /// it also starts the listener that follows other nodes' commits ([`Store::changes`]).
+    /// Blocks: call it before entering async code or on the blocking pool.
+    pub fn new_with_meta(
+        data_dir: impl Into<PathBuf>,
+        objects: ObjectsConfig,
+        meta: MetaConfig,
+    ) -> Result<Self> {
+        let data_dir = data_dir.into();
+        let root = objects_root(objects, &data_dir)?;
+        let MetaConfig::Postgres(pg) = meta else {
+            return Ok(Self::with_root(data_dir, root));
+        };
+        let budget = usize::try_from(pg.max_connections.max(MIN_CONNECTIONS)).unwrap_or(usize::MAX);
+        let cluster = PgCluster::connect(&pg.url, budget).map_err(|e| {
+            let at = redact_url(&pg.url);
+            match e {
+                StorageError::Unavailable(m) => {
+                    StorageError::Unavailable(format!("PostgreSQL at {at}: {m}"))
+                }
+                StorageError::Database(m) => {
+                    StorageError::Database(format!("PostgreSQL at {at}: {m}"))
+                }
+                other => other,
+            }
+        })?;
+        let hub = Arc::new(Hub::default());
+        let listener = notify::spawn(
+            cluster.runtime().handle(),
+            cluster.config().clone(),
+            Arc::downgrade(&hub),
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                data_dir,
+                objects: root,
+                open: Mutex::new(HashMap::new()),
+                hub,
+                cluster: Some((cluster, listener)),
+            }),
+        })
+    }
+
+    /// True when the metadata is in PostgreSQL: several nodes share these stores (no local
+    /// `LOCK` file; stores are listed from the database; the data directory holds only spool
+    /// files and upload sessions).
+    pub fn is_shared(&self) -> bool {
+        self.shared.cluster.is_some()
+    }
+
+    /// The change listener of shared mode (tests stop it to exercise the fallback).
+    #[cfg(test)]
+    pub(crate) fn listener(&self) -> Option<&notify::ListenerState> {
+        self.shared.cluster.as_ref().map(|(_, l)| &**l)
     }
 
     fn with_root(data_dir: PathBuf, objects: ObjectsRoot) -> Self {
@@ -77,8 +207,44 @@ impl StoreManager {
                 data_dir,
                 objects,
                 open: Mutex::new(HashMap::new()),
+                hub: Arc::new(Hub::default()),
+                cluster: None,
             }),
         }
+    }
+
+    /// How a shared store of this manager is registered.
+    fn registration(&self) -> Registration<'static> {
+        Registration {
+            format: FORMAT,
+            objects: if self.objects_are_remote() {
+                "s3"
+            } else {
+                "file"
+            },
+        }
+    }
+
+    /// Opens store `name` in the shared database; `NoSuchStore` unless `create`.
+    fn open_shared(
+        &self,
+        cluster: &PgCluster,
+        name: &str,
+        create: bool,
+        writable: bool,
+    ) -> Result<Inner> {
+        let meta = cluster
+            .open_store(name, create, self.registration())?
+            .ok_or_else(|| StorageError::NoSuchStore(name.to_owned()))?;
+        crate::perms::create_dir_all(&self.shared.data_dir)?;
+        crate::perms::tighten(&self.shared.data_dir)?;
+        Inner::open_shared(
+            &self.shared.data_dir.join(name),
+            &self.shared.objects,
+            Box::new(meta),
+            writable,
+            self.shared.hub.sender(name),
+        )
     }
 
     /// Whether the stores keep their objects in a bucket (a backup of such a store would hold
@@ -123,6 +289,11 @@ impl StoreManager {
         if let Some(inner) = previous.as_ref().and_then(Weak::upgrade) {
             return Ok(Store { inner });
         }
+        if let Some((cluster, _)) = &self.shared.cluster {
+            let inner = Arc::new(self.open_shared(cluster, name, create, true)?);
+            open.insert(name.to_owned(), Arc::downgrade(&inner));
+            return Ok(Store { inner });
+        }
         if !create && !is_store(&dir) {
             return Err(StorageError::NoSuchStore(name.to_owned()));
         }
@@ -137,7 +308,12 @@ impl StoreManager {
         } else {
             Duration::ZERO
         };
-        let inner = Arc::new(Inner::open(&dir, wait, &self.shared.objects)?);
+        let inner = Arc::new(Inner::open(
+            &dir,
+            wait,
+            &self.shared.objects,
+            self.shared.hub.sender(name),
+        )?);
         open.insert(name.to_owned(), Arc::downgrade(&inner));
         Ok(Store { inner })
     }
@@ -147,20 +323,43 @@ impl StoreManager {
     /// snapshots next to the owner's writes, and published objects never change. Every write
     /// through the handle fails with [`StorageError::ReadOnly`]. Each call opens a new,
     /// unshared handle; it blocks, so call it from a blocking context (the CLI).
+    ///
+    /// In shared mode there is no `LOCK` to avoid: the handle is an ordinary one (it follows
+    /// other nodes' commits) whose writes fail with [`StorageError::ReadOnly`].
     pub fn open_read_only(&self, name: &str) -> Result<Store> {
         validate_store_name(name)?;
+        if let Some((cluster, _)) = &self.shared.cluster {
+            return Ok(Store {
+                inner: Arc::new(self.open_shared(cluster, name, false, false)?),
+            });
+        }
         let dir = self.shared.data_dir.join(name);
         if !is_store(&dir) {
             return Err(StorageError::NoSuchStore(name.to_owned()));
         }
+        // Its own watch: a local store's reader does not follow the owner's commits.
+        let changes = tokio::sync::watch::Sender::new(0);
         Ok(Store {
-            inner: Arc::new(Inner::open_read_only(&dir, &self.shared.objects)?),
+            inner: Arc::new(Inner::open_read_only(&dir, &self.shared.objects, changes)?),
         })
     }
 
     /// The names of the stores in the data directory, sorted. Directories that are not valid
-    /// store names (such as `_host/`) or hold no store are skipped.
+    /// store names (such as `_host/`) or hold no store are skipped. In shared mode, the
+    /// stores registered in the database.
     pub fn list(&self) -> Result<Vec<String>> {
+        if let Some((cluster, _)) = &self.shared.cluster {
+            // Callers treat `list` as a quick local read and call it from async code too,
+            // where waiting on the database's runtime would panic: a scoped thread waits.
+            if tokio::runtime::Handle::try_current().is_err() {
+                return cluster.list();
+            }
+            return std::thread::scope(|s| {
+                s.spawn(|| cluster.list())
+                    .join()
+                    .map_err(|_| StorageError::Worker("listing the stores failed".into()))?
+            });
+        }
         let entries = match fs::read_dir(&self.shared.data_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -182,6 +381,26 @@ impl StoreManager {
         names.sort();
         Ok(names)
     }
+}
+
+/// The object backend `objects` describes. For S3 it checks the bucket once (one listing
+/// under the prefix), so that a wrong endpoint, bucket or credentials fail here.
+fn objects_root(objects: ObjectsConfig, data_dir: &Path) -> Result<ObjectsRoot> {
+    Ok(match objects {
+        ObjectsConfig::File => ObjectsRoot::File,
+        ObjectsConfig::S3(config) => {
+            let s3 = S3Objects::check_once(&config, data_dir)
+                .and_then(|()| S3Objects::connect(&config, data_dir))
+                .map_err(|e| StorageError::Invalid {
+                    what: "object storage",
+                    reason: format!(
+                        "bucket {} at {} is unusable: {e}",
+                        config.bucket, config.endpoint
+                    ),
+                })?;
+            ObjectsRoot::S3(s3)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::store::{Inner, Store};
 
 /// The settings key holding the canonical policy.
-const POLICY_KEY: &str = "retention.policy";
+pub(crate) const POLICY_KEY: &str = "retention.policy";
 /// The key stores used before policies existed: an age in seconds.
 pub(crate) const LEGACY_KEY: &str = "retention.purge-after-secs";
 

@@ -23,8 +23,9 @@ const MAX_DEPTH: usize = 4;
 pub struct StoreStats {
     /// Object rows: distinct contents the store keeps (inline or as files).
     pub objects: u64,
-    /// Bytes of those objects as the store accounts them (the sum of their sizes; the
-    /// metadata database and filesystem overhead are not included).
+    /// Bytes of those objects as the store accounts them (the sum of their sizes from the
+    /// objects table; the metadata database and filesystem overhead are not included). For a
+    /// shared store this is also what [`Store::disk_bytes`] reports.
     pub bytes: u64,
     /// Commits in the log.
     pub commits: u64,
@@ -38,10 +39,19 @@ impl Store {
         self.blocking(|inner| inner.snapshot(stats)).await
     }
 
-    /// The space the store directory takes on disk (allocated blocks, as `du` counts them):
-    /// object files, the metadata database with its WAL, upload sessions and temporary files.
-    /// It walks the directory, so it costs one `stat` per object file.
+    /// The space the store takes: for a local store, what its directory takes on disk
+    /// (allocated blocks, as `du` counts them): object files, the metadata database with its
+    /// WAL, upload sessions and temporary files; it walks the directory, so it costs one
+    /// `stat` per object file.
+    ///
+    /// A shared store (PostgreSQL metadata) has no directory of its own: this node's data
+    /// directory holds only spool files, so walking it would report this node's scratch space
+    /// as the store. It reports the bytes of the objects table instead ([`StoreStats::bytes`]),
+    /// the same on every node; the database's and the bucket's own overhead are not included.
     pub async fn disk_bytes(&self) -> Result<u64> {
+        if self.is_shared() {
+            return Ok(self.stats().await?.bytes);
+        }
         self.blocking(|inner| Ok(walk(&inner.dir, 0)?)).await
     }
 }

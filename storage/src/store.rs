@@ -5,22 +5,20 @@
 //! [`MetaStore`] interface (SQLite today, see `meta/`), the bytes only through the object
 //! backend.
 
-use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::io::AsyncRead;
+use tokio::sync::watch;
 
 use crate::content::Content;
 use crate::digest::{CommitId, Digest};
 use crate::error::{Result, StorageError};
 use crate::hashing::digest_bytes;
 use crate::lock::StoreLock;
-use crate::meta::{self, CommitRequest, MetaRead, MetaStore, PreparedOp, Resolved, SqliteMeta};
+use crate::meta::{self, CommitRequest, MetaRead, MetaStore, PreparedOp, Resolved};
 use crate::objects::{AnyObjects, AnyReader, ObjectBackend, ObjectsRoot};
 use crate::path::{validate_path, validate_prefix};
 use crate::stripes::Stripes;
@@ -34,11 +32,6 @@ pub const INLINE_MAX: usize = 16 * 1024;
 
 /// `read` and `read_at` refuse content larger than this; stream it with `open` instead.
 pub const READ_MAX: u64 = 64 * 1024 * 1024;
-
-/// How many recent commits the startup check examines for missing objects.
-const STARTUP_CHECK_COMMITS: u64 = 64;
-
-const FORMAT: &str = "everlock-store 1\nobjects=blake3, digest-index=sha256\n";
 
 /// A handle to one open store. Cloning is cheap and every clone shares the same state; the
 /// store is closed (and its `LOCK` released) when the last clone is dropped.
@@ -58,15 +51,22 @@ pub(crate) struct Inner {
     pub(crate) stripes: Stripes,
     /// The metadata: commits, HEAD, object rows, settings, upload sessions.
     pub(crate) meta: Box<dyn MetaStore>,
-    /// The seq of the newest durable commit (0 for an empty store). Only this process writes
-    /// the store (the `LOCK`), and every commit goes through `Inner::commit` or a retention
-    /// purge, which both advance it, so readers can learn whether HEAD moved without a query.
-    pub(crate) head_seq: AtomicU64,
+    /// The seq of the newest durable commit (0 for an empty store), shared with every handle
+    /// of the store in this process (see `changes.rs`). Every commit of this process goes
+    /// through `Inner::commit` or a retention purge, which both advance it; in shared mode
+    /// the manager's listener advances it for other nodes' commits. Readers learn whether
+    /// HEAD moved without a query.
+    pub(crate) changes: watch::Sender<u64>,
     /// Resumable upload sessions.
     pub(crate) uploads: crate::uploads::Uploads,
-    /// Held for the lifetime of the store; declared last so it is released last. `None` for a
-    /// read-only handle, which takes no lock (so it works next to a server) and never writes.
-    lock: Option<StoreLock>,
+    /// False for a read-only handle: every write fails with `ReadOnly`.
+    writable: bool,
+    /// Whether the metadata is shared with other nodes (PostgreSQL).
+    shared: bool,
+    /// Held for the lifetime of a local store; declared last so it is released last. `None`
+    /// for a read-only handle, which takes no lock (so it works next to a server), and for a
+    /// shared store, which several nodes open at once.
+    _lock: Option<StoreLock>,
 }
 
 impl Store {
@@ -80,7 +80,12 @@ impl Store {
     /// Blocking version of [`Store::open_dir`], for code outside an async runtime.
     pub fn open_dir_blocking(dir: &Path) -> Result<Store> {
         Ok(Store {
-            inner: Arc::new(Inner::open(dir, Duration::ZERO, &ObjectsRoot::File)?),
+            inner: Arc::new(Inner::open(
+                dir,
+                Duration::ZERO,
+                &ObjectsRoot::File,
+                watch::Sender::new(0),
+            )?),
         })
     }
 
@@ -92,7 +97,7 @@ impl Store {
     /// Whether this handle was opened read-only ([`crate::StoreManager::open_read_only`]):
     /// every write through it fails with [`StorageError::ReadOnly`].
     pub fn is_read_only(&self) -> bool {
-        self.inner.lock.is_none()
+        !self.inner.writable
     }
 
     /// The content of `path` at HEAD. Fails with `NotFound`, or `TooLarge` above [`READ_MAX`].
@@ -208,12 +213,26 @@ impl Store {
 
     /// The seq of the newest commit (0 when the store is empty), without touching the
     /// database: a cheap "did anything change?" check for caches keyed by HEAD. It moves
-    /// only after the commit is durable. A read-only handle does not see other processes'
-    /// commits here: it reports HEAD as of its opening ([`Store::head`] is always current).
+    /// only after the commit is durable. With shared (PostgreSQL) metadata it follows other
+    /// nodes' commits within a second; a local store's read-only handle does not see other
+    /// processes' commits here: it reports HEAD as of its opening ([`Store::head`] is always
+    /// current).
     pub fn head_seq(&self) -> u64 {
-        self.inner
-            .head_seq
-            .load(std::sync::atomic::Ordering::Acquire)
+        *self.inner.changes.borrow()
+    }
+
+    /// The store's HEAD seq as a watch: it moves on this process's commits at once and, with
+    /// shared (PostgreSQL) metadata, on other nodes' commits within a second (`LISTEN/NOTIFY`
+    /// on channel `everlock_commits`, with polling every 500 ms while the listener is down).
+    /// Every handle of the store in the process shares it, and it survives the store being
+    /// closed and reopened by the same manager.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Whether the store's metadata is shared with other nodes (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared
     }
 
     /// A commit by id.
@@ -313,77 +332,11 @@ impl Store {
 }
 
 impl Inner {
-    /// Opens a store directory: lock, format check, `tmp/` cleanup, schema, startup check.
-    /// The objects come from `root`: files in `dir`, or the store's prefix in a bucket.
-    pub(crate) fn open(dir: &Path, lock_wait: Duration, root: &ObjectsRoot) -> Result<Inner> {
-        crate::perms::create_dir_all(dir)?;
-        let lock = StoreLock::acquire(&dir.join("LOCK"), lock_wait)?;
-        crate::perms::tighten_store(dir)?;
-        check_or_write_format(dir)?;
-        let objects = root.open_store(dir, true)?;
-        // We hold the lock, so no stage of any process is in flight: every temp file is debris
-        // of a crash (reference/storage.md §4).
-        let cleaned = objects.clean_temp()?;
-        if cleaned > 0 {
-            tracing::info!(dir = %dir.display(), cleaned, "removed interrupted uploads from tmp/");
-        }
-        let meta = SqliteMeta::open(&dir.join("meta.sqlite"))?;
-        let inner = Inner::assemble(dir, objects, Box::new(meta), Some(lock))?;
-        inner.startup_check()?;
-        crate::uploads::recover(&inner)?;
-        Ok(inner)
-    }
-
-    /// Opens an existing store for reading only, without its `LOCK`: the owner (a running
-    /// server) may be writing at the same time. SQLite's WAL gives every query a consistent
-    /// snapshot next to that writer; objects are immutable once published. Nothing in the
-    /// directory is created, cleaned or tightened: `tmp/` and `uploads/` belong to the owner.
-    pub(crate) fn open_read_only(dir: &Path, root: &ObjectsRoot) -> Result<Inner> {
-        check_format(dir)?;
-        // A store whose objects are in a bucket has no `objects/` directory.
-        let remote = crate::objects::is_remote_store(dir);
-        for sub in ["objects", "tmp", "uploads"] {
-            if sub == "objects" && remote {
-                continue;
-            }
-            if !dir.join(sub).is_dir() {
-                return Err(StorageError::Corrupt(format!(
-                    "{} has no {sub}/ directory",
-                    dir.display()
-                )));
-            }
-        }
-        // Both only open directories that exist (checked above), so they write nothing.
-        let objects = root.open_store(dir, false)?;
-        let meta = SqliteMeta::open_read_only(&dir.join("meta.sqlite"))?;
-        // No startup check: it guards an owner against serving on lost data, and next to a
-        // live owner its separate queries could race that owner's GC. `verify` checks it all.
-        Inner::assemble(dir, objects, Box::new(meta), None)
-    }
-
-    fn assemble(
-        dir: &Path,
-        objects: AnyObjects,
-        meta: Box<dyn MetaStore>,
-        lock: Option<StoreLock>,
-    ) -> Result<Inner> {
-        let head_seq = meta::read(&*meta, |r| r.last_commit())?.map_or(0, |c| c.seq);
-        Ok(Inner {
-            dir: dir.to_path_buf(),
-            objects,
-            stripes: Stripes::default(),
-            meta,
-            head_seq: AtomicU64::new(head_seq),
-            uploads: crate::uploads::Uploads::open(dir)?,
-            lock,
-        })
-    }
-
     /// Fails with [`StorageError::ReadOnly`] on a read-only handle. Every write entry point
     /// calls it before touching files; SQL writes would fail on the read-only connection
     /// anyway, but object and upload files are written before their rows.
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.lock.is_some() {
+        if self.writable {
             Ok(())
         } else {
             Err(StorageError::ReadOnly(format!(
@@ -395,8 +348,7 @@ impl Inner {
 
     /// Records that commit `seq` is durable.
     pub(crate) fn note_commit(&self, seq: u64) {
-        self.head_seq
-            .fetch_max(seq, std::sync::atomic::Ordering::Release);
+        crate::changes::advance(&self.changes, seq);
     }
 
     /// Runs `f` with metadata reads that each see the newest durable state.
@@ -509,11 +461,38 @@ impl Inner {
                 }
             });
         }
+        if self.shared {
+            self.check_published(&prepared)?;
+        }
         self.group_commit(CommitRequest {
             ops: prepared,
             preconditions: preconditions.to_vec(),
             meta: meta.clone(),
         })
+    }
+
+    /// Fails with `ObjectMissing` if the bytes of an object a put references are gone. In
+    /// shared mode another node's GC may have removed them after this node's stage found
+    /// them present (and skipped its upload) but before the stage's row was written; the GC
+    /// removes bytes under the store's write lock, which that row insert waited for, so
+    /// checking here, after the stage, catches it. The client stages again.
+    ///
+    /// An object whose row holds its bytes inline has none in the object storage (staging
+    /// content the store already keeps inline publishes nothing), so its row is asked before
+    /// calling it missing.
+    fn check_published(&self, ops: &[PreparedOp]) -> Result<()> {
+        for op in ops {
+            if let PreparedOp::Put { object, .. } = op
+                && !self.objects.exists(object)?
+                && self
+                    .meta
+                    .object_row_now(object)?
+                    .is_none_or(|row| row.inline.is_none())
+            {
+                return Err(StorageError::ObjectMissing(object.to_hex()));
+            }
+        }
+        Ok(())
     }
 
     /// Hands a validated commit to the metadata and records it once it is durable. The
@@ -523,24 +502,6 @@ impl Inner {
         let info = self.meta.commit(request)?;
         self.note_commit(info.seq);
         Ok(info)
-    }
-
-    /// Fails loudly if a recent commit references an object that is not there: that can only
-    /// happen if the write order was broken, and serving on would hide lost data.
-    fn startup_check(&self) -> Result<()> {
-        for id in self.read(|r| r.recent_objects(STARTUP_CHECK_COMMITS))? {
-            let Some(row) = self.meta.object_row_now(&id)? else {
-                return Err(StorageError::Corrupt(format!(
-                    "a recent commit references object {id}, which has no row"
-                )));
-            };
-            if row.inline.is_none() && !self.objects.exists(&id)? {
-                return Err(StorageError::Corrupt(format!(
-                    "a recent commit references object {id}, whose file is missing"
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -555,62 +516,14 @@ fn missing(entry: &Entry, e: std::io::Error) -> StorageError {
     }
 }
 
-/// Checks an existing store's `FORMAT`; a store without one is `NoSuchStore`.
-fn check_format(dir: &Path) -> Result<()> {
-    match fs::read_to_string(dir.join("FORMAT")) {
-        Ok(text) => format_matches(dir, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(StorageError::NoSuchStore(dir.display().to_string()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn format_matches(dir: &Path, text: &str) -> Result<()> {
-    if text == FORMAT {
-        return Ok(());
-    }
-    Err(StorageError::Corrupt(format!(
-        "{} says {:?}, this build reads {:?}",
-        dir.join("FORMAT").display(),
-        text.lines().next().unwrap_or(""),
-        FORMAT.lines().next().unwrap_or("")
-    )))
-}
-
-/// Writes `FORMAT` in a new store, or checks it in an existing one.
-fn check_or_write_format(dir: &Path) -> Result<()> {
-    let path = dir.join("FORMAT");
-    match fs::read_to_string(&path) {
-        Ok(text) => format_matches(dir, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let tmp = dir.join("FORMAT.tmp");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(crate::perms::FILE_MODE)
-                .open(&tmp)?;
-            f.write_all(FORMAT.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(dir)?.sync_all()?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Whether `dir` holds a store (has a `FORMAT` file).
-pub(crate) fn is_store(dir: &Path) -> bool {
-    dir.join("FORMAT").is_file()
-}
-
 async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Worker(e.to_string()))?
 }
 
+mod open;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use open::{FORMAT, is_store};

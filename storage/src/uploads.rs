@@ -14,27 +14,35 @@
 //! Finishing checks the announced digest, then publishes the file as an object exactly like a
 //! stage does (link into `objects/`, directory fsync, object row), so the caller commits it with
 //! an ordinary [`crate::Op::Put`].
+//!
+//! That local file serves a single node. A shared store (PostgreSQL metadata, several nodes)
+//! keeps a session's bytes as parts in object storage instead (`uploads/parts.rs`), so any
+//! node can continue or finish any session.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 
 use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
 use crate::meta::{self, UploadRow};
-use crate::objects::ObjectBackend;
 use crate::path::validate_path;
 use crate::store::{Inner, Store};
 use crate::types::ObjectRef;
+
+pub(crate) use local::recover;
+use local::{
+    append_stream, cut_back, end_session, publish_session, rehash, remove_quietly, sync_dir,
+};
 
 /// Bytes read from the caller per chunk.
 const CHUNK: usize = 1024 * 1024;
@@ -82,6 +90,10 @@ type Slot = Arc<tokio::sync::Mutex<Option<Hashed>>>;
 pub(crate) struct Uploads {
     dir: PathBuf,
     live: Mutex<HashMap<String, Slot>>,
+    /// Keeps sessions as parts in a single-node store too (tests of the shared code path).
+    parts_forced: AtomicBool,
+    /// When this handle last swept orphaned parts (ms since the epoch; 0: never).
+    last_sweep_ms: AtomicI64,
 }
 
 impl fmt::Debug for Uploads {
@@ -101,7 +113,16 @@ impl Uploads {
         Ok(Uploads {
             dir,
             live: Mutex::new(HashMap::new()),
+            parts_forced: AtomicBool::new(false),
+            last_sweep_ms: AtomicI64::new(0),
         })
+    }
+
+    /// Makes a single-node store keep its sessions as parts, like a shared one.
+    #[cfg(test)]
+    pub(crate) fn force_parts(&self) {
+        self.parts_forced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn file(&self, id: &str) -> PathBuf {
@@ -124,34 +145,17 @@ impl Uploads {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
     }
-}
 
-/// Startup recovery: drops rows whose file is gone and files that no row owns, so a crash at
-/// any point of `upload_start` or `upload_cancel` leaves nothing behind.
-pub(crate) fn recover(inner: &Inner) -> Result<()> {
-    let rows = inner.meta.all_uploads()?;
-    let mut owned = std::collections::HashSet::new();
-    for row in rows {
-        if inner.uploads.file(&row.id).is_file() {
-            owned.insert(row.id);
-        } else {
-            tracing::warn!(id = %row.id, "upload session without its file; dropping it");
-            inner.meta.delete_upload(&row.id)?;
-        }
+    /// Drops the slots of sessions that no longer have a row. In a shared store a session
+    /// appended here may be finished or cancelled on another node, which cannot forget this
+    /// node's slot; without this the slots of such sessions would pile up. A slot someone
+    /// holds right now (its `Arc` is shared) stays.
+    fn retain_slots(&self, rows: &std::collections::HashSet<&str>) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, slot| rows.contains(id.as_str()) || Arc::strong_count(slot) > 1);
     }
-    let mut removed = 0;
-    for entry in fs::read_dir(&inner.uploads.dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if !owned.contains(name.to_string_lossy().as_ref()) && entry.file_type()?.is_file() {
-            fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        sync_dir(&inner.uploads.dir)?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -177,6 +181,7 @@ impl Store {
         getrandom::fill(&mut raw).map_err(|e| StorageError::Worker(format!("random: {e}")))?;
         let id = hex::encode(raw);
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let in_parts = parts::uses_parts(self);
         self.blocking(move |inner| {
             let too_many = |path: &str| StorageError::TooManyUploads {
                 path: path.to_owned(),
@@ -186,6 +191,11 @@ impl Store {
             let open = inner.read(|r| r.count_live_uploads(&path, meta::now_ms()))?;
             if open >= max_open {
                 return Err(too_many(&path));
+            }
+            if in_parts {
+                // No local file: the session's bytes will be parts in object storage.
+                return insert_capped(inner, &id, &path, ttl_ms, max_open)?
+                    .ok_or_else(|| too_many(&path));
             }
             // The file first: a crash before the row leaves an orphan file that `recover`
             // removes, never a row without its file.
@@ -261,6 +271,9 @@ impl Store {
                 expected: format!("offset {at}"),
                 found: format!("offset {}", row.offset),
             });
+        }
+        if parts::uses_parts(self) {
+            return parts::append(self, row, &mut guard, reader).await;
         }
         let hashed = match guard.take() {
             Some(h) if h.offset == row.offset => h,
@@ -356,8 +369,12 @@ impl Store {
         };
         let cached = guard.take();
         let owned = id.to_owned();
+        let in_parts = parts::uses_parts(self);
         let result = self
             .blocking(move |inner| {
+                if in_parts {
+                    return parts::finish(inner, &owned, expect, cached);
+                }
                 let row = live_row(inner, &owned)?
                     .ok_or_else(|| StorageError::NotFound(format!("upload {owned}")))?;
                 let want_sha512 = matches!(expect, Some(Digest::Sha512(_)));
@@ -396,7 +413,16 @@ impl Store {
         let slot = self.inner.uploads.slot(id);
         let _guard = slot.lock().await;
         let owned = id.to_owned();
-        let out = self.blocking(move |inner| end_session(inner, &owned)).await;
+        let in_parts = parts::uses_parts(self);
+        let out = self
+            .blocking(move |inner| {
+                if in_parts {
+                    parts::end(inner, &owned, None)
+                } else {
+                    end_session(inner, &owned)
+                }
+            })
+            .await;
         self.inner.uploads.forget(id);
         out
     }
@@ -407,6 +433,12 @@ impl Store {
         self.inner.check_writable()?;
         let rows = self.blocking(|inner| inner.meta.all_uploads()).await?;
         let now = meta::now_ms();
+        let in_parts = parts::uses_parts(self);
+        if in_parts {
+            self.inner
+                .uploads
+                .retain_slots(&rows.iter().map(|r| r.id.as_str()).collect());
+        }
         let mut n = 0;
         for row in rows.into_iter().filter(|r| r.lease_until_ms <= now) {
             let slot = self.inner.uploads.slot(&row.id);
@@ -414,10 +446,28 @@ impl Store {
                 continue;
             };
             let id = row.id.clone();
-            if self.blocking(move |inner| end_session(inner, &id)).await? {
+            let ended = self
+                .blocking(move |inner| {
+                    if in_parts {
+                        // Only if still expired: another node may have appended meanwhile.
+                        parts::end(inner, &id, Some(now))
+                    } else {
+                        end_session(inner, &id)
+                    }
+                })
+                .await?;
+            if ended {
                 n += 1;
             }
             self.inner.uploads.forget(&row.id);
+        }
+        if in_parts {
+            let swept = self
+                .blocking(move |inner| parts::sweep_orphans(inner, now))
+                .await?;
+            if swept > 0 {
+                tracing::info!(swept, "deleted orphaned upload parts");
+            }
         }
         Ok(n)
     }
@@ -460,15 +510,6 @@ fn insert_capped(
     Ok(Some(row.into()))
 }
 
-/// Removes a file whose owner failed; a leftover is swept by `recover` at the next open.
-fn remove_quietly(path: &Path) {
-    if let Err(e) = fs::remove_file(path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %path.display(), error = %e, "cannot remove an abandoned upload file");
-    }
-}
-
 /// Session ids are generated hex; anything else never names a file.
 fn valid_id(id: &str) -> bool {
     id.len() == 32
@@ -483,107 +524,6 @@ fn live_row(inner: &Inner, id: &str) -> Result<Option<UploadRow>> {
     Ok(row.filter(|r| r.lease_until_ms > meta::now_ms()))
 }
 
-/// Deletes a session's file, then its row. The file is what takes the space, so on a full
-/// disk it must go first: the row's delete needs room in the database's WAL. A crash in
-/// between leaves a row without its file, which `recover` drops at the next open.
-fn end_session(inner: &Inner, id: &str) -> Result<bool> {
-    match fs::remove_file(inner.uploads.file(id)) {
-        Ok(()) => sync_dir(&inner.uploads.dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    inner.meta.delete_upload(id)
-}
-
-/// Publishes a session's first `offset` bytes as an object, like a stage.
-fn publish_session(inner: &Inner, id: &str, offset: u64, digests: &Digests) -> Result<()> {
-    let path = inner.uploads.file(id);
-    let file = OpenOptions::new().write(true).open(&path)?;
-    file.set_len(offset)?;
-    file.sync_data()?;
-    drop(file);
-    let temp = inner.objects.adopt(path)?;
-    crate::stage::publish(inner, temp, digests)
-}
-
-/// Cuts a session's file back to its durable `offset` after a failed append, so the partial
-/// bytes of the failure (on a full disk: the bytes that filled it) are freed at once.
-fn cut_back(path: &Path, offset: u64) -> Result<()> {
-    let file = OpenOptions::new().write(true).open(path)?;
-    file.set_len(offset)?;
-    file.sync_data()?;
-    Ok(())
-}
-
-/// Re-reads the first `offset` bytes of a session's file into a fresh hash state.
-fn rehash(inner: &Inner, id: &str, offset: u64, sha512: bool) -> Result<Hashed> {
-    let file = File::open(inner.uploads.file(id))?;
-    let mut reader = file.take(offset);
-    let mut hasher = MultiHasher::new(sha512);
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(buf.get(..n).unwrap_or_default());
-        total += n as u64;
-    }
-    if total != offset {
-        return Err(StorageError::Corrupt(format!(
-            "upload {id} holds {total} bytes, its row says {offset}"
-        )));
-    }
-    Ok(Hashed { hasher, offset })
-}
-
-/// Streams `reader` to the end of `file` while hashing, in parallel, with bounded memory;
-/// returns the bytes added once they are durable.
-async fn append_stream<R>(file: File, hashed: Hashed, mut reader: R) -> Result<(u64, Hashed)>
-where
-    R: AsyncRead + Unpin + Send,
-{
-    let (hash_tx, mut hash_rx) = mpsc::channel::<Arc<Vec<u8>>>(DEPTH);
-    let (write_tx, mut write_rx) = mpsc::channel::<Arc<Vec<u8>>>(DEPTH);
-    let hasher = tokio::task::spawn_blocking(move || {
-        let mut h = hashed;
-        while let Some(chunk) = hash_rx.blocking_recv() {
-            h.hasher.update(&chunk);
-            h.offset += chunk.len() as u64;
-        }
-        h
-    });
-    let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let mut file = file;
-        let start = file.stream_position()?;
-        let (mut written, mut flushed) = (0u64, 0u64);
-        while let Some(chunk) = write_rx.blocking_recv() {
-            file.write_all(&chunk)?;
-            written += chunk.len() as u64;
-            if written - flushed >= WRITEBACK_WINDOW {
-                let len = std::num::NonZeroU64::new(written - flushed);
-                rustix::fs::fadvise(&file, start + flushed, len, rustix::fs::Advice::DontNeed)
-                    .map_err(std::io::Error::from)?;
-                flushed = written;
-            }
-        }
-        file.sync_data()?;
-        Ok(written)
-    });
-    let read_result = crate::stage::pump(&mut reader, &hash_tx, &write_tx).await;
-    drop(hash_tx);
-    drop(write_tx);
-    let hashed = hasher
-        .await
-        .map_err(|e| StorageError::Worker(e.to_string()))?;
-    let written = writer
-        .await
-        .map_err(|e| StorageError::Worker(e.to_string()))??;
-    read_result?;
-    Ok((written, hashed))
-}
-
 fn object_ref(d: &Digests) -> ObjectRef {
     ObjectRef {
         id: d.blake3,
@@ -591,11 +531,6 @@ fn object_ref(d: &Digests) -> ObjectRef {
         sha512: d.sha512,
         size: d.size,
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -606,5 +541,7 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| StorageError::Worker(e.to_string()))?
 }
 
+mod local;
+mod parts;
 #[cfg(test)]
 mod tests;

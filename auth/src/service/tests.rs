@@ -256,9 +256,17 @@ async fn tiers_and_guards() {
     let (_dir, auth, admin) = setup().await;
     auth.add_user(&admin, "alice", "pw").await.unwrap();
     let alice = Principal::test_user("alice");
-    // Any authenticated user may read; only admins change; anon may do neither.
-    assert!(auth.list_users(&alice).is_ok());
-    assert!(auth.grants(&alice, "admin").is_ok());
+    // Users see only themselves; only admins list and change; anon may do neither.
+    assert!(matches!(
+        auth.list_users(&alice),
+        Err(AuthError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        auth.grants(&alice, "admin"),
+        Err(AuthError::Forbidden { .. })
+    ));
+    assert!(auth.grants(&alice, "alice").is_ok());
+    assert!(auth.list_users(&admin).is_ok());
     assert!(matches!(
         auth.list_users(&Principal::anon()),
         Err(AuthError::Forbidden { .. })

@@ -5,7 +5,7 @@
 //! and is logged as `/users <unparsable>`). Values are quoted so a crafted name cannot forge
 //! extra fields or lines in the log.
 
-use crate::command::{BackendsCmd, Command, GroupsCmd, InstanceCmd, UsersCmd, parse_with};
+use crate::command::{BackendsCmd, Command, GroupsCmd, InstanceCmd, KeysCmd, UsersCmd, parse_with};
 use crate::families::Families;
 use crate::store_cmd::StoreCmd;
 
@@ -55,7 +55,34 @@ fn render(command: &Command) -> String {
         Command::Backends(cmd) => format!("/backends {}", backends(cmd)),
         Command::Instances(scope, cmd) => format!("/{} {}", scope.name(), instances(cmd)),
         Command::Store(cmd) => format!("/store {}", store(cmd)),
+        // Names and a flag: nothing secret.
+        Command::Tls(crate::tls_cmd::TlsCmd::List { json: j }) => format!("/tls list{}", json(*j)),
+        Command::Tls(crate::tls_cmd::TlsCmd::Renew { name }) => format!("/tls renew {}", q(name)),
+        Command::Passwd => "/passwd".to_owned(),
+        Command::Keys(KeysCmd::List { json: j }) => format!("/keys list{}", json(*j)),
+        Command::Keys(KeysCmd::Add { key }) => format!("/keys add {} {REDACTED}", algorithm(key)),
+        Command::Keys(KeysCmd::Remove { fingerprint }) => {
+            format!("/keys remove {}", q(fingerprint))
+        }
     }
+}
+
+/// The audit form of a password entered at a prompt: the command with the login it was for
+/// (quoted like every other value) and never the password.
+pub fn prompted(add: bool, login: &str) -> String {
+    let verb = if add { "add" } else { "passwd" };
+    format!("/users {verb} {} <prompted>", q(login))
+}
+
+/// A public key is not secret, but a mistyped one may be a pasted password: only its
+/// algorithm word is kept, and only when it looks like one.
+fn algorithm(key: &str) -> String {
+    let word = key
+        .split_whitespace()
+        .next()
+        .filter(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-"))
+        .unwrap_or("key");
+    q(word)
 }
 
 fn users(cmd: &UsersCmd) -> String {
@@ -69,15 +96,8 @@ fn users(cmd: &UsersCmd) -> String {
         }
         UsersCmd::Revoke { login, path } => format!("revoke {} {}", q(login), q(path)),
         UsersCmd::Grants { login, json: j } => format!("grants {}{}", q(login), json(*j)),
-        // A public key is not secret, but a mistyped one may be a pasted password: only its
-        // algorithm word is kept, and only when it looks like one.
         UsersCmd::KeyAdd { login, key } => {
-            let algorithm = key
-                .split_whitespace()
-                .next()
-                .filter(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-"))
-                .unwrap_or("key");
-            format!("key add {} {} {REDACTED}", q(login), q(algorithm))
+            format!("key add {} {} {REDACTED}", q(login), algorithm(key))
         }
         UsersCmd::KeyRemove { login, fingerprint } => {
             format!("key remove {} {}", q(login), q(fingerprint))
@@ -120,7 +140,8 @@ fn options(options: &[(String, String)]) -> String {
             if is_secret_key(k) {
                 format!(" {}={REDACTED}", q(k))
             } else {
-                format!(" {}={}", q(k), q(v))
+                // A structured value (`webhooks=[{secret=...}]`) keeps its secrets out too.
+                format!(" {}={}", q(k), q(&crate::command::redact_word(v)))
             }
         })
         .collect()
@@ -197,6 +218,19 @@ mod tests {
         );
     }
 
+    /// A prompted password change names the login it was for, quoted, and nothing else.
+    #[test]
+    fn prompted_changes_name_the_login() {
+        assert_eq!(
+            super::prompted(true, "carol"),
+            "/users add carol <prompted>"
+        );
+        assert_eq!(
+            super::prompted(false, "a b\nx"),
+            "/users passwd \"a b\\nx\" <prompted>"
+        );
+    }
+
     #[test]
     fn secrets_and_typos_never_reach_the_log() {
         for (line, logged) in [
@@ -217,6 +251,14 @@ mod tests {
                 "/users key add zed ssh-ed25519 <redacted>",
             ),
             ("s3cret-pw", "<unparsable>"),
+            ("/passwd", "/passwd"),
+            ("/passwd s3cret-pw", "<unparsable>"),
+            ("/keys add s3cret-pw", "/keys add key <redacted>"),
+            (
+                "/keys add ssh-ed25519 AAAAC3Nz me@host",
+                "/keys add ssh-ed25519 <redacted>",
+            ),
+            ("/keys remove SHA256:abc", "/keys remove SHA256:abc"),
             (
                 "/users grant ann http/site/docs reader",
                 "/users grant ann http/site/docs reader",

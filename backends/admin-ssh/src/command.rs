@@ -14,6 +14,7 @@ use crate::help::Family;
 mod backends;
 mod groups;
 mod instances;
+mod keys;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -22,6 +23,8 @@ pub use crate::families::Scope;
 pub use backends::BackendsCmd;
 pub use groups::GroupsCmd;
 pub use instances::InstanceCmd;
+pub(crate) use instances::{parse_inline, redact_table, redact_word};
+pub use keys::KeysCmd;
 pub use users::UsersCmd;
 
 /// A parsed console command.
@@ -43,6 +46,12 @@ pub enum Command {
     Instances(Scope, InstanceCmd),
     /// `/store ...`.
     Store(crate::store_cmd::StoreCmd),
+    /// `/tls ...`.
+    Tls(crate::tls_cmd::TlsCmd),
+    /// `/passwd`: the user's own password, asked for (never on the command line).
+    Passwd,
+    /// `/keys ...`: the user's own SSH keys.
+    Keys(KeysCmd),
 }
 
 /// A line that does not parse: what is wrong, and the usage to show.
@@ -62,13 +71,51 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Splits a line like a POSIX shell: quotes group words, backslashes escape.
+/// The usage of `/passwd`.
+pub const PASSWD_USAGE: &str = "usage: /passwd (asks for the current password, then the new one twice; \
+     without a terminal it reads those three lines from stdin)";
+
+/// Splits a line like a POSIX shell: quotes group words, backslashes escape. A line that
+/// starts with `#` is a comment (scripts may annotate their steps), but a `#` starting a
+/// later word is kept: `/site rollback docs #12` names a commit as `history` prints it.
 pub fn tokenize(line: &str) -> Result<Vec<String>, UsageError> {
-    shlex::split(line).ok_or_else(|| UsageError {
+    shlex::split(&escape_inner_hashes(line)).ok_or_else(|| UsageError {
         message: "unbalanced quotes".to_owned(),
         usage: "usage: quote a word containing spaces once, e.g. /site create \"my site\""
             .to_owned(),
     })
+}
+
+/// Escapes each unquoted `#` that starts a word other than the first, so the shell-like
+/// splitter reads it as a character instead of the start of a comment.
+fn escape_inner_hashes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut word_start = true;
+    let mut seen_word = false;
+    for c in line.chars() {
+        let at_start = std::mem::replace(&mut word_start, false);
+        if escaped {
+            escaped = false;
+        } else if single {
+            single = c != '\'';
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '\'' && !double {
+            single = true;
+        } else if c == '"' {
+            double = !double;
+        } else if !double && matches!(c, ' ' | '\t') {
+            word_start = true;
+        } else if !double && c == '#' && at_start && seen_word {
+            out.push('\\');
+        }
+        if !matches!(c, ' ' | '\t') || single || double {
+            seen_word = true;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The usage of `/help`.
@@ -105,6 +152,17 @@ pub fn parse_with(families: &Families, line: &str) -> Result<Command, UsageError
                 usage: help_usage(families),
             }),
         },
+        "/passwd" => {
+            if rest.is_empty() {
+                Ok(Command::Passwd)
+            } else {
+                // A password typed on the line would land in shell history and `ps`.
+                Err(UsageError {
+                    message: "/passwd takes no arguments: it asks for the passwords".to_owned(),
+                    usage: PASSWD_USAGE.to_owned(),
+                })
+            }
+        }
         "/quit" | "/exit" => {
             if rest.is_empty() {
                 Ok(Command::Quit)
@@ -230,5 +288,7 @@ fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
             instances::parse_instances(scope, sub, &a).map(|c| Command::Instances(scope, c))
         }
         Family::Store => crate::store_cmd::parse(sub, rest).map(Command::Store),
+        Family::Tls => crate::tls_cmd::parse(sub, rest).map(Command::Tls),
+        Family::Keys => keys::parse_keys(sub, &a).map(Command::Keys),
     }
 }

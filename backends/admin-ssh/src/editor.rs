@@ -12,6 +12,7 @@ pub const MAX_LINE: usize = 1024;
 pub const MAX_HISTORY: usize = 1000;
 
 mod keys;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,8 @@ pub struct LineEditor {
     after_cr: bool,
     /// Reading a secret: nothing is echoed, nothing is remembered, no editing but Backspace.
     hidden: bool,
+    /// A Ctrl-R reverse search in progress.
+    search: Option<search::Search>,
 }
 
 impl LineEditor {
@@ -80,6 +83,18 @@ impl LineEditor {
         self.reset();
     }
 
+    /// Replaces the history (a user's saved history, at the start of a session).
+    pub fn set_history(&mut self, lines: Vec<String>) {
+        self.history = lines;
+        let excess = self.history.len().saturating_sub(MAX_HISTORY);
+        self.history.drain(..excess);
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+
     /// Adds a submitted line to the history (the console leaves out lines with secrets).
     pub fn remember(&mut self, line: &str) {
         let line = line.trim();
@@ -92,7 +107,8 @@ impl LineEditor {
         self.history.push(line.to_owned());
     }
 
-    /// Feeds bytes from the client and returns what to do, in order.
+    /// Feeds bytes from the client and returns what to do, in order. Stops after a submitted
+    /// line (see [`LineEditor::has_pending_input`]).
     pub fn feed(&mut self, bytes: &[u8], complete: Completer<'_>) -> Vec<Action> {
         self.pending.extend_from_slice(bytes);
         let mut actions = Vec::new();
@@ -104,9 +120,25 @@ impl LineEditor {
                 continue;
             }
             self.apply(key, &mut echo, &mut actions, complete);
+            // A submitted line may change how the next bytes are read (a password prompt
+            // hides them), so the rest waits for the console to feed again. Pasted or
+            // piped input (`ssh -tt host < script`) arrives in one chunk, and must not have
+            // its passwords echoed as ordinary keys.
+            if matches!(
+                actions.last(),
+                Some(Action::Submit(_) | Action::Cancelled | Action::Exit)
+            ) {
+                break;
+            }
         }
         flush(&mut echo, &mut actions);
         actions
+    }
+
+    /// Whether the last [`LineEditor::feed`] stopped at a submitted line with more input
+    /// waiting: the console then feeds again (with no new bytes) once it has acted on it.
+    pub fn has_pending_input(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Applies one key to the visible line: echo collects what the terminal must show,
@@ -120,6 +152,9 @@ impl LineEditor {
     ) {
         if self.hidden {
             self.apply_hidden(key, echo, actions);
+            return;
+        }
+        if self.search.is_some() && !self.apply_search(key, echo) {
             return;
         }
         match key {
@@ -153,7 +188,8 @@ impl LineEditor {
                 echo.push_str("\r\n");
                 self.redraw_prompt_and_line(echo);
             }
-            Key::Ignored => {}
+            Key::ReverseSearch => self.start_search(echo),
+            Key::Ignored | Key::Abort => {}
         }
     }
 

@@ -19,6 +19,7 @@ mod backends;
 mod family_tests;
 mod groups;
 mod instances;
+mod selfservice;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -60,6 +61,18 @@ impl Reply {
         }
     }
 
+    /// A failure with this message (exit status 1).
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply::err(text)
+    }
+
+    fn from_outcome(outcome: Outcome) -> Reply {
+        match outcome {
+            Ok(text) => Reply::ok(text),
+            Err(e) => Reply::err(e.to_string()),
+        }
+    }
+
     fn err(text: impl Into<String>) -> Reply {
         let mut stderr = text.into();
         if !stderr.ends_with('\n') {
@@ -92,13 +105,44 @@ pub struct Console {
     host: Host,
     /// The kinds' families, read from the registry once: it does not change while running.
     families: Arc<Families>,
+    /// The shortest new password accepted (`min-password-length`).
+    min_password_chars: usize,
+    /// Where terminal sessions keep each user's history.
+    history: crate::history::HistoryStore,
 }
 
 impl Console {
     /// An interpreter administering `host`.
     pub fn new(host: Host) -> Console {
         let families = Arc::new(Families::from_registry(host.registry()));
-        Console { host, families }
+        Console {
+            host,
+            families,
+            min_password_chars: everlock_host::auth::DEFAULT_MIN_PASSWORD_CHARS,
+            history: crate::history::HistoryStore::default(),
+        }
+    }
+
+    /// The same interpreter keeping terminal history in `history`.
+    pub fn with_history(mut self, history: crate::history::HistoryStore) -> Console {
+        self.history = history;
+        self
+    }
+
+    /// Where terminal sessions keep each user's history.
+    pub fn history(&self) -> &crate::history::HistoryStore {
+        &self.history
+    }
+
+    /// The same interpreter refusing new passwords shorter than `chars` characters.
+    pub fn with_min_password_length(mut self, chars: usize) -> Console {
+        self.min_password_chars = chars;
+        self
+    }
+
+    /// The host this console administers.
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// The command families this console parses.
@@ -133,11 +177,13 @@ impl Console {
             Command::Store(c) => crate::store_cmd::execute(&self.host, actor, c)
                 .await
                 .map_err(Failure::Other),
+            Command::Tls(c) => crate::tls_cmd::execute(&self.host, actor, c)
+                .await
+                .map_err(Failure::Other),
+            Command::Passwd => Console::passwd_without_answers(),
+            Command::Keys(c) => self.keys(actor, c).await,
         };
-        match outcome {
-            Ok(text) => Reply::ok(text),
-            Err(e) => Reply::err(e.to_string()),
-        }
+        Reply::from_outcome(outcome)
     }
 }
 

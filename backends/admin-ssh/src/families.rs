@@ -84,11 +84,13 @@ impl Families {
         Families { kinds }
     }
 
-    /// Every family, in help order: users, groups, backends, the kinds, store.
+    /// Every family, in help order: users, groups, backends, the kinds, store, keys.
     pub fn all(&self) -> Vec<Family> {
         let mut all = vec![Family::Users, Family::Groups, Family::Backends];
         all.extend(self.kinds.iter().map(|s| Family::Kind(*s)));
         all.push(Family::Store);
+        all.push(Family::Tls);
+        all.push(Family::Keys);
         all
     }
 
@@ -102,6 +104,7 @@ impl Families {
     pub fn top_level(&self) -> Vec<String> {
         let mut words = vec!["/help".to_owned()];
         words.extend(self.all().iter().map(|f| format!("/{}", f.name())));
+        words.push("/passwd".to_owned());
         words.push("/quit".to_owned());
         words.push("/exit".to_owned());
         words
@@ -111,6 +114,7 @@ impl Families {
     pub fn summary(&self) -> String {
         let mut words = vec!["/help".to_owned()];
         words.extend(self.all().iter().map(|f| format!("/{}", f.name())));
+        words.push("/passwd".to_owned());
         words.push("/quit".to_owned());
         format!("usage: {}", words.join(", "))
     }

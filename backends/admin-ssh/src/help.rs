@@ -2,7 +2,7 @@
 //! errors and tab completion (which reads the sub-command words from here). A backend kind's
 //! family is generated from its factory's console declaration.
 
-use everlock_host::OptionSpec;
+use everlock_host::{OptionSpec, OptionValue};
 
 use crate::families::{Families, Scope};
 
@@ -19,23 +19,30 @@ pub enum Family {
     Kind(Scope),
     /// `/store`.
     Store,
+    /// `/tls`: certificates.
+    Tls,
+    /// `/keys`: the user's own SSH keys.
+    Keys,
 }
 
 /// The generic `key=value` options every kind family accepts, besides its own settings.
-const GENERIC_OPTIONS: [&str; 4] = [
+const GENERIC_OPTIONS: [&str; 5] = [
     "vhost=<host>",
     "store=<store>",
     "prefix=<path>",
     "auth=private|public",
+    "https-redirect=true|false",
 ];
 
 impl Family {
     /// The families built into the console.
-    pub const BUILT_IN: [Family; 4] = [
+    pub const BUILT_IN: [Family; 6] = [
         Family::Users,
         Family::Groups,
         Family::Backends,
         Family::Store,
+        Family::Tls,
+        Family::Keys,
     ];
 
     /// `users`, `groups`, ...
@@ -46,6 +53,8 @@ impl Family {
             Family::Backends => "backends",
             Family::Kind(scope) => scope.name(),
             Family::Store => "store",
+            Family::Tls => "tls",
+            Family::Keys => "keys",
         }
     }
 
@@ -77,6 +86,11 @@ impl Family {
                 "/backends enable <name>...",
                 "/backends disable <name>",
             ],
+            Family::Keys => &[
+                "/keys list [--json]",
+                "/keys add <openssh public key>",
+                "/keys remove <fingerprint>",
+            ],
             Family::Kind(scope) => return kind_usage(scope),
             Family::Store => &[
                 "/store list [--json]",
@@ -85,6 +99,7 @@ impl Family {
                 "/store gc <store> [--grace-secs N] [--dry-run]",
                 "/store retention <store> keep-all|keep-commits=<N>|purge-after=<N>s|m|h|d",
             ],
+            Family::Tls => &["/tls list [--json]", "/tls renew <name>"],
         };
         fixed.iter().map(|l| (*l).to_owned()).collect()
     }
@@ -120,6 +135,21 @@ impl Family {
         if let Family::Kind(scope) = self {
             out.push_str("\noptions: ");
             out.push_str(&kind_options(scope).join(" "));
+            let structured = scope
+                .console()
+                .create_options
+                .iter()
+                .find(|o| o.value == OptionValue::Toml);
+            if let Some(o) = structured {
+                // The console splits words like a shell: a TOML value with spaces or quotes
+                // must be one quoted word.
+                out.push_str(&format!(
+                    "\nstructured options take a TOML value, quoted as one word: \
+                     '/{} set <name> {}=[{{...}}]'",
+                    scope.name(),
+                    o.key
+                ));
+            }
         }
         out
     }
@@ -127,12 +157,26 @@ impl Family {
 
 /// The `key=value` forms a kind family accepts: the generic ones and the kind's settings.
 pub fn kind_options(scope: Scope) -> Vec<String> {
+    let declared = scope.console().create_options;
+    // A kind's own `auth` values (a registry's `basic|token`) share the generic `auth=` word.
+    let kind_auth = declared
+        .iter()
+        .find(|o| o.key == "auth")
+        .filter(|_| scope.access_root().is_some());
     let mut out: Vec<String> = GENERIC_OPTIONS
         .iter()
         .filter(|o| scope.access_root().is_some() || !o.starts_with("auth="))
-        .map(|o| (*o).to_owned())
+        .map(|o| match kind_auth {
+            Some(a) if o.starts_with("auth=") => format!("{o}|{}", a.allowed.join("|")),
+            _ => (*o).to_owned(),
+        })
         .collect();
-    out.extend(scope.console().create_options.iter().map(option_form));
+    out.extend(
+        declared
+            .iter()
+            .filter(|o| kind_auth.is_none() || o.key != "auth")
+            .map(option_form),
+    );
     out
 }
 
@@ -159,7 +203,7 @@ fn kind_usage(scope: Scope) -> Vec<String> {
         format!("/{w} list [--json]"),
         format!("/{w} create <name> vhost=<host>{required} [<option>=<value>...]"),
         format!("/{w} set <name> <option>=<value>..."),
-        format!("/{w} unset <name> vhost=<host>"),
+        format!("/{w} unset <name> vhost=<host>|https-redirect|<option>..."),
         format!("/{w} delete <name>"),
     ];
     for c in scope.console().commands {
@@ -184,9 +228,17 @@ pub fn overview(families: &Families) -> String {
         }
     }
     out.push_str(
-        "  /help [<family>]\n  /quit, /exit\n\
+        "  /passwd   (your own password: asks for the current one, then the new one twice)\n  \
+         /help [<family>]\n  /quit, /exit\n\
+         Every user may run /passwd, /keys and /users grants <own login>; everything else needs \
+         an administrator.\n\
          On a terminal, leave out <password> in /users add|passwd to be asked for it without echo.\n\
-         Paths look like http/oci/default or */*/* (owner there = system administrator); roles: reader, writer, owner.\n",
+         Scripts (lines piped to `ssh -T host`) stop at the first failing command and exit 1; \
+         `ssh host -- --keep-going < script` runs every line and exits with the last status.\n\
+         Tab completes commands, logins, groups, instances, roles and paths; Ctrl-R searches \
+         the history, which is kept per user across sessions.\n\
+         Paths look like http/oci/default or */*/* (owner there = system administrator); roles: reader, writer, owner.\n\
+         Instance names: 1-32 lowercase letters, digits and `-`, starting with a letter or digit.\n",
     );
     out
 }
@@ -225,5 +277,43 @@ mod tests {
         let oci = f.parse("oci").map(Family::help).unwrap_or_default();
         assert!(oci.contains("allow-delete=<true|false>"), "{oci}");
         assert!(oci.contains("/oci gc <name> [--untagged]"), "{oci}");
+    }
+
+    /// A kind's own `auth` values join the generic `auth=` word, and a kind with structured
+    /// options says how to quote them.
+    #[test]
+    fn kind_auth_values_and_structured_options_are_explained() {
+        const REG: everlock_host::ConsoleFamily = everlock_host::ConsoleFamily {
+            word: "reg",
+            noun: "registry",
+            default_prefix: None,
+            create_options: &[
+                OptionSpec {
+                    key: "auth",
+                    summary: "<basic|token>",
+                    required: false,
+                    allowed: &["basic", "token"],
+                    value: OptionValue::Text,
+                },
+                OptionSpec {
+                    key: "quota",
+                    summary: "<[{...}]>",
+                    required: false,
+                    allowed: &[],
+                    value: OptionValue::Toml,
+                },
+            ],
+            public_by_default: false,
+            owner_on_create: false,
+            commands: &[],
+        };
+        let help = Family::Kind(Scope::new("reg-http", Some("http/reg"), &REG)).help();
+        assert!(help.contains(" auth=private|public|basic|token "), "{help}");
+        assert!(!help.contains(" auth=basic|token"), "{help}");
+        assert!(help.contains("'/reg set <name> quota=[{...}]'"), "{help}");
+        assert!(
+            help.contains("/reg unset <name> vhost=<host>|https-redirect|<option>..."),
+            "{help}"
+        );
     }
 }

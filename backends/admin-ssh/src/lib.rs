@@ -14,7 +14,9 @@
 //! - `editor`: the terminal line editor (bytes in, echo and lines out); `editor::keys`
 //!   decodes the terminal's bytes into keys.
 //! - `complete`: tab completion.
-//! - `console`: one session (exec, piped shell or interactive terminal).
+//! - `console`: one session (exec, piped shell or interactive terminal); `script` runs piped
+//!   lines (stop at the first failure unless `--keep-going`), `prompt` asks for passwords on a
+//!   terminal, `history` keeps each user's terminal history in the console's store.
 //! - `audit`: the redacted form of a line that the audit log records.
 //! - `store_cmd`, `store_render`: the `/store` family (grammar, execution, output).
 
@@ -36,12 +38,16 @@ pub mod editor;
 pub mod exec;
 pub mod families;
 pub mod help;
+pub mod history;
+pub mod prompt;
+pub mod script;
 pub mod store_cmd;
 mod store_render;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]
 mod test_families;
+pub mod tls_cmd;
 
 use std::sync::Arc;
 
@@ -55,21 +61,52 @@ pub use exec::{Console, Reply};
 /// The kind name.
 pub const KIND: &str = "admin-ssh";
 
-/// The console takes no settings: it administers the host it runs in.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {}
+/// The console's settings (`[backends.admin-ssh.instances.console.settings]`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Settings {
+    /// The shortest new password `/users add|passwd` and `/passwd` accept, in characters.
+    #[serde(default = "default_min_password_length")]
+    min_password_length: usize,
+}
+
+fn default_min_password_length() -> usize {
+    everlock_host::auth::DEFAULT_MIN_PASSWORD_CHARS
+}
+
+/// The longest minimum that can be met: bcrypt verifies 71 bytes, so a longer minimum
+/// would refuse every password.
+const MAX_MIN_PASSWORD_LENGTH: usize = everlock_host::auth::MAX_PASSWORD_BYTES;
+
+fn parse(settings: &toml::Table) -> Result<Settings, BuildError> {
+    let parsed = everlock_host::parse_settings::<Settings>(settings)?;
+    if parsed.min_password_length == 0 || parsed.min_password_length > MAX_MIN_PASSWORD_LENGTH {
+        return Err(BuildError::Failed(format!(
+            "min-password-length must be between 1 and {MAX_MIN_PASSWORD_LENGTH}"
+        )));
+    }
+    Ok(parsed)
+}
 
 fn check(settings: &toml::Table) -> Result<(), BuildError> {
-    everlock_host::parse_settings::<Settings>(settings).map(|_| ())
+    parse(settings).map(|_| ())
 }
 
 fn build(ctx: BackendContext, settings: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
-    check(settings)?;
-    let host = ctx
-        .admin
-        .ok_or_else(|| BuildError::Failed("the admin console needs the host handle".to_owned()))?;
-    Ok(Box::new(AdminConsole::new(host)))
+    let settings = parse(settings)?;
+    // Administration is granted by the binary's composition root, never asked for here: a
+    // host that did not grant it to this kind cannot run a console.
+    let admin = ctx.admin.ok_or_else(|| {
+        BuildError::Failed("the admin console was not granted host administration".to_owned())
+    })?;
+    let host = admin.host().clone();
+    let console = Console::new(host.clone())
+        .with_min_password_length(settings.min_password_length)
+        .with_history(history::HistoryStore::new(ctx.store));
+    Ok(Box::new(AdminConsole {
+        console: Arc::new(console),
+        host,
+    }))
 }
 
 fn default_instances() -> Vec<DefaultInstance> {
@@ -91,8 +128,7 @@ pub const FACTORY: BackendFactory = BackendFactory {
     check,
     build,
     default_instances,
-    example_settings: "# The admin console has no settings.\n",
-    admin: true,
+    example_settings: "min-password-length = 8\n",
     access_root: None,
     console: None,
 };
@@ -104,16 +140,6 @@ register_backend!(FACTORY);
 pub struct AdminConsole {
     console: Arc<Console>,
     host: Host,
-}
-
-impl AdminConsole {
-    /// A console administering `host`.
-    pub fn new(host: Host) -> AdminConsole {
-        AdminConsole {
-            console: Arc::new(Console::new(host.clone())),
-            host,
-        }
-    }
 }
 
 impl Backend for AdminConsole {
@@ -129,5 +155,31 @@ impl SshService for AdminConsole {
             self.host.clone(),
             session,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_password_length_is_a_bounded_setting() {
+        let table = |text: &str| -> toml::Table { text.parse().unwrap() };
+        assert_eq!(parse(&table("")).unwrap().min_password_length, 8);
+        assert_eq!(
+            parse(&table("min-password-length = 12"))
+                .unwrap()
+                .min_password_length,
+            12
+        );
+        for bad in [
+            "min-password-length = 0",
+            "min-password-length = 72",
+            "min-password-length = -1",
+            "colour = 1",
+        ] {
+            assert!(check(&table(bad)).is_err(), "{bad}");
+        }
+        check(&table(FACTORY.example_settings)).unwrap();
     }
 }

@@ -43,7 +43,6 @@ static SITE: BackendFactory = BackendFactory {
     build,
     default_instances: defaults,
     example_settings: "",
-    admin: false,
     access_root: Some("http/site"),
     console: None,
 };
@@ -55,13 +54,14 @@ async fn setup() -> (TestEnv, Host) {
         .bootstrap("admin", AdminPassword::Given("admin-pw".to_owned()))
         .await
         .unwrap();
-    let host = Host::new(
+    let mut host = Host::new(
         Registry::from_factories([&SITE, &CONSOLE]).unwrap(),
         env.stores.clone(),
         env.auth.clone(),
         everlock_host::auth::SystemAuthority::for_tests(),
         tokio_util::sync::CancellationToken::new(),
     );
+    host.grant_administration(crate::KIND).unwrap();
     let config = Config {
         data_dir: env.dir.path().to_owned(),
         ..Config::default()
@@ -288,8 +288,8 @@ async fn mistakes_strangers_and_unknown_stores() {
         bare.stdout.starts_with("usage: /store list [--json]"),
         "{bare:?}"
     );
-    assert!(crate::complete::candidates(&host, "/st").contains(&"/store".to_owned()));
-    assert!(crate::complete::candidates(&host, "/store ").contains(&"retention".to_owned()));
-    let names = crate::complete::candidates(&host, "/store verify ");
+    assert!(crate::complete::candidates(&host, true, "/st").contains(&"/store".to_owned()));
+    assert!(crate::complete::candidates(&host, true, "/store ").contains(&"retention".to_owned()));
+    let names = crate::complete::candidates(&host, true, "/store verify ");
     assert!(names.contains(&"everlock-users".to_owned()), "{names:?}");
 }

@@ -240,6 +240,35 @@ pub(crate) fn blob_created(name: &Name, d: &OciDigest) -> OciResult<Response> {
     Ok(response)
 }
 
+/// A repository that holds blob `d` and that `principal` may read, for a mount without
+/// `from`: the target repository first, then the others in name order. Repositories the
+/// caller may not read are skipped before their links are looked at, so a 201 never reveals
+/// a blob the caller could not pull.
+pub(crate) async fn readable_holder(
+    reg: &Registry,
+    store: &Store,
+    principal: &Principal,
+    target: &Name,
+    d: &OciDigest,
+) -> OciResult<Option<Name>> {
+    let readable = |n: &Name| reg.allowed(principal, n, everlock_host::auth::Action::Read);
+    if readable(target) && stat(store, &layout::blob_link(target, d)).await?.is_some() {
+        return Ok(Some(target.clone()));
+    }
+    // One listing of the repository tree finds every link to the blob, however many
+    // repositories there are (the catalog reads the same listing).
+    let suffix = format!("{}{}", layout::BLOB_LINKS_DIR, d.path());
+    let entries = store
+        .list(layout::REPOS)
+        .await
+        .map_err(|e| OciError::internal(&e))?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| e.path.strip_prefix(layout::REPOS)?.strip_suffix(&suffix))
+        .filter_map(Name::parse)
+        .find(|n| readable(n)))
+}
+
 /// `Store::stat` with storage failures mapped.
 pub(crate) async fn stat(
     store: &Store,

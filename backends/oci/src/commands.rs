@@ -1,5 +1,8 @@
-//! Console commands of a registry instance:
-//! `/oci gc <instance> [--untagged] [--dry-run] [--grace-secs N]`.
+//! Console commands of a registry instance: `/oci gc <instance> [--untagged] [--dry-run]
+//! [--grace-secs N]`, `retention`, and the content commands of `commands/content.rs`.
+
+mod content;
+mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +13,52 @@ use everlock_host::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 
 use crate::gc::{GcOptions, gc};
 use crate::registry::Registry;
+use crate::retention;
 
 const USAGE: &str = "usage: gc <instance> [--untagged] [--dry-run] [--grace-secs N]";
 
-pub(crate) const HELP: &[CommandHelp] = &[CommandHelp {
-    name: "gc",
-    args: "[--untagged] [--dry-run] [--grace-secs N]",
-    summary: "remove unreferenced blobs (and untagged manifests) older than the grace period \
-              (default: the instance's gc-grace-secs; 0 only when no push is in flight) and \
-              free their bytes on disk",
-}];
+pub(crate) const HELP: &[CommandHelp] = &[
+    CommandHelp {
+        name: "gc",
+        args: "[--untagged] [--dry-run] [--grace-secs N]",
+        summary: "apply the retention rules, remove unreferenced blobs (and untagged \
+                  manifests) older than the grace period (default: the instance's \
+                  gc-grace-secs; 0 only when no push is in flight) and free their bytes on disk",
+    },
+    CommandHelp {
+        name: "retention",
+        args: "[--dry-run] [--json]",
+        summary: "apply the retention rules now, or list what they would remove and why",
+    },
+    CommandHelp {
+        name: "repos",
+        args: "[--json]",
+        summary: "list the repositories you may read, with their tag and manifest counts",
+    },
+    CommandHelp {
+        name: "tags",
+        args: "<repository> [--json]",
+        summary: "list a repository's tags with their digest and push time",
+    },
+    CommandHelp {
+        name: "usage",
+        args: "[--json]",
+        summary: "bytes per repository and per quota (blobs shared within a quota counted once)",
+    },
+    CommandHelp {
+        name: "webhooks",
+        args: "[--json]",
+        summary: "the webhooks, their queued deliveries and recent deliveries and failures",
+    },
+    CommandHelp {
+        name: "rm",
+        args: "<repository>:<tag>|<repository>@<digest>",
+        summary: "remove a tag, or a manifest with every tag pointing at it (owner)",
+    },
+];
+
+/// The command words, for the "unknown command" message.
+const NAMES: &str = "gc, retention, repos, tags, usage, webhooks, rm";
 
 pub(crate) struct Commands {
     pub(crate) registry: Arc<Registry>,
@@ -80,7 +119,32 @@ fn store_line(r: &StoreGcReport, dry_run: bool) -> String {
 /// Collects the registry, then applies the store's retention and object GC with the same
 /// grace so that the bytes of what was just removed leave the disk now rather than at the
 /// next maintenance run.
-async fn collect(store: &Store, args: GcArgs, grace: Duration) -> Result<String, CommandError> {
+async fn collect(
+    registry: &Registry,
+    store: &Store,
+    args: GcArgs,
+    grace: Duration,
+) -> Result<String, CommandError> {
+    let rules = &registry.settings.retention;
+    let plan = retention::plan(store, rules, grace)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let retained = if args.dry_run {
+        if rules.is_empty() {
+            String::new()
+        } else {
+            retention::render(&plan, true)
+        }
+    } else {
+        let outcome = retention::apply(store, &plan)
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        if rules.is_empty() {
+            String::new()
+        } else {
+            format!("{outcome}\n")
+        }
+    };
     let opts = GcOptions {
         untagged: args.untagged,
         dry_run: args.dry_run,
@@ -102,9 +166,81 @@ async fn collect(store: &Store, args: GcArgs, grace: Duration) -> Result<String,
         ""
     };
     Ok(format!(
-        "{prefix}{report}\n{}\n",
+        "{retained}{prefix}{report}\n{}\n",
         store_line(&freed, args.dry_run)
     ))
+}
+
+/// `retention <instance> [--dry-run] [--json]`: the plan (a dry run needs read access to the
+/// whole registry), or its application (owner, like `gc`).
+async fn retention_command(
+    registry: &Registry,
+    actor: &Principal,
+    mut args: Vec<String>,
+) -> Result<String, CommandError> {
+    let usage = "retention <instance> [--dry-run] [--json]";
+    let before = args.len();
+    args.retain(|a| a != "--dry-run");
+    let dry_run = args.len() != before;
+    let json = content::json_flag(&mut args, usage)?;
+    if !args.is_empty() {
+        return Err(CommandError::Usage(format!("usage: {usage}")));
+    }
+    let action = if dry_run {
+        Action::Read
+    } else {
+        Action::Delete
+    };
+    require_instance(registry, actor, action, "apply retention rules")?;
+    let store = registry
+        .open_store()
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let plan = retention::plan(
+        store,
+        &registry.settings.retention,
+        registry.settings.gc_grace(),
+    )
+    .await
+    .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if json {
+        return serde_json::to_string_pretty(&plan.removals)
+            .map(|s| s + "\n")
+            .map_err(|e| CommandError::Failed(e.to_string()));
+    }
+    let mut out = retention::render(&plan, dry_run);
+    if registry.settings.retention.is_empty() {
+        out = "no retention rules: nothing is removed\n".to_owned();
+    }
+    if !dry_run {
+        let outcome = retention::apply(store, &plan)
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        out.push_str(&format!("{outcome}\n"));
+    }
+    Ok(out)
+}
+
+/// Checks `action` on the whole registry (`http/oci/<instance>`).
+fn require_instance(
+    registry: &Registry,
+    actor: &Principal,
+    action: Action,
+    what: &str,
+) -> Result<(), CommandError> {
+    let path = AccessPath::from_segments(["http", "oci", registry.instance.as_str()])
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if registry.auth.authorize(actor, &path, action) {
+        return Ok(());
+    }
+    let role = if action == Action::Read {
+        "reader"
+    } else {
+        "owner"
+    };
+    Err(CommandError::Denied(format!(
+        "{actor} needs {role} on {path} to {what}"
+    )))
 }
 
 impl InstanceCommands for Commands {
@@ -116,26 +252,46 @@ impl InstanceCommands for Commands {
         let registry = self.registry.clone();
         let command = command.to_owned();
         Box::pin(async move {
-            if command != "gc" {
-                return Err(CommandError::Usage(format!(
-                    "unknown command {command:?}; available: gc"
-                )));
+            let store = || async {
+                registry
+                    .open_store()
+                    .await
+                    .map_err(|e| CommandError::Failed(e.to_string()))
+            };
+            match command.as_str() {
+                "gc" => {}
+                "retention" => return retention_command(&registry, &actor, args).await,
+                "repos" => return content::repos(&registry, store().await?, &actor, args).await,
+                "tags" => return content::tags(&registry, store().await?, &actor, args).await,
+                "usage" | "webhooks" => {
+                    let what = format!("see the {command} of the whole registry");
+                    require_instance(&registry, &actor, Action::Read, &what)?;
+                    let store = store().await?;
+                    return if command == "usage" {
+                        observe::usage(&registry, store, args).await
+                    } else {
+                        observe::webhooks(&registry, store, args).await
+                    };
+                }
+                "rm" => {
+                    let (line, name, tag, digest) =
+                        content::rm(&registry, store().await?, &actor, &args).await?;
+                    let digest = tag.is_none().then_some(&digest);
+                    crate::webhooks::deleted(&registry, &actor, &name, tag.as_ref(), digest);
+                    return Ok(line);
+                }
+                _ => {
+                    return Err(CommandError::Usage(format!(
+                        "unknown command {command:?}; available: {NAMES}"
+                    )));
+                }
             }
             let args = parse_gc_args(&args)?;
             // Collecting deletes content, so it needs the delete right on the whole registry.
-            let path = AccessPath::from_segments(["http", "oci", registry.instance.as_str()])
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
-            if !registry.auth.authorize(&actor, &path, Action::Delete) {
-                return Err(CommandError::Denied(format!(
-                    "{actor} needs owner on {path} to collect garbage"
-                )));
-            }
-            let store = registry
-                .open_store()
-                .await
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
+            require_instance(&registry, &actor, Action::Delete, "collect garbage")?;
+            let store = store().await?;
             let grace = args.grace.unwrap_or_else(|| registry.settings.gc_grace());
-            collect(store, args, grace).await
+            collect(&registry, store, args, grace).await
         })
     }
 }

@@ -26,7 +26,10 @@ pub(crate) enum Code {
     Unsupported,
     TooManyRequests,
     /// Not a spec code: distribution's generic `UNKNOWN`, used for server-side failures that
-    /// clients should report verbatim (a full disk).
+    /// clients should report verbatim (a full disk, 507; the shared metadata database out of
+    /// reach, 503). distribution also has `UNAVAILABLE` for the latter, but the OCI spec does
+    /// not list it, and clients decide to retry from the status and `Retry-After`, not the
+    /// code; `TOOMANYREQUESTS` would wrongly tell the user they are being rate-limited.
     Unknown,
 }
 
@@ -86,11 +89,13 @@ impl OciError {
     }
 
     /// A storage failure that is not the client's fault: logged, and answered 500 with a
-    /// generic text, or 507 when the disk is full (the only 5xx this backend sends). Storage
-    /// errors that are the client's own (too many open uploads) get their 4xx.
+    /// generic text (a `Database` error included), 507 when the disk is full, or 503 with
+    /// `Retry-After: 1` while the shared metadata database is unreachable. Storage errors that
+    /// are the client's own (too many open uploads) get their 4xx.
     pub(crate) fn internal(err: &StorageError) -> Self {
         match err {
             StorageError::Full(_) => return Self::storage_full(err),
+            StorageError::Unavailable(_) => return Self::storage_unavailable(err),
             StorageError::TooManyUploads { limit, .. } => return Self::too_many_uploads(*limit),
             _ => {}
         }
@@ -114,6 +119,19 @@ impl OciError {
             Code::Unknown,
             "storage full: the registry has no space left; retry after space is freed",
         )
+    }
+
+    /// 503 `UNKNOWN` with `Retry-After: 1`: the shared metadata database cannot be reached
+    /// (restarting, failing over, or this node's connections all busy). Nothing about the
+    /// request was wrong, and another node or a retry a moment later may serve it.
+    fn storage_unavailable(err: &StorageError) -> Self {
+        tracing::warn!(error = %err, "oci: storage unavailable");
+        OciError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unknown,
+            "storage temporarily unavailable; retry",
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
     /// 429 `TOOMANYREQUESTS`: the repository has `limit` open upload sessions. Sessions end
@@ -148,3 +166,32 @@ impl IntoResponse for OciError {
 
 /// Shorthand for handler results.
 pub(crate) type OciResult<T> = Result<T, OciError>;
+
+#[cfg(test)]
+mod tests {
+    use super::{Code, OciError, RETRY_AFTER, StatusCode, StorageError};
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        let e = OciError::internal(&StorageError::Unavailable("connection refused".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, Code::Unknown);
+        let retry: Vec<_> = e
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == RETRY_AFTER)
+            .collect();
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry.first().map(|(_, v)| v.as_bytes()), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn a_database_failure_is_500_without_details() {
+        let e = OciError::internal(&StorageError::Database(
+            "permission denied for schema".into(),
+        ));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.headers.is_empty());
+        assert!(!e.message.contains("permission"), "{}", e.message);
+    }
+}

@@ -90,11 +90,11 @@ pub enum GcError {
 
 /// One repository's state as scanned.
 #[derive(Default)]
-struct Repo {
-    manifests: BTreeMap<OciDigest, Entry>,
-    mtypes: HashMap<OciDigest, Entry>,
-    tags: Vec<Entry>,
-    links: BTreeMap<OciDigest, Entry>,
+pub(crate) struct Repo {
+    pub(crate) manifests: BTreeMap<OciDigest, Entry>,
+    pub(crate) mtypes: HashMap<OciDigest, Entry>,
+    pub(crate) tags: Vec<Entry>,
+    pub(crate) links: BTreeMap<OciDigest, Entry>,
 }
 
 /// Runs a collection over a registry's store.
@@ -103,104 +103,156 @@ pub async fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport, GcError> {
     let now = now_ms();
     let cutoff = now.saturating_sub(i64::try_from(opts.grace.as_millis()).unwrap_or(i64::MAX));
     let mut repos = scan(store).await?;
-    let mut parsed: HashMap<(Name, OciDigest), Parsed> = HashMap::new();
-    for (name, repo) in &repos {
+    let mut parsed = parse_all(store, &repos).await?;
+    let run = Run {
+        store,
+        opts,
+        cutoff,
+    };
+    if opts.untagged {
+        for (name, repo) in &mut repos {
+            run.untagged(name, repo, &mut parsed, &mut report).await?;
+        }
+    }
+    // Blobs referenced by any remaining manifest of any repository stay.
+    run.blobs(&repos, &parsed, &mut report).await?;
+    Ok(report)
+}
+
+/// One collection's fixed inputs: the store, the options and the grace cutoff (content
+/// written after it is left alone, so uploads for a manifest not yet pushed survive).
+struct Run<'a> {
+    store: &'a Store,
+    opts: &'a GcOptions,
+    cutoff: i64,
+}
+
+impl Run<'_> {
+    /// Removes the manifests of `repo` that no tag or index reaches and that are older than
+    /// the cutoff, dropping them from `parsed` so their blobs count as unreferenced.
+    async fn untagged(
+        &self,
+        name: &Name,
+        repo: &mut Repo,
+        parsed: &mut HashMap<(Name, OciDigest), Parsed>,
+        report: &mut GcReport,
+    ) -> Result<(), GcError> {
+        let reachable = reachable(self.store, name, repo, parsed).await?;
+        let doomed: Vec<OciDigest> = repo
+            .manifests
+            .keys()
+            .filter(|d| !reachable.contains(*d))
+            .cloned()
+            .collect();
+        for d in doomed {
+            let Some(mtype) = repo.mtypes.get(&d) else {
+                continue;
+            };
+            if last_write_ms(self.store, &mtype.path).await? > self.cutoff {
+                continue;
+            }
+            let removed = if self.opts.dry_run {
+                true
+            } else {
+                remove_manifest(self.store, name, &d, mtype).await?
+            };
+            if removed {
+                report.manifests.push(format!("{name}@{d}"));
+                repo.manifests.remove(&d);
+                parsed.remove(&(name.clone(), d.clone()));
+            } else {
+                report.skipped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the blobs no remaining manifest of any repository references, with every
+    /// repository's link to them.
+    async fn blobs(
+        &self,
+        repos: &BTreeMap<Name, Repo>,
+        parsed: &HashMap<(Name, OciDigest), Parsed>,
+        report: &mut GcReport,
+    ) -> Result<(), GcError> {
+        let referenced: BTreeSet<OciDigest> =
+            parsed.values().flat_map(|p| p.blobs.clone()).collect();
+        for blob in self.store.list(layout::BLOBS).await? {
+            let Some(d) = blob
+                .path
+                .strip_prefix(layout::BLOBS)
+                .and_then(layout::digest_from_path)
+            else {
+                continue;
+            };
+            if referenced.contains(&d) || last_write_ms(self.store, &blob.path).await? > self.cutoff
+            {
+                continue;
+            }
+            let links: Vec<&Entry> = repos.values().filter_map(|r| r.links.get(&d)).collect();
+            let removed = self.opts.dry_run || self.remove_blob(&blob, &links, &d).await?;
+            if removed {
+                report.blobs.push(d.to_string());
+                report.blob_bytes += blob.size;
+            } else {
+                report.skipped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes one blob and its links in one commit that requires the versions scanned;
+    /// `false` when a concurrent push touched any of them (the blob stays).
+    async fn remove_blob(
+        &self,
+        blob: &Entry,
+        links: &[&Entry],
+        d: &OciDigest,
+    ) -> Result<bool, GcError> {
+        let mut ops = vec![Op::Delete {
+            path: blob.path.clone(),
+        }];
+        let mut pre = vec![Precondition {
+            path: blob.path.clone(),
+            expected: Expected::Version(blob.version),
+        }];
+        for l in links {
+            ops.push(Op::Delete {
+                path: l.path.clone(),
+            });
+            pre.push(Precondition {
+                path: l.path.clone(),
+                expected: Expected::Version(l.version),
+            });
+        }
+        let meta = CommitMeta::new("system", format!("oci gc: remove unreferenced blob {d}"));
+        committed(self.store.commit(ops, pre, meta).await)
+    }
+}
+
+/// Every manifest of every repository, parsed (unparseable ones are left out).
+pub(crate) async fn parse_all(
+    store: &Store,
+    repos: &BTreeMap<Name, Repo>,
+) -> Result<HashMap<(Name, OciDigest), Parsed>, GcError> {
+    let mut parsed = HashMap::new();
+    for (name, repo) in repos {
         for d in repo.manifests.keys() {
-            let bytes = store.read(&layout::manifest(name, d)).await?;
+            let bytes = match store.read(&layout::manifest(name, d)).await {
+                Ok(b) => b,
+                Err(StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if let Ok(p) = manifests::parse(&bytes, None) {
                 parsed.insert((name.clone(), d.clone()), p);
             }
         }
     }
-
-    if opts.untagged {
-        for (name, repo) in &mut repos {
-            let reachable = reachable(store, name, repo, &parsed).await?;
-            let doomed: Vec<OciDigest> = repo
-                .manifests
-                .keys()
-                .filter(|d| !reachable.contains(*d))
-                .cloned()
-                .collect();
-            for d in doomed {
-                let Some(mtype) = repo.mtypes.get(&d) else {
-                    continue;
-                };
-                if last_write_ms(store, &mtype.path).await? > cutoff {
-                    continue;
-                }
-                let removed = if opts.dry_run {
-                    true
-                } else {
-                    remove_manifest(store, name, &d, mtype).await?
-                };
-                if removed {
-                    report.manifests.push(format!("{name}@{d}"));
-                    repo.manifests.remove(&d);
-                    parsed.remove(&(name.clone(), d.clone()));
-                } else {
-                    report.skipped += 1;
-                }
-            }
-        }
-    }
-
-    // Blobs referenced by any remaining manifest of any repository stay.
-    let referenced: BTreeSet<OciDigest> = parsed.values().flat_map(|p| p.blobs.clone()).collect();
-    let blobs = store.list(layout::BLOBS).await?;
-    for blob in blobs {
-        let Some(d) = blob
-            .path
-            .strip_prefix(layout::BLOBS)
-            .and_then(layout::digest_from_path)
-        else {
-            continue;
-        };
-        if referenced.contains(&d) || last_write_ms(store, &blob.path).await? > cutoff {
-            continue;
-        }
-        let links: Vec<&Entry> = repos.values().filter_map(|r| r.links.get(&d)).collect();
-        let removed = if opts.dry_run {
-            true
-        } else {
-            let mut ops = vec![Op::Delete {
-                path: blob.path.clone(),
-            }];
-            let mut pre = vec![Precondition {
-                path: blob.path.clone(),
-                expected: Expected::Version(blob.version),
-            }];
-            for l in &links {
-                ops.push(Op::Delete {
-                    path: l.path.clone(),
-                });
-                pre.push(Precondition {
-                    path: l.path.clone(),
-                    expected: Expected::Version(l.version),
-                });
-            }
-            committed(
-                store
-                    .commit(
-                        ops,
-                        pre,
-                        CommitMeta::new("system", format!("oci gc: remove unreferenced blob {d}")),
-                    )
-                    .await,
-            )?
-        };
-        if removed {
-            report.blobs.push(d.to_string());
-            report.blob_bytes += blob.size;
-        } else {
-            report.skipped += 1;
-        }
-    }
-    Ok(report)
+    Ok(parsed)
 }
 
 /// Reads every repository's manifests, media types, tags and blob links.
-async fn scan(store: &Store) -> Result<BTreeMap<Name, Repo>, GcError> {
+pub(crate) async fn scan(store: &Store) -> Result<BTreeMap<Name, Repo>, GcError> {
     let mut repos: BTreeMap<Name, Repo> = BTreeMap::new();
     for e in store.list(layout::REPOS).await? {
         let Some(rest) = e.path.strip_prefix(layout::REPOS) else {
@@ -249,9 +301,20 @@ async fn reachable(
     repo: &Repo,
     parsed: &HashMap<(Name, OciDigest), Parsed>,
 ) -> Result<BTreeSet<OciDigest>, GcError> {
+    reachable_from(store, name, &repo.tags, parsed).await
+}
+
+/// The manifests reachable from `tags` (tag entries of repository `name`) through indexes
+/// and referrers.
+pub(crate) async fn reachable_from(
+    store: &Store,
+    name: &Name,
+    tags: &[Entry],
+    parsed: &HashMap<(Name, OciDigest), Parsed>,
+) -> Result<BTreeSet<OciDigest>, GcError> {
     let mut seen = BTreeSet::new();
     let mut todo = Vec::new();
-    for t in &repo.tags {
+    for t in tags {
         let bytes = match store.read(&t.path).await {
             Ok(b) => b,
             Err(StorageError::NotFound(_)) => continue,
@@ -288,7 +351,7 @@ async fn reachable(
 }
 
 /// Deletes an untagged manifest unless a push touched it since the scan.
-async fn remove_manifest(
+pub(crate) async fn remove_manifest(
     store: &Store,
     name: &Name,
     d: &OciDigest,
@@ -328,7 +391,7 @@ async fn remove_manifest(
 }
 
 /// `Ok(false)` when a precondition lost against a concurrent change.
-fn committed<T>(result: Result<T, StorageError>) -> Result<bool, GcError> {
+pub(crate) fn committed<T>(result: Result<T, StorageError>) -> Result<bool, GcError> {
     match result {
         Ok(_) => Ok(true),
         Err(StorageError::Conflict { .. } | StorageError::NotFound(_)) => Ok(false),
@@ -337,12 +400,12 @@ fn committed<T>(result: Result<T, StorageError>) -> Result<bool, GcError> {
 }
 
 /// When `path` was last written.
-async fn last_write_ms(store: &Store, path: &str) -> Result<i64, GcError> {
+pub(crate) async fn last_write_ms(store: &Store, path: &str) -> Result<i64, GcError> {
     let history = store.history(path).await?;
     Ok(history.last().map_or(0, |h| h.commit.time_ms))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -13,7 +13,12 @@
 //! - `blobs`, `uploads`, `manifests`, `listing`: the endpoints.
 //! - `layout`: where everything lives in the store.
 //! - `gc`: garbage collection, used by `everlock oci gc` and the console.
-//! - `commands`: the console commands of an instance.
+//! - `commands`: the console commands of an instance (`commands/content.rs`: repos, tags,
+//!   rm; `commands/observe.rs`: usage, webhooks).
+//! - `retention`: retention rules (and the repository patterns, `retention/glob.rs`).
+//! - `quota`: quotas and the cached usage index.
+//! - `webhooks`: events, signing, and the durable delivery queue (`webhooks/worker.rs`).
+//! - `ui`: the server-rendered web UI under `/ui/`, an extra path prefix of the instance.
 //! - `settings`, `error`: settings and spec errors.
 
 #![cfg_attr(
@@ -33,11 +38,17 @@ mod gc;
 mod layout;
 mod listing;
 mod manifests;
+mod mirror;
 mod names;
+mod quota;
 mod registry;
+mod retention;
 mod route;
 mod settings;
+mod token;
+mod ui;
 mod uploads;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -63,7 +74,6 @@ register_backend!(BackendFactory {
     build,
     default_instances,
     example_settings: settings::EXAMPLE_SETTINGS,
-    admin: false,
     access_root: Some("http/oci"),
     console: Some(ConsoleFamily {
         word: "oci",
@@ -105,6 +115,66 @@ register_backend!(BackendFactory {
                 allowed: &[],
                 value: OptionValue::Integer,
             },
+            OptionSpec {
+                key: "upstream",
+                summary: "<https://upstream-registry>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Text,
+            },
+            OptionSpec {
+                key: "upstream-username",
+                summary: "<login>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Text,
+            },
+            OptionSpec {
+                key: "upstream-tag-ttl-secs",
+                summary: "<seconds>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Integer,
+            },
+            OptionSpec {
+                key: "allow-push",
+                summary: "<true|false>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Bool,
+            },
+            // `auth=public|private` stays the console's access word; the registry's own
+            // authentication scheme is told apart by its values.
+            OptionSpec {
+                key: "auth",
+                summary: "<basic|token>",
+                required: false,
+                allowed: &["basic", "token"],
+                value: OptionValue::Text,
+            },
+            // Structured settings are TOML inline values, quoted as one shell word:
+            // `'/oci set default quota=[{repositories="team/*", bytes=1000000}]'`.
+            OptionSpec {
+                key: "retention",
+                summary: "<[{repositories=..., keep-last=N, ...}]>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Toml,
+            },
+            OptionSpec {
+                key: "quota",
+                summary: "<[{repositories=..., bytes=N}]>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Toml,
+            },
+            OptionSpec {
+                key: "webhooks",
+                summary: "<[{url=..., events=[...], secret=...}]>",
+                required: false,
+                allowed: &[],
+                value: OptionValue::Toml,
+            },
         ],
         public_by_default: false,
         owner_on_create: false,
@@ -135,12 +205,11 @@ fn build(
 ) -> Result<Box<dyn Backend>, BuildError> {
     let settings: settings::Settings = parse_settings(table)?;
     settings.validate().map_err(BuildError::Settings)?;
-    let registry = Arc::new(registry::Registry::new(
-        ctx.instance.to_string(),
-        ctx.store,
-        ctx.auth,
-        settings,
-    ));
+    let instance = ctx.instance.to_string();
+    let mirror = mirror::Mirror::new(&instance, &settings).map_err(BuildError::Settings)?;
+    let registry = Arc::new(
+        registry::Registry::new(instance, ctx.store, ctx.auth, settings).with_mirror(mirror),
+    );
     Ok(Box::new(Oci { registry }))
 }
 
@@ -157,10 +226,32 @@ impl Backend for Oci {
         )
     }
 
+    /// The web UI lives at `/ui` on the registry's vhosts, next to `/v2`.
+    fn extra_prefixes(&self) -> Vec<everlock_host::config::PathPrefix> {
+        if !self.registry.settings.ui {
+            return Vec::new();
+        }
+        match ui::BASE.parse() {
+            Ok(prefix) => vec![prefix],
+            Err(e) => {
+                tracing::error!(error = %e, "oci: the UI prefix does not parse");
+                Vec::new()
+            }
+        }
+    }
+
     fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
         Some(Arc::new(commands::Commands {
             registry: self.registry.clone(),
         }))
+    }
+
+    /// The maintenance task applies the retention rules before the store's GC.
+    fn maintain(&self) -> Option<everlock_host::CommandFuture> {
+        if self.registry.settings.retention.is_empty() {
+            return None;
+        }
+        Some(Box::pin(retention::maintain(self.registry.clone())))
     }
 }
 

@@ -69,6 +69,16 @@ pub(crate) async fn tags(reg: &Registry, name: &Name, parts: &Parts) -> OciResul
         .into_iter()
         .filter_map(|e| e.path.strip_prefix(&prefix).map(str::to_owned))
         .collect();
+    // A mirror also lists what its upstream has, so clients can discover what to pull.
+    let all: Vec<String> = match crate::mirror::upstream_tags(reg, name).await {
+        Some(upstream) => all
+            .into_iter()
+            .chain(upstream)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        None => all,
+    };
     if all.is_empty() {
         let manifests = store
             .list(&layout::manifests_prefix(name))

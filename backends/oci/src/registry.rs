@@ -38,8 +38,16 @@ pub(crate) struct Registry {
     pub(crate) auth: Auth,
     pub(crate) settings: Settings,
     last_sweep: Mutex<Option<Instant>>,
+    /// The pull-through mirror, when `upstream` is set.
+    pub(crate) mirror: Option<crate::mirror::Mirror>,
+    /// Signing key and sessions of `auth = "token"`.
+    pub(crate) tokens: crate::token::Tokens,
     /// Set once the registry's default retention policy is in place (see `open_store`).
     retention: tokio::sync::OnceCell<()>,
+    /// The cached usage behind `[[quota]]` (see `quota`).
+    pub(crate) quota: crate::quota::QuotaState,
+    /// The webhook delivery channel and recent outcomes (see `webhooks`).
+    pub(crate) webhooks: crate::webhooks::Webhooks,
 }
 
 impl Registry {
@@ -49,14 +57,26 @@ impl Registry {
         auth: Auth,
         settings: Settings,
     ) -> Registry {
+        let webhooks =
+            crate::webhooks::Webhooks::start(&instance, settings.webhooks.clone(), store.clone());
         Registry {
+            quota: crate::quota::QuotaState::default(),
+            webhooks,
             instance,
             store,
             auth,
             settings,
             last_sweep: Mutex::new(None),
+            mirror: None,
+            tokens: crate::token::Tokens::default(),
             retention: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The registry as a mirror of `upstream` (see `mirror`).
+    pub(crate) fn with_mirror(mut self, mirror: Option<crate::mirror::Mirror>) -> Registry {
+        self.mirror = mirror;
+        self
     }
 
     /// The open store; failing to open it is the host's problem, never the client's.
@@ -212,10 +232,20 @@ pub(crate) fn body_is_empty(parts: &Parts, body: &Body) -> bool {
 
 /// The axum fallback handler: every request of the instance arrives here.
 pub(crate) async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response {
+    // The web UI (`ui`) answers its own paths before anything of the registry API.
+    let (parts, body) = req.into_parts();
+    if let Some(r) = crate::ui::handle(&reg, &parts).await {
+        return r;
+    }
+    let req = Request::from_parts(parts, body);
+    let challenge = crate::token::challenge_for(&reg, &req);
     let mut response = match dispatch(&reg, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Some(c) = challenge {
+        crate::token::rewrite(&mut response, c);
+    }
     response.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
@@ -231,13 +261,22 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
             "not a registry endpoint",
         ));
     };
-    let principal = http_auth::authenticate(&reg.auth, &parts)
-        .await
-        .map_err(|e| login_error(&e))?;
+    let (principal, grant) = match crate::token::bearer(reg, &route, &parts).await? {
+        Some((p, g)) => (p, Some(g)),
+        None => (
+            http_auth::authenticate(&reg.auth, &parts)
+                .await
+                .map_err(|e| login_error(&e))?,
+            None,
+        ),
+    };
     let method = parts.method.clone();
     let head = method == Method::HEAD;
     let read = method == Method::GET || head;
+    crate::mirror::refuse_push(reg, &route, &method)?;
+    crate::token::check(grant.as_ref(), &route, &method)?;
     match route {
+        Route::Token if read => crate::token::issue(reg, &principal, &parts).await,
         Route::Base if read => ping(reg, &principal),
         Route::Catalog if read => crate::listing::catalog(reg, &principal, &parts).await,
         Route::Tags(name) if read => {
@@ -250,6 +289,9 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
         }
         Route::Blob(name, d) if read => {
             reg.require(&principal, &name, Action::Read)?;
+            if let Some(r) = crate::mirror::blob(reg, &principal, &name, &d, head).await? {
+                return Ok(r);
+            }
             crate::blobs::get(reg, &name, &d, &parts, head).await
         }
         Route::Blob(name, d) if method == Method::DELETE => {
@@ -258,7 +300,12 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
         }
         Route::Manifest(name, r) if read => {
             reg.require(&principal, &name, Action::Read)?;
-            crate::manifests::get(reg, &name, &r, head).await
+            crate::mirror::refresh_manifest(reg, &principal, &name, &r).await;
+            let response = crate::manifests::get(reg, &name, &r, head).await?;
+            if !head {
+                crate::webhooks::pulled(reg, &principal, &name, &r, &response);
+            }
+            Ok(response)
         }
         Route::Manifest(name, r) if method == Method::PUT => {
             reg.require(&principal, &name, Action::Write)?;

@@ -24,6 +24,8 @@ pub(crate) enum Route {
     Upload(Name, String),
     /// `/v2/<name>/referrers/<digest>`
     Referrers(Name, String),
+    /// `/v2/token`: the token endpoint of `auth = "token"` (no repository is one segment).
+    Token,
 }
 
 impl Route {
@@ -40,6 +42,9 @@ impl Route {
         };
         if rest == "_catalog" {
             return Ok(Some(Route::Catalog));
+        }
+        if rest == "token" {
+            return Ok(Some(Route::Token));
         }
         let segs: Vec<&str> = rest.split('/').collect();
         let n = segs.len();
@@ -83,6 +88,11 @@ mod tests {
         assert_eq!(p("/v2/"), Some(Route::Base));
         assert_eq!(p("/v2"), Some(Route::Base));
         assert_eq!(p("/v2/_catalog"), Some(Route::Catalog));
+        assert_eq!(p("/v2/token"), Some(Route::Token));
+        assert_eq!(
+            p("/v2/token/blobs/sha256:1"),
+            Some(Route::Blob(name("token"), "sha256:1".into()))
+        );
         assert_eq!(p("/v2/a/b/tags/list"), Some(Route::Tags(name("a/b"))));
         assert_eq!(
             p("/v2/a/blobs/uploads/"),

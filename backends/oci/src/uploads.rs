@@ -14,7 +14,7 @@ use everlock_host::axum::response::Response;
 use everlock_host::http::header::{CONTENT_LENGTH, LOCATION, RANGE};
 use everlock_host::http::{HeaderName, StatusCode, request::Parts};
 use everlock_host::storage::{
-    CommitMeta, Expected, ObjectRef, Op, Precondition, StageOptions, StorageError, Store,
+    CommitMeta, Entry, Expected, ObjectRef, Op, Precondition, StageOptions, StorageError, Store,
     UploadSession,
 };
 use tokio::io::{AsyncRead, ReadBuf};
@@ -83,8 +83,12 @@ async fn try_mount(
 ) -> OciResult<Option<Response>> {
     let from = match from.map(|f| Name::parse(f)) {
         Some(Some(f)) => f,
-        // Without `from`, only a blob the target repository already holds counts.
-        None => name.clone(),
+        // Without `from` ("automatic content discovery"), any repository the caller may
+        // read that holds the blob will do; the others are never looked at.
+        None => match crate::blobs::readable_holder(reg, store, principal, name, d).await? {
+            Some(f) => f,
+            None => return Ok(None),
+        },
         Some(None) => return Ok(None),
     };
     if !reg.allowed(principal, &from, Action::Read) {
@@ -97,15 +101,36 @@ async fn try_mount(
     let Some(blob) = stat(store, &blob_path).await? else {
         return Ok(None);
     };
-    // The blob path is written again (same object) so that a concurrent `gc`, which requires
-    // the version it scanned, cannot remove the blob under the new link.
+    let message = format!("oci: mount blob {d} from {from} into {name}");
+    let result = link_blob(store, principal, name, d, blob, message).await;
+    match result {
+        Ok(_) => blob_created(name, d).map(Some),
+        // Collected meanwhile: upload it instead.
+        Err(StorageError::Conflict { .. } | StorageError::NotFound(_)) => Ok(None),
+        Err(e) => Err(OciError::internal(&e)),
+    }
+}
+
+/// Links blob `d`, which the store holds as `blob`, into repository `name` in one commit. The
+/// blob path is written again (same object, precondition on that object) so that a concurrent
+/// `gc`, which requires the version it scanned, cannot remove the blob under the new link; a
+/// `Conflict` therefore means the blob was collected meanwhile. Mounts and mirrors share it.
+pub(crate) async fn link_blob(
+    store: &Store,
+    principal: &Principal,
+    name: &Name,
+    d: &OciDigest,
+    blob: Entry,
+    message: String,
+) -> Result<(), StorageError> {
+    let blob_path = layout::blob(d);
     let object = ObjectRef {
         id: blob.object,
         sha256: blob.sha256,
         sha512: None,
         size: blob.size,
     };
-    let result = store
+    store
         .commit(
             vec![
                 Op::Put {
@@ -121,18 +146,10 @@ async fn try_mount(
                 path: blob_path,
                 expected: Expected::Object(blob.object),
             }],
-            CommitMeta::new(
-                principal.name(),
-                format!("oci: mount blob {d} from {from} into {name}"),
-            ),
+            CommitMeta::new(principal.name(), message),
         )
-        .await;
-    match result {
-        Ok(_) => blob_created(name, d).map(Some),
-        // Collected meanwhile: upload it instead.
-        Err(StorageError::Conflict { .. } | StorageError::NotFound(_)) => Ok(None),
-        Err(e) => Err(OciError::internal(&e)),
-    }
+        .await
+        .map(|_| ())
 }
 
 /// `GET /v2/<name>/blobs/uploads/<id>`: 204 with the current `Range`.

@@ -1,9 +1,13 @@
-//! Console commands a site offers through the host: `history` and `rollback <commit>`.
+//! Console commands a site offers through the host: `history [--json]` and
+//! `rollback <commit>`, where the commit is named as `history` shows it: `#<seq>`, a prefix of
+//! at least 7 hex digits of its id, or the whole id.
 
 use std::sync::Arc;
 
 use everlock_host::auth::{Action, Principal};
-use everlock_host::storage::{CommitId, CommitMeta, ObjectRef, Op, RetentionPolicy, Store};
+use everlock_host::storage::{
+    CommitId, CommitInfo, CommitMeta, ObjectRef, Op, RetentionPolicy, Store,
+};
 use everlock_host::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 
 use crate::site::SiteInner;
@@ -11,16 +15,23 @@ use crate::site::SiteInner;
 /// How many commits `history` lists.
 const HISTORY_LIMIT: u64 = 50;
 
+/// How far back `rollback` looks for a `#<seq>` or a prefix: far beyond what retention keeps
+/// the content of, and bounded so one command never reads an unbounded log.
+const RESOLVE_LIMIT: u64 = 10_000;
+
+/// The shortest commit prefix accepted: git's default abbreviation.
+const MIN_PREFIX: usize = 7;
+
 pub(crate) const HELP: &[CommandHelp] = &[
     CommandHelp {
         name: "history",
-        args: "",
+        args: "[--json]",
         summary: "list the site's deploys and rollbacks, newest first",
     },
     CommandHelp {
         name: "rollback",
-        args: "<commit>",
-        summary: "restore the site exactly as it was at <commit>, in one new commit",
+        args: "#<seq>|<commit prefix>",
+        summary: "restore the site exactly as it was at that commit, in one new commit",
     },
 ];
 
@@ -41,16 +52,23 @@ impl InstanceCommands for SiteCommands {
         Box::pin(async move {
             match (command.as_str(), args.as_slice()) {
                 ("history", []) => history(&site, &actor).await,
-                ("history", _) => Err(CommandError::Usage("usage: history <site>".to_owned())),
-                ("rollback", [commit]) => rollback(&site, &actor, commit).await.map(|c| {
-                    format!(
-                        "site '{}' rolled back to {commit} (new commit {c})",
+                ("history", [flag]) if flag == "--json" => history_json(&site, &actor).await,
+                ("history", [other, ..]) => Err(CommandError::Usage(format!(
+                    "unexpected argument `{other}`"
+                ))),
+                ("rollback", [commit]) => match rollback(&site, &actor, commit).await? {
+                    Rollback::Done { to, new } => Ok(format!(
+                        "site '{}' rolled back to {to} (new commit {new})",
                         site.name
-                    )
-                }),
-                ("rollback", _) => Err(CommandError::Usage(
-                    "usage: rollback <site> <commit>".to_owned(),
-                )),
+                    )),
+                    Rollback::AlreadyAt(to) => {
+                        Ok(format!("site '{}' is already at {to}", site.name))
+                    }
+                },
+                ("rollback", []) => Err(CommandError::Usage("missing <commit>".to_owned())),
+                ("rollback", [_, extra, ..]) => Err(CommandError::Usage(format!(
+                    "unexpected argument `{extra}`"
+                ))),
                 (other, _) => Err(CommandError::Usage(format!(
                     "unknown site command {other:?}; known: history, rollback"
                 ))),
@@ -59,54 +77,169 @@ impl InstanceCommands for SiteCommands {
     }
 }
 
-/// One line per commit: `<seq> <commit> <time> <principal> <message>`, and
-/// `[content purged]` for a state retention no longer holds (it cannot be rolled back to).
-pub async fn history(site: &SiteInner, actor: &Principal) -> Result<String, CommandError> {
+/// The commits `history` shows, newest first, each with whether retention purged its
+/// content.
+async fn entries(
+    site: &SiteInner,
+    actor: &Principal,
+) -> Result<Vec<(CommitInfo, bool)>, CommandError> {
     if !site.auth.authorize(actor, &site.resource, Action::Read) {
         return Err(CommandError::Denied(format!("reading {}", site.resource)));
     }
     let store = site.store().await.map_err(failed)?;
-    let log = store.log(HISTORY_LIMIT).await.map_err(failed)?;
+    let mut out = Vec::new();
+    for c in store.log(HISTORY_LIMIT).await.map_err(failed)? {
+        let purged = store.purged_paths_at(c.id).await.map_err(failed)? > 0;
+        out.push((c, purged));
+    }
+    Ok(out)
+}
+
+/// One line per commit: `#<seq>  <commit>  <time>  <principal>  <message>`, and
+/// `[content purged]` for a state retention no longer holds (it cannot be rolled back to).
+pub async fn history(site: &SiteInner, actor: &Principal) -> Result<String, CommandError> {
+    let log = entries(site, actor).await?;
     if log.is_empty() {
         return Ok(format!("site '{}' has no deploys yet\n", site.name));
     }
     let mut out = String::new();
-    for c in log {
+    for (c, purged) in log {
         let secs = u64::try_from(c.time_ms / 1000).unwrap_or(0);
         let time =
             httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        let purged = if store.purged_paths_at(c.id).await.map_err(failed)? > 0 {
-            "  [content purged]"
-        } else {
-            ""
-        };
+        let purged = if purged { "  [content purged]" } else { "" };
         out.push_str(&format!(
-            "{:>4}  {}  {time}  {}  {}{purged}\n",
-            c.seq, c.id, c.principal, c.message
+            "{:>5}  {}  {time}  {}  {}{purged}\n",
+            format!("#{}", c.seq),
+            c.id,
+            c.principal,
+            c.message
         ));
     }
     Ok(out)
 }
 
-/// Restores the site's paths as of `commit` in one new commit by `actor`; returns its id.
+/// `history --json`: the same commits as an array, newest first; `time_ms` is milliseconds
+/// since the Unix epoch.
+pub async fn history_json(site: &SiteInner, actor: &Principal) -> Result<String, CommandError> {
+    let list: Vec<serde_json::Value> = entries(site, actor)
+        .await?
+        .into_iter()
+        .map(|(c, purged)| {
+            serde_json::json!({
+                "seq": c.seq,
+                "commit": c.id.to_hex(),
+                "time_ms": c.time_ms,
+                "principal": c.principal,
+                "message": c.message,
+                "purged": purged,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&list).map_err(failed)
+}
+
+/// What a rollback did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rollback {
+    /// A new commit restored the state of `to`.
+    Done {
+        /// The commit rolled back to (full id).
+        to: String,
+        /// The new commit.
+        new: String,
+    },
+    /// The site already is exactly as it was at that commit: nothing was committed.
+    AlreadyAt(String),
+}
+
+/// Finds the commit `spec` names: `#<seq>`, a unique prefix of 7+ hex digits, or a full id.
+async fn resolve(store: &Store, spec: &str) -> Result<CommitId, CommandError> {
+    if let Some(seq) = spec.strip_prefix('#') {
+        let seq: u64 = seq.parse().map_err(|_| {
+            CommandError::Usage(format!("`{spec}` is not a #<seq> as `history` prints it"))
+        })?;
+        let log = store.log(RESOLVE_LIMIT).await.map_err(failed)?;
+        return log
+            .iter()
+            .find(|c| c.seq == seq)
+            .map(|c| c.id)
+            .ok_or_else(|| {
+                CommandError::Failed(format!("no commit #{seq}; `history` lists them"))
+            });
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.len() < MIN_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CommandError::Usage(format!(
+            "`{spec}` is neither #<seq> nor a commit prefix of at least {MIN_PREFIX} hex digits"
+        )));
+    }
+    if let Ok(id) = prefix.parse::<CommitId>() {
+        return Ok(id);
+    }
+    let log = store.log(RESOLVE_LIMIT).await.map_err(failed)?;
+    match_prefix(&prefix, &log)
+}
+
+/// The one commit of `log` whose id starts with `prefix`; several are listed in the error.
+fn match_prefix(prefix: &str, log: &[CommitInfo]) -> Result<CommitId, CommandError> {
+    let matches: Vec<&CommitInfo> = log
+        .iter()
+        .filter(|c| c.id.to_hex().starts_with(prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(CommandError::Failed(format!(
+            "no commit starts with {prefix}; `history` lists them"
+        ))),
+        many => Err(CommandError::Failed(format!(
+            "{prefix} is ambiguous: {}; give more digits or #<seq>",
+            many.iter()
+                .map(|c| format!("#{} {}", c.seq, c.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Restores the site's paths as of `commit` in one new commit by `actor`.
 pub async fn rollback(
     site: &SiteInner,
     actor: &Principal,
     commit: &str,
-) -> Result<String, CommandError> {
+) -> Result<Rollback, CommandError> {
     if !site.auth.authorize(actor, &site.resource, Action::Write) {
         return Err(CommandError::Denied(format!("writing {}", site.resource)));
     }
-    let id: CommitId = commit
-        .parse()
-        .map_err(|e| CommandError::Usage(format!("{e}; `history` lists the commits")))?;
     let store = site.store().await.map_err(failed)?;
+    let id = resolve(store, commit).await?;
+    let to = id.to_hex();
     if store.purged_paths_at(id).await.map_err(failed)? > 0 {
         return Err(CommandError::Failed(format!(
-            "deploy {commit}'s content was purged by retention ({}); history keeps its record",
+            "deploy {to}'s content was purged by retention ({}); history keeps its record",
             retention_words(store).await
         )));
     }
+    let ops = restore_ops(store, id).await?;
+    if ops.is_empty() {
+        return Ok(Rollback::AlreadyAt(to));
+    }
+    let info = store
+        .commit(
+            ops,
+            Vec::new(),
+            CommitMeta::new(actor.name(), format!("site: rollback to {to}")),
+        )
+        .await
+        .map_err(failed)?;
+    Ok(Rollback::Done {
+        to,
+        new: info.id.to_hex(),
+    })
+}
+
+/// The operations that make the current tree equal to the tree at `id`.
+async fn restore_ops(store: &Store, id: CommitId) -> Result<Vec<Op>, CommandError> {
     let target = store.list_at("", id).await.map_err(failed)?;
     let current = store.list("").await.map_err(failed)?;
     let current_by_path: std::collections::HashMap<&str, _> = current
@@ -135,21 +268,7 @@ pub async fn rollback(
                 },
             }),
     );
-    if ops.is_empty() {
-        return Err(CommandError::Failed(format!(
-            "site '{}' already matches {commit}",
-            site.name
-        )));
-    }
-    let info = store
-        .commit(
-            ops,
-            Vec::new(),
-            CommitMeta::new(actor.name(), format!("site: rollback to {commit}")),
-        )
-        .await
-        .map_err(failed)?;
-    Ok(info.id.to_hex())
+    Ok(ops)
 }
 
 /// The store's policy as a site operator configures it.
@@ -249,6 +368,86 @@ mod tests {
             store.read("index.html").await.unwrap(),
             vec![2u8; 64 * 1024]
         );
+    }
+
+    #[tokio::test]
+    async fn rollback_by_seq_or_prefix_and_already_at_is_success() {
+        let env = TestEnv::new().await;
+        let site = site(&env, None).await;
+        let store = site.store().await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3u8 {
+            let c = store
+                .write("index.html", vec![i; 16], CommitMeta::new("will", "deploy"))
+                .await
+                .unwrap();
+            ids.push((c.seq, c.id.to_hex()));
+        }
+        let will = Principal::test_user("will");
+        let text = history(&site, &will).await.unwrap();
+        let (seq0, id0) = ids[0].clone();
+        assert!(text.contains(&format!("#{seq0}  {id0}")), "{text}");
+        // `#<seq>` as history prints it.
+        let Rollback::Done { to, .. } = rollback(&site, &will, &format!("#{seq0}")).await.unwrap()
+        else {
+            panic!("expected a rollback")
+        };
+        assert_eq!(to, id0);
+        assert_eq!(store.read("index.html").await.unwrap(), vec![0u8; 16]);
+        // Rolling back to the state the site is in is not an error, and commits nothing.
+        let head = store.head_seq();
+        assert_eq!(
+            rollback(&site, &will, &id0[..7]).await.unwrap(),
+            Rollback::AlreadyAt(id0.clone())
+        );
+        assert_eq!(store.head_seq(), head);
+        // A 7-digit prefix (upper case too) names a commit.
+        let (_, id2) = ids[2].clone();
+        let prefix = id2[..7].to_ascii_uppercase();
+        assert!(matches!(
+            rollback(&site, &will, &prefix).await.unwrap(),
+            Rollback::Done { .. }
+        ));
+        assert_eq!(store.read("index.html").await.unwrap(), vec![2u8; 16]);
+        for (bad, want) in [
+            (
+                "abc12",
+                "neither #<seq> nor a commit prefix of at least 7 hex digits",
+            ),
+            ("#x", "is not a #<seq>"),
+            ("#999", "no commit #999"),
+            ("0000000", "no commit starts with 0000000"),
+        ] {
+            let err = rollback(&site, &will, bad).await.unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&history_json(&site, &will).await.unwrap()).unwrap();
+        assert_eq!(json[0]["seq"], store.head_seq());
+        assert_eq!(json.as_array().unwrap().len(), 5);
+        assert_eq!(json[4]["commit"], id0.as_str());
+        assert_eq!(json[4]["purged"], false);
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_the_candidates() {
+        let info = |seq: u64, hex: String| CommitInfo {
+            seq,
+            id: hex.parse().unwrap(),
+            parent: None,
+            time_ms: 0,
+            principal: "will".into(),
+            message: "deploy".into(),
+        };
+        let a = format!("abcdef1{}", "0".repeat(57));
+        let b = format!("abcdef1{}", "1".repeat(57));
+        let log = [info(1, a.clone()), info(2, b.clone())];
+        let err = match_prefix("abcdef1", &log).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("abcdef1 is ambiguous: #1 {a}, #2 {b}; give more digits or #<seq>")
+        );
+        assert_eq!(match_prefix("abcdef10", &log).unwrap().to_hex(), a);
     }
 
     #[tokio::test]

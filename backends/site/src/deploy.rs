@@ -7,10 +7,13 @@
 //! archive does not contain. Any problem leaves the site untouched.
 
 mod archive;
+pub mod manifest;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use everlock_host::auth::{Action, Principal};
@@ -20,14 +23,15 @@ use everlock_host::http::{HeaderValue, Method, StatusCode, header, request::Part
 use everlock_host::http_auth;
 use everlock_host::storage::{CommitMeta, ObjectRef, Op, StorageError};
 use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt as _;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use archive::{Limits, Sink};
+use manifest::{Known, Manifest};
+use validate::{kept_for_validation, validate_links, validate_markdown, validate_rules};
 
 use crate::http::serve::REALM;
-use crate::markdown::config::SiteConfig;
-use crate::markdown::layout::Layouts;
 use crate::settings::Mode;
 use crate::site::SiteInner;
 
@@ -40,6 +44,9 @@ pub enum DeployError {
     /// The archive is malformed or holds something we refuse (400).
     #[error("{0}")]
     BadArchive(String),
+    /// The site's content is not valid: `file:line: message` (422).
+    #[error("{0}")]
+    Invalid(String),
     /// The archive is larger than `max-deploy-bytes` or holds too many files (413).
     #[error("{0}")]
     TooLarge(String),
@@ -56,34 +63,46 @@ impl DeployError {
         match self {
             DeployError::BadArchive(_) => StatusCode::BAD_REQUEST,
             DeployError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            DeployError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DeployError::Conflict => StatusCode::CONFLICT,
             // A full disk is the operator's to fix, not a server bug: 507, as for pushes.
             DeployError::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
+            // The shared database is unreachable for now: a retry a moment later may work.
+            DeployError::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             DeployError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
-/// What a deploy committed.
+/// What a deploy committed, with the server's own accounting of what travelled.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeployReport {
-    /// The commit id (hex).
+    /// The commit id (hex): the new one, or HEAD's when nothing changed.
     pub commit: String,
     /// Files in the site after the deploy.
     pub files: u64,
     /// Their total size in bytes.
     pub bytes: u64,
+    /// Request body bytes the server received for this deploy (as sent, compressed or not).
+    pub received_bytes: u64,
+    /// Files whose content came in this request.
+    pub uploaded_files: u64,
+    /// Files whose content the site already had (incremental deploys).
+    pub reused_files: u64,
+    /// The deploy matched the current site: no commit was made.
+    pub unchanged: bool,
 }
 
-/// Handles the deploy endpoint: `PUT` only, writer on `http/site/<name>`.
+/// Handles the deploy endpoint: writer on `http/site/<name>`; `PUT` uploads an archive,
+/// `POST` asks which contents of a manifest the server lacks.
 pub async fn handle(site: &Arc<SiteInner>, parts: Parts, body: Body) -> Response {
-    if parts.method != Method::PUT {
+    if parts.method != Method::PUT && parts.method != Method::POST {
         let mut r = json(
             StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"error": "use PUT with a tar or tar.gz body"}),
+            &serde_json::json!({"error": "use PUT with a tar or tar.gz body, or POST a manifest"}),
         );
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("PUT"));
+            .insert(header::ALLOW, HeaderValue::from_static("PUT, POST"));
         return r;
     }
     let principal = match http_auth::authenticate(&site.auth, &parts).await {
@@ -100,6 +119,12 @@ pub async fn handle(site: &Arc<SiteInner>, parts: Parts, body: Body) -> Response
             http_auth::forbidden()
         };
     }
+    if parts.method == Method::POST {
+        return match missing(site, body).await {
+            Ok(answer) => json(StatusCode::OK, &answer),
+            Err(e) => error(&e),
+        };
+    }
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -111,26 +136,163 @@ pub async fn handle(site: &Arc<SiteInner>, parts: Parts, body: Body) -> Response
             "archive larger than the {max}-byte limit"
         )));
     }
-    let stream = body.into_data_stream().map_err(io::Error::other).boxed();
-    match deploy(site, &principal, StreamReader::new(stream)).await {
-        Ok(report) => {
-            tracing::info!(site = %site.name, principal = %principal, commit = %report.commit, "deployed");
-            json(StatusCode::CREATED, &report)
+    let incremental = parts.headers.contains_key(manifest::MANIFEST_HEADER);
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let stream = body
+        .into_data_stream()
+        .map_ok(move |chunk| {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            chunk
+        })
+        .map_err(io::Error::other)
+        .boxed();
+    let result = deploy(site, &principal, StreamReader::new(stream), incremental).await;
+    let received_bytes = received.load(Ordering::Relaxed);
+    match result {
+        Ok(mut report) => {
+            report.received_bytes = received_bytes;
+            tracing::info!(
+                site = %site.name, principal = %principal, commit = %report.commit,
+                received_bytes, uploaded_files = report.uploaded_files,
+                reused_files = report.reused_files, unchanged = report.unchanged,
+                "deployed"
+            );
+            let status = if report.unchanged {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            json(status, &report)
         }
-        Err(e) => error(&e),
+        Err(e) => {
+            tracing::info!(site = %site.name, principal = %principal, received_bytes, "deploy refused: {e}");
+            error(&e)
+        }
     }
 }
 
-/// Ingests an archive from `reader` and commits it as the whole new site.
+/// Answers a manifest (`POST`): the contents the site's HEAD does not have.
+async fn missing(site: &SiteInner, body: Body) -> Result<manifest::Missing, DeployError> {
+    let limit = usize::try_from(manifest::MAX_MANIFEST).unwrap_or(usize::MAX);
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| DeployError::TooLarge(format!("manifest: {e}")))?
+        .to_bytes();
+    let checked = Manifest::parse(&bytes, site.settings.max_deploy_files)?;
+    let known = Known::load(site.store().await?).await?;
+    Ok(known.missing(&checked))
+}
+
+/// What the archive walk and the stager produced.
+struct Ingested {
+    /// Uploaded files by path.
+    staged: BTreeMap<String, ObjectRef>,
+    /// Small files kept for validation.
+    walked: archive::Walked,
+    /// The manifest, for an incremental upload.
+    manifest: Option<Vec<u8>>,
+}
+
+/// Ingests an archive from `reader` and commits it as the whole new site. With `incremental`,
+/// the archive's first entry is the manifest and the files it holds are only those the
+/// server lacked.
 pub async fn deploy<R>(
     site: &SiteInner,
     principal: &Principal,
     reader: R,
+    incremental: bool,
 ) -> Result<DeployReport, DeployError>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     let store = site.store().await?.clone();
+    let mut ingested = ingest(site, &store, reader, incremental).await?;
+    let known = Known::load(&store).await?;
+    let uploaded_files = ingested.staged.len() as u64;
+    let heads = std::mem::take(&mut ingested.walked.heads);
+    let (files, mut validate) = match &ingested.manifest {
+        Some(bytes) => {
+            let checked = Manifest::parse(bytes, site.settings.max_deploy_files)?;
+            (
+                manifest::resolve(&checked, ingested.staged, &known)?,
+                ingested.walked.validate,
+            )
+        }
+        None if ingested.staged.is_empty() => {
+            return Err(DeployError::BadArchive(
+                "the archive holds no files".to_owned(),
+            ));
+        }
+        None => (ingested.staged, ingested.walked.validate),
+    };
+    let markdown = site.settings.mode == Mode::Markdown;
+    reused_for_validation(&store, &known, &files, &mut validate, markdown).await?;
+    validate_rules(&validate)?;
+    if markdown {
+        validate_markdown(&validate, &heads)?;
+        validate_links(&files, &validate, &heads, &site.prefix)?;
+    }
+    let count = files.len() as u64;
+    let bytes = files.values().map(|o| o.size).sum();
+    let reused_files = count.saturating_sub(uploaded_files);
+    let mut report = DeployReport {
+        commit: String::new(),
+        files: count,
+        bytes,
+        received_bytes: 0,
+        uploaded_files,
+        reused_files,
+        unchanged: false,
+    };
+    if let Some(head) = known.head
+        && known.is_current(files.iter().map(|(p, o)| (p, &o.id)))
+    {
+        report.commit = head.to_hex();
+        report.unchanged = true;
+        return Ok(report);
+    }
+    let mut ops: Vec<Op> = known
+        .current
+        .keys()
+        .filter(|p| !files.contains_key(*p))
+        .map(|p| Op::Delete { path: p.clone() })
+        .collect();
+    ops.extend(
+        files
+            .into_iter()
+            .map(|(path, object)| Op::Put { path, object }),
+    );
+    let info = store
+        .commit(
+            ops,
+            Vec::new(),
+            CommitMeta::new(
+                principal.name(),
+                format!("site: deploy {count} files, {bytes} bytes"),
+            ),
+        )
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound(_) | StorageError::Conflict { .. } => DeployError::Conflict,
+            StorageError::Invalid { reason, .. } => DeployError::BadArchive(reason),
+            other => DeployError::Storage(other),
+        })?;
+    report.commit = info.id.to_hex();
+    Ok(report)
+}
+
+/// Walks the archive on a blocking thread and stages each file it holds.
+async fn ingest<R>(
+    site: &SiteInner,
+    store: &everlock_host::storage::Store,
+    reader: R,
+    incremental: bool,
+) -> Result<Ingested, DeployError>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
     let limits = Limits {
         max_bytes: site.settings.max_deploy_bytes,
         max_files: site.settings.max_deploy_files,
@@ -141,8 +303,10 @@ where
         let mut sink = ChannelSink {
             files: files_tx,
             current: None,
+            manifest: incremental.then(ManifestSlot::default),
         };
-        archive::walk(SyncIoBridge::new(reader), limits, &mut sink)
+        let walked = archive::walk(SyncIoBridge::new(reader), limits, &mut sink)?;
+        Ok::<_, DeployError>((walked, sink.manifest.map(|m| m.bytes)))
     });
     let mut staged: BTreeMap<String, ObjectRef> = BTreeMap::new();
     let mut stage_error = None;
@@ -161,7 +325,7 @@ where
             }
         }
     }
-    let walked = walker
+    let (walked, manifest) = walker
         .await
         .map_err(|e| DeployError::Storage(StorageError::Worker(e.to_string())))??;
     if let Some(e) = stage_error {
@@ -172,55 +336,61 @@ where
             other => DeployError::Storage(other),
         });
     }
-    if staged.is_empty() {
-        return Err(DeployError::BadArchive(
-            "the archive holds no files".to_owned(),
-        ));
-    }
-    if site.settings.mode == Mode::Markdown {
-        validate_markdown(&walked.validate)?;
-    }
-    let current = store.list("").await?;
-    let mut ops: Vec<Op> = current
-        .iter()
-        .filter(|e| !staged.contains_key(&e.path))
-        .map(|e| Op::Delete {
-            path: e.path.clone(),
-        })
-        .collect();
-    let files = staged.len() as u64;
-    let bytes = staged.values().map(|o| o.size).sum();
-    ops.extend(
-        staged
-            .into_iter()
-            .map(|(path, object)| Op::Put { path, object }),
-    );
-    let info = store
-        .commit(
-            ops,
-            Vec::new(),
-            CommitMeta::new(
-                principal.name(),
-                format!("site: deploy {files} files, {bytes} bytes"),
-            ),
-        )
-        .await
-        .map_err(|e| match e {
-            StorageError::NotFound(_) | StorageError::Conflict { .. } => DeployError::Conflict,
-            StorageError::Invalid { reason, .. } => DeployError::BadArchive(reason),
-            other => DeployError::Storage(other),
-        })?;
-    Ok(DeployReport {
-        commit: info.id.to_hex(),
-        files,
-        bytes,
+    let manifest = match manifest {
+        Some(Some(bytes)) => Some(bytes),
+        Some(None) => {
+            return Err(DeployError::BadArchive(
+                "an incremental upload must start with its manifest".to_owned(),
+            ));
+        }
+        None => None,
+    };
+    Ok(Ingested {
+        staged,
+        walked,
+        manifest,
     })
 }
 
+/// An incremental deploy uploads only new contents, so `site.toml` and layouts it did not
+/// upload are read from the objects HEAD already has, for validation.
+async fn reused_for_validation(
+    store: &everlock_host::storage::Store,
+    known: &Known,
+    files: &BTreeMap<String, ObjectRef>,
+    validate: &mut BTreeMap<String, Vec<u8>>,
+    markdown: bool,
+) -> Result<(), DeployError> {
+    let Some(head) = known.head else {
+        return Ok(());
+    };
+    for (path, object) in files {
+        if !kept_for_validation(path, markdown) || validate.contains_key(path) {
+            continue;
+        }
+        if let Some(entry) = known.by_id.get(&object.id) {
+            validate.insert(path.clone(), store.read_at(&entry.path, head).await?);
+        }
+    }
+    Ok(())
+}
+
 /// Sends each file to the async side as its own chunk channel, which `Store::stage` reads.
+/// In an incremental upload, the first archive entry is the manifest, collected in memory
+/// (bounded by [`manifest::MAX_MANIFEST`]) instead of staged.
 struct ChannelSink {
     files: mpsc::Sender<FileStream>,
     current: Option<mpsc::Sender<io::Result<Bytes>>>,
+    manifest: Option<ManifestSlot>,
+}
+
+/// The manifest of an incremental upload while it is read.
+#[derive(Default)]
+struct ManifestSlot {
+    /// The manifest's bytes once its entry started.
+    bytes: Option<Vec<u8>>,
+    /// Whether the entry being read is the manifest.
+    reading: bool,
 }
 
 impl Sink for ChannelSink {
@@ -228,6 +398,13 @@ impl Sink for ChannelSink {
         // Dropping the previous file's sender first ends its stream, so the stager can finish
         // that file and take this one.
         self.current = None;
+        if let Some(slot) = &mut self.manifest {
+            slot.reading = slot.bytes.is_none();
+            if slot.reading {
+                slot.bytes = Some(Vec::new());
+                return Ok(());
+            }
+        }
         let (tx, rx) = mpsc::channel(4);
         self.files
             .blocking_send((path.to_owned(), rx))
@@ -237,6 +414,20 @@ impl Sink for ChannelSink {
     }
 
     fn chunk(&mut self, chunk: Bytes) -> Result<(), DeployError> {
+        if let Some(ManifestSlot {
+            bytes: Some(bytes),
+            reading: true,
+        }) = &mut self.manifest
+        {
+            if (bytes.len() + chunk.len()) as u64 > manifest::MAX_MANIFEST {
+                return Err(DeployError::TooLarge(format!(
+                    "the deploy manifest is larger than {} bytes",
+                    manifest::MAX_MANIFEST
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+            return Ok(());
+        }
         match &self.current {
             Some(tx) => tx.blocking_send(Ok(chunk)).map_err(|_| stager_stopped()),
             None => Err(stager_stopped()),
@@ -255,29 +446,13 @@ fn stager_stopped() -> DeployError {
     DeployError::Storage(StorageError::Worker("stager stopped".to_owned()))
 }
 
-/// Rejects a Markdown site whose `site.toml` or layouts would not load.
-fn validate_markdown(files: &BTreeMap<String, Vec<u8>>) -> Result<(), DeployError> {
-    if let Some(bytes) = files.get("site.toml") {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| DeployError::BadArchive("site.toml is not UTF-8".to_owned()))?;
-        SiteConfig::parse(text).map_err(|e| DeployError::BadArchive(e.to_string()))?;
-    }
-    let mut layouts = BTreeMap::new();
-    for (path, bytes) in files {
-        if let Some(name) = path.strip_prefix("layouts/") {
-            let text = String::from_utf8(bytes.clone())
-                .map_err(|_| DeployError::BadArchive(format!("{path} is not UTF-8")))?;
-            layouts.insert(name.to_owned(), text);
-        }
-    }
-    // Only compiling is checked here, so the fuel does not matter.
-    Layouts::compile(&layouts, 0)
-        .map(|_| ())
-        .map_err(|e| DeployError::BadArchive(format!("layouts: {e}")))
-}
-
 fn error(e: &DeployError) -> Response {
-    json(e.status(), &serde_json::json!({ "error": e.to_string() }))
+    let mut r = json(e.status(), &serde_json::json!({ "error": e.to_string() }));
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -294,6 +469,24 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 #[cfg(test)]
 mod tests {
     use super::archive::clean_path;
+    use super::{DeployError, StatusCode, StorageError, error, header};
+
+    #[test]
+    fn storage_failures_map_to_their_statuses() {
+        let status = |e: StorageError| {
+            let r = error(&DeployError::Storage(e));
+            let retry = r.headers().get(header::RETRY_AFTER).cloned();
+            (r.status(), retry)
+        };
+        let (s, retry) = status(StorageError::Unavailable("db down".into()));
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.unwrap(), "1");
+        let (s, retry) = status(StorageError::Database("constraint".into()));
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(retry.is_none());
+        let (s, _) = status(StorageError::Full("disk".into()));
+        assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE);
+    }
 
     #[test]
     fn archive_paths_are_cleaned_or_rejected() {

@@ -27,6 +27,7 @@ pub mod commands;
 pub mod deploy;
 pub mod http;
 pub mod markdown;
+pub mod rules;
 pub mod settings;
 pub mod site;
 pub mod snapshot;
@@ -55,7 +56,6 @@ register_backend!(BackendFactory {
     build,
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
-    admin: false,
     access_root: Some("http/site"),
     console: Some(ConsoleFamily {
         word: "site",

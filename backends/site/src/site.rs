@@ -8,7 +8,9 @@ use everlock_host::InstanceStore;
 use everlock_host::auth::{AccessPath, Auth};
 use everlock_host::storage::{CommitId, Entry, ObjectId, RetentionPolicy, StorageError, Store};
 
+use crate::http::compress::CompressCache;
 use crate::markdown::site::MarkdownSite;
+use crate::rules::{self, Rules};
 use crate::settings::{DEFAULT_KEEP_DEPLOYS, Settings};
 use crate::snapshot::Snapshot;
 
@@ -41,6 +43,8 @@ pub struct SiteInner {
     small: Mutex<SmallCache>,
     /// Set once the store's retention policy matches `keep-deploys` (see `store`).
     retention: tokio::sync::OnceCell<()>,
+    /// Compressed bodies by content hash and coding, bounded by bytes.
+    pub compressed: CompressCache,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +74,7 @@ impl SiteInner {
             rebuild: tokio::sync::Mutex::new(()),
             small: Mutex::new(SmallCache::default()),
             retention: tokio::sync::OnceCell::new(),
+            compressed: CompressCache::default(),
         }
     }
 
@@ -149,6 +154,35 @@ impl SiteInner {
                     MarkdownSite::load(store, snapshot, &self.prefix, self.settings.render_fuel)
                         .await,
                 ))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The `_redirects` and `_headers` rules of `snapshot`, parsed once per snapshot. Deploys
+    /// validate them; a store written some other way (or by an older version) that holds an
+    /// invalid file is served without rules, and the log says why.
+    pub async fn rules(&self, snapshot: &Snapshot) -> Result<Arc<Rules>, StorageError> {
+        let Some(commit) = snapshot.commit_id() else {
+            return Ok(Arc::default());
+        };
+        snapshot
+            .rules
+            .get_or_try_init(|| async {
+                let mut texts = [None, None];
+                for (slot, name) in texts.iter_mut().zip([rules::REDIRECTS, rules::HEADERS]) {
+                    if snapshot.files.contains_key(name) {
+                        let bytes = self.store().await?.read_at(name, commit).await?;
+                        *slot = Some(String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                }
+                let [redirects, headers] = texts;
+                let parsed =
+                    Rules::parse(redirects.as_deref(), headers.as_deref()).unwrap_or_else(|e| {
+                        tracing::warn!(site = %self.name, "ignoring the site's rules: {e}");
+                        Rules::default()
+                    });
+                Ok::<_, StorageError>(Arc::new(parsed))
             })
             .await
             .cloned()

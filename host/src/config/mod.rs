@@ -5,9 +5,11 @@
 //! - `types`: validated newtypes (`Vhost`, `ListenAddr`, `PathPrefix`, `StoreName`, ...).
 //! - `overrides`: the flag/env layer applied on top of the file.
 
+mod acme;
 mod metrics;
 mod overrides;
 mod ownership;
+mod settings_location;
 mod ssh;
 mod storage;
 mod types;
@@ -17,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use acme::{
+    AcmeChallenge, AcmeConfig, AcmeOverrides, DirectoryUrl, HttpsRedirect, LETS_ENCRYPT_PRODUCTION,
+    RenewBeforeDays,
+};
 pub use metrics::{LogConfig, LogFormat, MetricsConfig};
 pub use overrides::{ConfigOverrides, KindOverrides};
 pub use ownership::{RESERVED_STORES, check_ownership};
@@ -60,6 +66,9 @@ pub struct Config {
     /// The server's log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Automatic certificates (`[acme]`).
+    #[serde(default)]
+    pub acme: AcmeConfig,
 }
 
 /// Settings of the HTTP(S) frontend (`[frontend-http]`).
@@ -92,6 +101,10 @@ pub struct HttpFrontendConfig {
     /// self-signed one.
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+    /// Which plain-HTTP requests get a 308 to HTTPS: `acme` (vhosts with an ACME
+    /// certificate, the default), `always` or `never`. ACME challenges are never redirected.
+    #[serde(default)]
+    pub https_redirect: HttpsRedirect,
 }
 
 /// Settings of authentication (`[auth]`).
@@ -255,9 +268,15 @@ pub struct InstanceConfig {
     /// The instance's own store; `<kind>-<instance>` when absent.
     #[serde(default)]
     pub store: Option<StoreName>,
-    /// Kind-specific settings, parsed strictly by the backend.
-    #[serde(default)]
+    /// Kind-specific settings, parsed strictly by the backend. Read without a span (the
+    /// span is always empty) because toml cannot span an implicitly created table; errors
+    /// are located by searching the file text instead.
+    #[serde(default, deserialize_with = "settings_location::unspanned")]
     pub settings: Option<toml::Spanned<toml::Table>>,
+    /// Whether plain HTTP to this instance is redirected to HTTPS; absent: the server-wide
+    /// `[frontend-http] https-redirect` rule decides.
+    #[serde(default)]
+    pub https_redirect: Option<bool>,
 }
 
 impl InstanceConfig {
@@ -280,6 +299,7 @@ impl Default for HttpFrontendConfig {
             max_connections: default_max_connections(),
             idle_timeout_secs: default_idle_timeout_secs(),
             certificates: Vec::new(),
+            https_redirect: HttpsRedirect::default(),
         }
     }
 }
@@ -295,6 +315,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -439,6 +460,8 @@ pub struct ResolvedInstance {
     pub store: StoreName,
     /// Kind-specific settings.
     pub settings: toml::Table,
+    /// The instance's own `https-redirect`; `None`: the server-wide rule.
+    pub https_redirect: Option<bool>,
 }
 
 impl Config {
@@ -487,11 +510,10 @@ impl Config {
             for (name, instance) in instances {
                 if let Err(source_err) = (factory.check)(&instance.settings_table()) {
                     let location = source
-                        .zip(instance.settings.as_ref())
-                        .map(|(text, spanned)| {
-                            let (line, col) = line_col(text, spanned.span().start);
-                            format!(" (line {line}, column {col})")
+                        .and_then(|text| {
+                            settings_location::settings_line(text, kind, name.as_str())
                         })
+                        .map(|line| format!(" (line {line}, column 1)"))
                         .unwrap_or_default();
                     return Err(ConfigError::Settings {
                         kind: kind.clone(),
@@ -527,6 +549,7 @@ impl Config {
                         prefix: r.prefix,
                         store: Some(r.store),
                         settings: None,
+                        https_redirect: None,
                     },
                 );
             }
@@ -569,6 +592,7 @@ impl Config {
                             prefix: inst.prefix.clone(),
                             store,
                             settings: inst.settings_table(),
+                            https_redirect: inst.https_redirect,
                         });
                     }
                 }
@@ -614,6 +638,7 @@ fn resolve_default(
         prefix: d.prefix.parse().ok()?,
         store: d.store.parse().ok()?,
         settings: toml::Table::new(),
+        https_redirect: None,
     })
 }
 

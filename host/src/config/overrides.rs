@@ -55,6 +55,10 @@ pub struct ConfigOverrides {
     pub storage_maintenance_interval_secs: Option<u64>,
     /// The rest of `[storage]`: `--storage-*` / `EVERLOCK_STORAGE_*`.
     pub storage: super::StorageOverrides,
+    /// `--frontend-http-https-redirect` / `EVERLOCK_FRONTEND_HTTP_HTTPS_REDIRECT`.
+    pub https_redirect: Option<super::HttpsRedirect>,
+    /// `[acme]`: `--acme-*` / `EVERLOCK_ACME_*`.
+    pub acme: super::AcmeOverrides,
     /// Per backend kind: `--backend-<kind>[=bool]`, `--backend-<kind>-vhost`,
     /// `--backend-<kind>-store`.
     pub kinds: BTreeMap<String, KindOverrides>,
@@ -139,6 +143,10 @@ impl ConfigOverrides {
             config.storage.maintenance_interval_secs = v;
         }
         self.storage.apply(&mut config.storage);
+        if let Some(v) = self.https_redirect {
+            config.frontend_http.https_redirect = v;
+        }
+        self.acme.apply(&mut config.acme);
         for (kind, o) in &self.kinds {
             let section = config.backends.entry(kind.clone()).or_default();
             if let Some(enabled) = o.enabled {
@@ -156,6 +164,7 @@ impl ConfigOverrides {
                     prefix: Default::default(),
                     store: None,
                     settings: None,
+                    https_redirect: None,
                 });
             if let Some(vhosts) = &o.vhosts {
                 instance.vhosts = vhosts.clone();

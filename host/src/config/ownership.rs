@@ -58,6 +58,7 @@ mod tests {
             prefix: "/".parse().unwrap(),
             store: store.parse().unwrap(),
             settings: toml::Table::new(),
+            https_redirect: None,
         }
     }
 

@@ -157,6 +157,9 @@ pub struct PostgresSection {
     /// carry the password instead.
     #[serde(skip)]
     pub password: Option<Secret>,
+    /// The most connections one node opens to the database, all stores together
+    /// (`max-connections`, 3 to 1000, default 16).
+    pub max_connections: Option<u32>,
 }
 
 /// The checked storage choice: what the server builds its stores on.
@@ -213,6 +216,8 @@ pub struct PostgresSettings {
     /// The password from `EVERLOCK_STORAGE_POSTGRES_PASSWORD`; when set it replaces one in
     /// the URL.
     pub password: Option<Secret>,
+    /// This node's connection budget (validated 3..=1000).
+    pub max_connections: u32,
 }
 
 /// Why `[storage]` is unusable. Each message is one line naming the key to change.
@@ -257,6 +262,11 @@ pub enum StorageConfigError {
         "[storage] meta = \"postgres\" needs objects = \"s3\": nodes sharing the metadata must share the object bytes too, and \"file\" keeps them on one node's disk"
     )]
     PostgresWithFileObjects,
+    /// `max-connections` out of range.
+    #[error(
+        "[storage.postgres] max-connections = {0} is out of range: use 3 to 1000 (one is the change listener's, and a store's maintenance holds one while it queries on another)"
+    )]
+    PostgresMaxConnections(u32),
 }
 
 impl StorageConfig {
@@ -287,7 +297,17 @@ impl StorageConfig {
                 let password = section
                     .and_then(|p| p.password.clone())
                     .filter(|p| !p.is_empty());
-                MetaStorage::Postgres(PostgresSettings { url, password })
+                let max_connections = section
+                    .and_then(|p| p.max_connections)
+                    .unwrap_or(everlock_storage::PostgresConfig::DEFAULT_MAX_CONNECTIONS);
+                if !(3..=1000).contains(&max_connections) {
+                    return Err(StorageConfigError::PostgresMaxConnections(max_connections));
+                }
+                MetaStorage::Postgres(PostgresSettings {
+                    url,
+                    password,
+                    max_connections,
+                })
             }
         };
         Ok(StorageSelection { objects, meta })
@@ -333,6 +353,46 @@ impl S3Section {
             allow_http,
         })
     }
+}
+
+impl PostgresSettings {
+    /// The URL the database client connects with: the configured URL with the password from
+    /// the environment (when set) in its user part, replacing one written there. Only a URL
+    /// without a user part gets it as a `password` parameter instead (the client reads
+    /// parameters after the user part).
+    pub fn connection_url(&self) -> String {
+        let url = self.url.expose();
+        let Some(password) = &self.password else {
+            return url.to_owned();
+        };
+        let password = percent_encode(password.expose());
+        if let Some((scheme, rest)) = url.split_once("://") {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            if let Some((userinfo, host)) = authority.rsplit_once('@') {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                return format!("{scheme}://{user}:{password}@{host}{tail}");
+            }
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}password={password}")
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so any password survives
+/// the URL intact.
+fn percent_encode(value: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// The flag/env layer of `[storage]` (see `ConfigOverrides`). Secrets only ever come from
@@ -426,6 +486,52 @@ fn default_grace() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_password_reaches_the_connection_url_encoded() {
+        let settings = |url: &str, password: Option<&str>| PostgresSettings {
+            url: url.parse().unwrap(),
+            password: password.map(Secret::new),
+            max_connections: 16,
+        };
+        assert_eq!(
+            settings("postgres://u@h/db", None).connection_url(),
+            "postgres://u@h/db"
+        );
+        assert_eq!(
+            settings("postgres://u@h/db", Some("p@ss w/&rd")).connection_url(),
+            "postgres://u:p%40ss%20w%2F%26rd@h/db"
+        );
+        assert_eq!(
+            settings("postgres://u:old@h:5432/db?sslmode=disable", Some("new")).connection_url(),
+            "postgres://u:new@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(
+            settings("postgresql://h/db", Some("pw")).connection_url(),
+            "postgresql://h/db?password=pw"
+        );
+    }
+
+    #[test]
+    fn max_connections_is_checked_and_defaults_to_16() {
+        let select = |extra: &str| {
+            let toml = format!(
+                "meta = \"postgres\"\nobjects = \"s3\"\n[s3]\nendpoint = \"https://s3.example\"\nbucket = \"everlock\"\naccess-key-id = \"k\"\nsecret-access-key = \"s\"\n[postgres]\nurl = \"postgres://u@h/db\"\n{extra}"
+            );
+            toml::from_str::<StorageConfig>(&toml).unwrap().selection()
+        };
+        let budget = |extra: &str| match select(extra).unwrap().meta {
+            MetaStorage::Postgres(pg) => pg.max_connections,
+            MetaStorage::Sqlite => unreachable!(),
+        };
+        assert_eq!(budget(""), 16);
+        assert_eq!(budget("max-connections = 3"), 3);
+        assert_eq!(budget("max-connections = 1000"), 1000);
+        for bad in [0, 2, 1001] {
+            let err = select(&format!("max-connections = {bad}")).unwrap_err();
+            assert_eq!(err, StorageConfigError::PostgresMaxConnections(bad));
+        }
+    }
 
     #[test]
     fn defaults_and_off() {

@@ -328,12 +328,13 @@ impl FromStr for InstanceName {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        check_name("instance name", s)?;
-        if s.len() > 32 {
+        // One message with the instance limit (32, so `<kind>-<instance>` stays a valid
+        // store name), not the 63 of the shared rule, whichever part of the rule failed.
+        if s.len() > 32 || check_name("instance name", s).is_err() {
             return Err(ValueError::new(
                 "instance name",
                 s,
-                "use at most 32 characters",
+                "use 1-32 lowercase letters, digits and `-`, starting with a letter or digit",
             ));
         }
         Ok(InstanceName(s.to_owned()))

@@ -29,6 +29,8 @@ use super::idle::{Activity, Guarded, Watched};
 use crate::metrics::exchange::{ByteCount, Counted, Exchange, LoginSlot, Observed, user_agent};
 use crate::metrics::{Listener, Metrics};
 use crate::routes::{InstanceTable, Resolution};
+use crate::tls::ACME_TLS_ALPN;
+use crate::tls::redirect::{HttpHooks, strip_local_hsts};
 use crate::vhost::{HostError, normalize_host};
 
 /// The scheme a request arrived on, inserted into every request's extensions so backends can
@@ -53,6 +55,8 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// Simultaneous connections; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// ACME HTTP-01 answers, the HTTPS redirect and the HSTS rule.
+    pub hooks: HttpHooks,
 }
 
 impl Scheme {
@@ -125,6 +129,13 @@ pub async fn run(
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(conn.settings.header_read_timeout, handshake).await {
+                        // A TLS-ALPN-01 validator only checks the certificate; it
+                        // never speaks HTTP on the connection.
+                        Ok(Ok(stream))
+                            if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) =>
+                        {
+                            tracing::debug!(%remote, "ACME TLS-ALPN-01 validation handshake");
+                        }
                         Ok(Ok(stream)) => conn.serve(stream).await,
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -187,6 +198,7 @@ impl Conn {
             activity: Arc::clone(&activity),
             drain_timeout: self.settings.header_read_timeout,
             metrics: self.metrics.clone(),
+            hooks: self.settings.hooks.clone(),
         };
         let service = hyper::service::service_fn(move |req| {
             let request = request.clone();
@@ -221,6 +233,14 @@ impl Conn {
     }
 }
 
+/// The `https-redirect` of the instance `host` and `path` route to, if that instance has one.
+fn instance_redirect(table: &InstanceTable, host: &str, path: &str) -> Option<bool> {
+    match table.snapshot().resolve(host, path) {
+        Resolution::Found(instance) => instance.https_redirect,
+        _ => None,
+    }
+}
+
 fn log_end<E: std::fmt::Display>(remote: SocketAddr, result: Result<(), E>) {
     if let Err(e) = result {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
@@ -236,6 +256,7 @@ struct RequestContext {
     activity: Arc<Activity>,
     drain_timeout: Duration,
     metrics: Option<Metrics>,
+    hooks: HttpHooks,
 }
 
 /// Handles one request from the network: records the peer and scheme, routes, settles an
@@ -271,7 +292,29 @@ async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Bo
             received.clone(),
         ))
     });
-    let (mut response, routed) = route(&ctx.table, req).await;
+    let (mut response, routed) = match request_host(&req).ok().and_then(|host| {
+        // Only plain HTTP can be redirected; HTTPS requests skip the extra table lookup.
+        let instance = (scheme == Scheme::Http)
+            .then(|| instance_redirect(&ctx.table, &host, req.uri().path()))
+            .flatten();
+        Some((
+            ctx.hooks
+                .before_routing(&host, req.uri(), scheme == Scheme::Https, instance)?,
+            host,
+        ))
+    }) {
+        Some((response, host)) => (
+            response,
+            Routed {
+                host,
+                instance: "-".to_owned(),
+                kind: "-",
+                name: "-".to_owned(),
+            },
+        ),
+        None => route(&ctx.table, req).await,
+    };
+    strip_local_hsts(&routed.host, response.headers_mut());
     drain::settle(
         &mut response,
         facts,
@@ -432,6 +475,7 @@ mod tests {
             kind: "test-http",
             frontend: crate::backend::Frontend::Http,
             settings: toml::Table::new(),
+            https_redirect: None,
             name: "a".parse().unwrap(),
             vhosts: vec!["localhost".parse().unwrap(), "::1".parse().unwrap()],
             prefix: "/".parse().unwrap(),
@@ -457,6 +501,29 @@ mod tests {
             b = b.header(HOST, h);
         }
         b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_routed_instance_supplies_its_https_redirect() {
+        let t = table();
+        t.insert(Instance {
+            kind: "test-http",
+            frontend: crate::backend::Frontend::Http,
+            settings: toml::Table::new(),
+            https_redirect: Some(true),
+            name: "docs".parse().unwrap(),
+            vhosts: vec!["localhost".parse().unwrap()],
+            prefix: "/docs".parse().unwrap(),
+            store: "d".parse().unwrap(),
+            router: Some(axum::Router::new()),
+            commands: None,
+            backend: Box::new(Nothing),
+        })
+        .unwrap();
+        // The vhost and the path select the instance; unrouted requests have no value.
+        assert_eq!(instance_redirect(&t, "localhost", "/docs/a"), Some(true));
+        assert_eq!(instance_redirect(&t, "localhost", "/other"), None);
+        assert_eq!(instance_redirect(&t, "unknown.example", "/docs"), None);
     }
 
     #[tokio::test]

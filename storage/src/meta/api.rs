@@ -22,8 +22,9 @@ use crate::error::Result;
 use crate::hashing::Digests;
 use crate::types::{CommitInfo, CommitMeta, Entry, HistoryEntry};
 
-/// A store's metadata database.
-pub(crate) trait MetaStore: Send + Sync + fmt::Debug + 'static {
+/// A store's metadata database. The rows of upload sessions kept as parts in object storage
+/// are behind [`UploadMeta`](super::UploadMeta) (`meta/uploads.rs`).
+pub(crate) trait MetaStore: super::UploadMeta + Send + Sync + fmt::Debug + 'static {
     /// Runs `f` with reads that each see the newest durable state.
     fn read(&self, f: &mut dyn FnMut(&dyn MetaRead) -> Result<()>) -> Result<()>;
     /// Runs `f` with reads that all see one consistent state (a read transaction), while
@@ -55,10 +56,52 @@ pub(crate) trait MetaStore: Send + Sync + fmt::Debug + 'static {
         created_before_ms: i64,
         dry_run: bool,
     ) -> Result<Option<ObjectOutcome>>;
+    /// The GC's deletion of an object row (as [`MetaStore::delete_object_if_unreferenced`],
+    /// never a dry run) that also removes the object's bytes through `remove` when it had a
+    /// file. An engine shared by several nodes calls `remove` before its transaction
+    /// commits, under the store's write lock: a stage on another node that found the bytes
+    /// still there waits with its row for that lock, and its commit then sees the bytes gone
+    /// (`Inner::commit` checks in shared mode). SQLite calls it after the delete, as before
+    /// (only one process writes, and the stripe locks order it with stages).
+    fn delete_object_with(
+        &self,
+        id: &ObjectId,
+        created_before_ms: i64,
+        remove: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Option<ObjectOutcome>> {
+        let outcome = self.delete_object_if_unreferenced(id, created_before_ms, false)?;
+        if outcome.as_ref().is_some_and(|o| o.is_file) {
+            remove()?;
+        }
+        Ok(outcome)
+    }
+    /// Calls `remove` (which deletes an object's bytes) if the object has no row, under the
+    /// same write lock as [`MetaStore::delete_object_with`]; whether it did.
+    fn remove_orphan(&self, id: &ObjectId, remove: &mut dyn FnMut() -> Result<()>) -> Result<bool> {
+        if self.object_row_now(id)?.is_some() {
+            return Ok(false);
+        }
+        remove()?;
+        Ok(true)
+    }
     /// Sets `key` and removes each of `remove`, atomically.
     fn replace_setting(&self, key: &str, value: &str, remove: &[&str]) -> Result<()>;
     /// Sets `key` unless it or any of `also` is set, atomically; whether it wrote.
     fn init_setting(&self, key: &str, value: &str, also: &[&str]) -> Result<bool>;
+    /// Appends a commit record copied from another store (`StoreManager::copy_store`) with
+    /// its bytes unchanged, so it keeps its id; it must extend this store's chain (next seq,
+    /// HEAD as its parent). `inline` objects are inserted with their bytes first; purge
+    /// operations mark their versions purged. One transaction, serialised with commits.
+    fn replay(
+        &self,
+        record: &[u8],
+        inline: &[(Digests, Vec<u8>)],
+        now_ms: i64,
+    ) -> Result<CommitInfo>;
+    /// Takes the store's maintenance lock (GC and retention run on one node at a time), or
+    /// `None` when another holder has it. Released when the guard drops. With SQLite the
+    /// store's `LOCK` already keeps every other process out, so it always succeeds.
+    fn try_maintenance_lock(&self) -> Result<Option<MaintenanceGuard<'_>>>;
     /// Gives space freed by a GC back to the filesystem where the engine holds on to it (the
     /// SQLite WAL). Best effort, never fails because of concurrent readers.
     fn compact(&self) -> Result<()>;
@@ -75,6 +118,9 @@ pub(crate) trait MetaStore: Send + Sync + fmt::Debug + 'static {
     /// Every session row, oldest id first.
     fn all_uploads(&self) -> Result<Vec<UploadRow>>;
 }
+
+/// A held maintenance lock ([`MetaStore::try_maintenance_lock`]); dropping it releases it.
+pub(crate) type MaintenanceGuard<'a> = Box<dyn Send + 'a>;
 
 /// The read queries, on one connection or one snapshot.
 pub(crate) trait MetaRead {

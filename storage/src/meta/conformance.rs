@@ -446,6 +446,44 @@ pub(crate) fn walks_and_counts(make: &Factory) {
     .unwrap();
 }
 
+/// The GC's deletions that remove bytes too: `remove` runs exactly for a collected file
+/// object, and for an object without a row.
+pub(crate) fn gc_removal_and_orphans(make: &Factory) {
+    let f = make();
+    let m = &*f.meta;
+    let t0 = super::now_ms() - 120_000;
+    let (kept, loose) = (file_digests(1), file_digests(2));
+    m.upsert_object(&kept, t0).unwrap();
+    m.upsert_object(&loose, t0).unwrap();
+    commit(
+        m,
+        vec![PreparedOp::Put {
+            path: "kept".into(),
+            object: kept.blake3,
+        }],
+    );
+    let later = t0 + 60_000;
+    let mut removed = 0;
+    let mut remove = || -> crate::error::Result<()> {
+        removed += 1;
+        Ok(())
+    };
+    assert!(
+        m.delete_object_with(&kept.blake3, later, &mut remove)
+            .unwrap()
+            .is_none()
+    );
+    let gone = m
+        .delete_object_with(&loose.blake3, later, &mut remove)
+        .unwrap()
+        .unwrap();
+    assert!(gone.is_file && gone.size == 100);
+    assert!(m.object_row_now(&loose.blake3).unwrap().is_none());
+    assert!(m.remove_orphan(&loose.blake3, &mut remove).unwrap());
+    assert!(!m.remove_orphan(&kept.blake3, &mut remove).unwrap());
+    assert_eq!(removed, 2);
+}
+
 /// A snapshot keeps seeing the state of its first read while commits land.
 pub(crate) fn snapshot_isolation(make: &Factory) {
     let f = make();
@@ -470,7 +508,7 @@ macro_rules! conformance_tests {
             conformance_tests!(@each $factory;
                 commits_and_preconditions, hash_chain_and_log, history_of_a_path, settings,
                 retention_purge, gc_candidates_and_recheck, upload_session_rows,
-                walks_and_counts, snapshot_isolation);
+                walks_and_counts, snapshot_isolation, gc_removal_and_orphans);
         }
     };
     (@each $factory:expr; $($name:ident),*) => {
@@ -488,7 +526,7 @@ macro_rules! conformance_tests {
             conformance_tests!(@gated $factory, $gate;
                 commits_and_preconditions, hash_chain_and_log, history_of_a_path, settings,
                 retention_purge, gc_candidates_and_recheck, upload_session_rows,
-                walks_and_counts, snapshot_isolation);
+                walks_and_counts, snapshot_isolation, gc_removal_and_orphans);
         }
     };
     (@gated $factory:expr, $gate:expr; $($name:ident),*) => {

@@ -8,6 +8,9 @@
 //! - `sqlite`: [`SqliteMeta`], the implementation (writer with group commit, reader pool).
 //! - `read`, `write`, `uploads`, `walk`: the SQLite queries.
 //! - `backup`: SQLite's online backup, for `backup.rs`.
+//! - `replay`: appending a commit record copied from another store (same bytes, same id).
+//! - `postgres`: [`MetaStore`] on PostgreSQL, the registry of shared stores (`cluster`) and
+//!   the change listener (`notify`).
 //! - `conformance`: the test suite every implementation must pass.
 //!
 //! Tables (reference/storage.md §2):
@@ -24,13 +27,9 @@ mod api;
 mod backup;
 #[cfg(test)]
 pub(crate) mod conformance;
-// Not wired into the store yet: the next step of issue #12 chooses it from configuration.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the store in the next step")
-)]
 mod postgres;
 mod read;
+pub(crate) mod replay;
 mod sqlite;
 mod uploads;
 mod walk;
@@ -44,6 +43,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub(crate) use api::{MetaRead, MetaStore, RawCommit, RawObject, read, snapshot};
 pub(crate) use backup::{MetaCopy, copy_database, single_file};
+pub(crate) use postgres::{PgCluster, Registration, notify};
 pub(crate) use read::*;
 pub(crate) use sqlite::SqliteMeta;
 pub(crate) use uploads::*;

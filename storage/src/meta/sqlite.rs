@@ -187,6 +187,19 @@ impl MetaStore for SqliteMeta {
         super::init_setting(&mut self.writer(), key, value, also)
     }
 
+    fn replay(
+        &self,
+        record: &[u8],
+        inline: &[(Digests, Vec<u8>)],
+        now_ms: i64,
+    ) -> Result<CommitInfo> {
+        super::replay::replay(&mut self.writer(), record, inline, now_ms)
+    }
+
+    fn try_maintenance_lock(&self) -> Result<Option<super::api::MaintenanceGuard<'_>>> {
+        Ok(Some(Box::new(())))
+    }
+
     fn compact(&self) -> Result<()> {
         super::checkpoint_truncate(&self.writer(), CHECKPOINT_WAIT)
     }

@@ -374,35 +374,7 @@ fn append(
         bytes
     ])?;
     for op in &record.ops {
-        match op {
-            RecordOp::Put {
-                path,
-                object,
-                size,
-                sha256,
-            } => {
-                let (o, s, sz) = (
-                    object.as_bytes().as_slice(),
-                    sha256.as_bytes().as_slice(),
-                    to_i64(*size),
-                );
-                tx.prepare_cached("INSERT INTO versions(path, seq, object, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![path, seq_i, o, sz, s])?;
-                tx.prepare_cached(
-                    "INSERT INTO head(path, seq, object, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(path) DO UPDATE SET seq = excluded.seq, object = excluded.object,
-                     size = excluded.size, sha256 = excluded.sha256",
-                )?
-                .execute(params![path, seq_i, o, sz, s])?;
-            }
-            RecordOp::Delete { path } => {
-                tx.prepare_cached("INSERT INTO versions(path, seq, object, size, sha256) VALUES (?1, ?2, NULL, 0, NULL)")?
-                    .execute(params![path, seq_i])?;
-                tx.prepare_cached("DELETE FROM head WHERE path = ?1")?
-                    .execute([path])?;
-            }
-            RecordOp::Purge { .. } => {}
-        }
+        apply_change(tx, op, seq_i)?;
     }
     Ok(CommitInfo {
         seq,
@@ -412,4 +384,44 @@ fn append(
         principal: record.principal,
         message: record.message,
     })
+}
+
+/// Applies a put or a delete of a commit record at `seq` to `versions` and `head` (a purge
+/// changes nothing here: the purge commit flags its versions itself). Commits and replayed
+/// histories (`replay.rs`) share it, so both write the same rows.
+pub(super) fn apply_change(tx: &Connection, op: &RecordOp, seq: i64) -> Result<()> {
+    match op {
+        RecordOp::Put {
+            path,
+            object,
+            size,
+            sha256,
+        } => {
+            let (o, s, sz) = (
+                object.as_bytes().as_slice(),
+                sha256.as_bytes().as_slice(),
+                to_i64(*size),
+            );
+            tx.prepare_cached(
+                "INSERT INTO versions(path, seq, object, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![path, seq, o, sz, s])?;
+            tx.prepare_cached(
+                "INSERT INTO head(path, seq, object, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(path) DO UPDATE SET seq = excluded.seq, object = excluded.object,
+                 size = excluded.size, sha256 = excluded.sha256",
+            )?
+            .execute(params![path, seq, o, sz, s])?;
+        }
+        RecordOp::Delete { path } => {
+            tx.prepare_cached(
+                "INSERT INTO versions(path, seq, object, size, sha256) VALUES (?1, ?2, NULL, 0, NULL)",
+            )?
+            .execute(params![path, seq])?;
+            tx.prepare_cached("DELETE FROM head WHERE path = ?1")?
+                .execute([path])?;
+        }
+        RecordOp::Purge { .. } => {}
+    }
+    Ok(())
 }

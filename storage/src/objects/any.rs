@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use super::fs::{FsObjects, FsTemp};
 use super::s3::{S3Objects, S3Reader, S3Temp};
-use super::{ObjectBackend, Published, TempObject};
+use super::{ObjectBackend, PartKey, Published, TempObject};
 use crate::digest::ObjectId;
 
 /// A store's object backend: local files or a bucket.
@@ -115,6 +115,38 @@ impl ObjectBackend for AnyObjects {
         match self {
             AnyObjects::Fs(b) => b.clean_temp(),
             AnyObjects::S3(b) => b.clean_temp(),
+        }
+    }
+
+    fn put_part(&self, part: &PartKey, temp: AnyTemp) -> io::Result<()> {
+        match (self, temp) {
+            (AnyObjects::Fs(b), AnyTemp::Fs(t)) => b.put_part(part, t),
+            (AnyObjects::S3(b), AnyTemp::S3(t)) => b.put_part(part, t),
+            (_, t) => {
+                t.discard();
+                Err(mismatch())
+            }
+        }
+    }
+
+    fn open_part(&self, part: &PartKey) -> io::Result<AnyReader> {
+        Ok(match self {
+            AnyObjects::Fs(b) => AnyReader::Fs(b.open_part(part)?),
+            AnyObjects::S3(b) => AnyReader::S3(b.open_part(part)?),
+        })
+    }
+
+    fn remove_parts(&self, parts: &[PartKey]) -> io::Result<()> {
+        match self {
+            AnyObjects::Fs(b) => b.remove_parts(parts),
+            AnyObjects::S3(b) => b.remove_parts(parts),
+        }
+    }
+
+    fn list_parts(&self) -> io::Result<Vec<(PartKey, SystemTime)>> {
+        match self {
+            AnyObjects::Fs(b) => b.list_parts(),
+            AnyObjects::S3(b) => b.list_parts(),
         }
     }
 

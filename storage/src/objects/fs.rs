@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{ObjectBackend, Published, TempObject};
+use super::{ObjectBackend, PartKey, Published, TempObject};
 use crate::digest::ObjectId;
 
 /// Objects stored under a store directory.
@@ -19,6 +19,8 @@ use crate::digest::ObjectId;
 pub(crate) struct FsObjects {
     objects: PathBuf,
     tmp: PathBuf,
+    /// `<store>/uploads`: upload session parts, one directory per session.
+    uploads: PathBuf,
     /// Makes temporary names unique within this process; the LOCK makes them unique overall.
     counter: AtomicU64,
 }
@@ -41,8 +43,13 @@ impl FsObjects {
         Ok(Self {
             objects,
             tmp,
+            uploads: store_dir.join("uploads"),
             counter: AtomicU64::new(0),
         })
+    }
+
+    fn part_path(&self, part: &PartKey) -> PathBuf {
+        self.uploads.join(&part.session).join(part.name())
     }
 
     /// The file of an object (also used by tests that tamper with it).
@@ -181,6 +188,96 @@ impl ObjectBackend for FsObjects {
         }
         Ok(removed)
     }
+
+    fn put_part(&self, part: &PartKey, temp: FsTemp) -> io::Result<()> {
+        self.put_part_file(part, temp)
+    }
+
+    fn open_part(&self, part: &PartKey) -> io::Result<File> {
+        File::open(self.part_path(part))
+    }
+
+    fn remove_parts(&self, parts: &[PartKey]) -> io::Result<()> {
+        self.remove_part_files(parts)
+    }
+
+    fn list_parts(&self) -> io::Result<Vec<(PartKey, SystemTime)>> {
+        self.list_part_files()
+    }
+}
+
+/// Upload session parts: files in `<store>/uploads/<session>/`, moved there from `tmp/`.
+impl FsObjects {
+    fn put_part_file(&self, part: &PartKey, temp: FsTemp) -> io::Result<()> {
+        let dir = self.uploads.join(&part.session);
+        let new_dir = !dir.is_dir();
+        if new_dir {
+            crate::perms::create_dir_all(&dir)?;
+        }
+        // On an error the temp is dropped, which deletes it.
+        fs::rename(&temp.path, dir.join(part.name()))?;
+        // The temp's name is gone now; dropping it finds nothing to delete.
+        temp.discard();
+        sync_dir(&dir)?;
+        if new_dir {
+            sync_dir(&self.uploads)?;
+        }
+        Ok(())
+    }
+
+    fn remove_part_files(&self, parts: &[PartKey]) -> io::Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for part in parts {
+            match fs::remove_file(self.part_path(part)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            dirs.insert(self.uploads.join(&part.session));
+        }
+        for dir in dirs {
+            // A session directory goes once it is empty; one that still holds parts (or is
+            // gone already) stays as it is.
+            match fs::remove_dir(&dir) {
+                Ok(()) => sync_dir(&self.uploads)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => sync_dir(&dir)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn list_part_files(&self) -> io::Result<Vec<(PartKey, SystemTime)>> {
+        let mut out = Vec::new();
+        let sessions = match fs::read_dir(&self.uploads) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for session in sessions {
+            let session = session?;
+            // Single-node sessions are plain files here; only directories hold parts.
+            if !session.file_type()?.is_dir() {
+                continue;
+            }
+            let Some(id) = session.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            for entry in fs::read_dir(session.path())? {
+                let entry = entry?;
+                let parsed = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| PartKey::parse(&id, n));
+                if let Some(part) = parsed {
+                    out.push((part, entry.metadata()?.modified()?));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
 }
 
 /// A file in `tmp/`, deleted when dropped unless published.
@@ -276,6 +373,18 @@ mod tests {
         }
         fn clean_temp(&self) -> io::Result<usize> {
             self.0.clean_temp()
+        }
+        fn put_part(&self, part: &PartKey, temp: FsTemp) -> io::Result<()> {
+            self.0.put_part(part, temp)
+        }
+        fn open_part(&self, part: &PartKey) -> io::Result<File> {
+            self.0.open_part(part)
+        }
+        fn remove_parts(&self, parts: &[PartKey]) -> io::Result<()> {
+            self.0.remove_parts(parts)
+        }
+        fn list_parts(&self) -> io::Result<Vec<(PartKey, SystemTime)>> {
+            self.0.list_parts()
         }
     }
 

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as Key;
@@ -31,7 +30,7 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::{ObjectBackend, Published, TempObject};
+use super::{ObjectBackend, PartKey, Published, TempObject};
 use crate::digest::ObjectId;
 
 /// Objects up to this size are uploaded in one conditional `PutObject` (held in memory once).
@@ -78,85 +77,6 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-/// What can go wrong talking to the bucket; converted to `io::Error` with a matching kind.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum S3Error {
-    /// The configuration cannot work.
-    #[error("invalid S3 configuration: {0}")]
-    Config(String),
-    /// A request failed (after the client's retries).
-    #[error("S3 {op} of {key} failed: {source}")]
-    Request {
-        /// The operation, e.g. `put`.
-        op: &'static str,
-        /// The object key.
-        key: String,
-        /// The client's error.
-        #[source]
-        source: object_store::Error,
-    },
-    /// The local spool file could not be read while uploading.
-    #[error("reading the spool file: {0}")]
-    Spool(#[source] io::Error),
-    /// The bytes read back differ in length from what was announced.
-    #[error("{key}: expected {expected} bytes, got {got}")]
-    Length {
-        /// The object key.
-        key: String,
-        /// Bytes expected.
-        expected: u64,
-        /// Bytes received.
-        got: u64,
-    },
-    /// The client runtime is gone (the backend is shutting down).
-    #[error("the S3 client runtime has stopped")]
-    RuntimeGone,
-}
-
-impl From<S3Error> for io::Error {
-    fn from(e: S3Error) -> Self {
-        use object_store::Error as E;
-        let kind = match &e {
-            S3Error::Config(_) => io::ErrorKind::InvalidInput,
-            S3Error::Spool(io) => io.kind(),
-            S3Error::Length { .. } => io::ErrorKind::UnexpectedEof,
-            S3Error::RuntimeGone => io::ErrorKind::Interrupted,
-            S3Error::Request { source, .. } => match source {
-                E::NotFound { .. } => io::ErrorKind::NotFound,
-                E::AlreadyExists { .. } | E::Precondition { .. } => io::ErrorKind::AlreadyExists,
-                E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
-                    io::ErrorKind::PermissionDenied
-                }
-                E::NotSupported { .. } | E::NotImplemented { .. } => io::ErrorKind::Unsupported,
-                E::InvalidPath { .. } => io::ErrorKind::InvalidInput,
-                // List and multipart errors arrive as `Generic` around a private retry error;
-                // S3's own error codes in the response body are stable protocol names.
-                other if is_auth_failure(other) => io::ErrorKind::PermissionDenied,
-                // S3 has no "storage full": a full backend shows up as a 5xx, i.e. `Other`.
-                _ => io::ErrorKind::Other,
-            },
-        };
-        io::Error::new(kind, e)
-    }
-}
-
-/// Whether a wrapped S3 error response is an authentication or authorisation failure.
-fn is_auth_failure(e: &object_store::Error) -> bool {
-    const CODES: [&str; 4] = [
-        "<Code>AccessDenied</Code>",
-        "<Code>SignatureDoesNotMatch</Code>",
-        "<Code>InvalidAccessKeyId</Code>",
-        "403 Forbidden",
-    ];
-    let text = e.to_string();
-    CODES.iter().any(|c| text.contains(c))
-}
-
-fn request(op: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> S3Error {
-    let key = key.to_string();
-    move |source| S3Error::Request { op, key, source }
-}
-
 /// The client and the runtime it runs on, shared with every open reader.
 #[derive(Debug)]
 struct Client {
@@ -199,6 +119,8 @@ pub(crate) struct S3Objects {
     base: Key,
     /// `<prefix>objects` (or `<prefix><store>/objects` for a store's scoped view).
     root: Key,
+    /// `<prefix>uploads` (or `<prefix><store>/uploads`): upload session parts.
+    uploads: Key,
     spool: PathBuf,
     counter: AtomicU64,
 }
@@ -232,6 +154,7 @@ impl S3Objects {
     fn connect_with(config: &S3Config, spool: &Path, retry: RetryConfig) -> io::Result<Self> {
         let base = base_key(&config.prefix)?;
         let root = base.clone().join("objects");
+        let uploads = base.clone().join("uploads");
         let store = build_store(config, retry)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
@@ -247,6 +170,7 @@ impl S3Objects {
             client: Arc::new(client),
             base,
             root,
+            uploads,
             spool: spool.to_path_buf(),
             counter: AtomicU64::new(0),
         })
@@ -274,7 +198,8 @@ impl S3Objects {
         Ok(Self {
             client: self.client.clone(),
             base: self.base.clone(),
-            root: self.base.clone().join(part).join("objects"),
+            root: self.base.clone().join(part.clone()).join("objects"),
+            uploads: self.base.clone().join(part).join("uploads"),
             spool: spool.to_path_buf(),
             counter: AtomicU64::new(0),
         })
@@ -311,6 +236,11 @@ impl S3Objects {
 
     /// One conditional `PutObject`: `If-None-Match: *` makes S3 pick exactly one winner.
     fn put_small(&self, temp: &S3Temp, key: &Key) -> io::Result<Published> {
+        self.put_spooled(temp, key, PutMode::Create)
+    }
+
+    /// One `PutObject` of a spool file held in memory once, with `mode`.
+    fn put_spooled(&self, temp: &S3Temp, key: &Key, mode: PutMode) -> io::Result<Published> {
         let mut bytes = Vec::with_capacity(usize::try_from(temp.written).unwrap_or(0));
         let mut file = &temp.file;
         file.seek(SeekFrom::Start(0))?;
@@ -318,7 +248,7 @@ impl S3Objects {
         check_len(key, temp.written, bytes.len() as u64)?;
         let store = self.client.store.clone();
         let k = key.clone();
-        let opts = PutOptions::from(PutMode::Create);
+        let opts = PutOptions::from(mode);
         let put = async move { store.put_opts(&k, PutPayload::from(bytes), opts).await };
         match self.client.run(put)? {
             Ok(_) => Ok(Published::New),
@@ -332,13 +262,55 @@ impl S3Objects {
         if self.head(key)? {
             return Ok(Published::AlreadyPresent);
         }
+        self.put_multipart(temp, key)?;
+        Ok(Published::New)
+    }
+
+    /// An unconditional multipart upload of a spool file.
+    fn put_multipart(&self, temp: &S3Temp, key: &Key) -> io::Result<()> {
         let file = tokio::fs::File::from_std(temp.file.try_clone()?);
         let store = self.client.store.clone();
         let k = key.clone();
         let expected = temp.written;
         self.client
             .run(upload_multipart(store, k, file, expected))??;
-        Ok(Published::New)
+        Ok(())
+    }
+
+    /// A reader of any key, after a HEAD for its length.
+    fn open_key(&self, key: Key) -> io::Result<S3Reader> {
+        let store = self.client.store.clone();
+        let k = key.clone();
+        let meta = self
+            .client
+            .run(async move { store.head(&k).await })?
+            .map_err(request("head", &key))?;
+        Ok(S3Reader::new(self.client.clone(), key, meta.size))
+    }
+
+    /// Deletes a key; a missing key is not an error (S3 does not tell them apart anyway).
+    fn delete_key(&self, key: &Key) -> io::Result<()> {
+        let store = self.client.store.clone();
+        let k = key.clone();
+        match self.client.run(async move { store.delete(&k).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(request("delete", key)(e).into()),
+        }
+    }
+
+    /// Every key under `prefix` (for sweeps only: correctness never depends on a listing).
+    fn list_keys(&self, prefix: &Key) -> io::Result<Vec<object_store::ObjectMeta>> {
+        let store = self.client.store.clone();
+        let root = prefix.clone();
+        Ok(self
+            .client
+            .run(async move {
+                store
+                    .list(Some(&root))
+                    .try_collect::<Vec<object_store::ObjectMeta>>()
+                    .await
+            })?
+            .map_err(request("list", prefix))?)
     }
 }
 
@@ -536,21 +508,7 @@ impl ObjectBackend for S3Objects {
     }
 
     fn open(&self, id: &ObjectId) -> io::Result<S3Reader> {
-        let key = self.key_of(id);
-        let store = self.client.store.clone();
-        let k = key.clone();
-        let meta = self
-            .client
-            .run(async move { store.head(&k).await })?
-            .map_err(request("head", &key))?;
-        Ok(S3Reader {
-            client: self.client.clone(),
-            key,
-            len: meta.size,
-            pos: 0,
-            window: Bytes::new(),
-            window_start: 0,
-        })
+        self.open_key(self.key_of(id))
     }
 
     fn exists(&self, id: &ObjectId) -> io::Result<bool> {
@@ -564,27 +522,13 @@ impl ObjectBackend for S3Objects {
         if !self.head(&key)? {
             return Ok(false);
         }
-        let store = self.client.store.clone();
-        let k = key.clone();
-        match self.client.run(async move { store.delete(&k).await })? {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(request("delete", &key)(e).into()),
-        }
+        self.delete_key(&key)?;
+        Ok(true)
     }
 
     /// Lists `<prefix>objects/` (only the GC's orphan sweep uses this, never correctness).
     fn list(&self) -> io::Result<Vec<(ObjectId, SystemTime)>> {
-        let store = self.client.store.clone();
-        let root = self.root.clone();
-        let metas = self
-            .client
-            .run(async move {
-                store
-                    .list(Some(&root))
-                    .try_collect::<Vec<object_store::ObjectMeta>>()
-                    .await
-            })?
-            .map_err(request("list", &self.root))?;
+        let metas = self.list_keys(&self.root)?;
         // A key whose name is not an object id was not written by us; leave it alone.
         Ok(metas
             .into_iter()
@@ -607,6 +551,25 @@ impl ObjectBackend for S3Objects {
             }
         }
         Ok(removed)
+    }
+
+    fn put_part(&self, part: &PartKey, temp: S3Temp) -> io::Result<()> {
+        self.put_part_key(part, temp)
+    }
+
+    fn open_part(&self, part: &PartKey) -> io::Result<S3Reader> {
+        self.open_key(self.part_key(part))
+    }
+
+    fn remove_parts(&self, parts: &[PartKey]) -> io::Result<()> {
+        for part in parts {
+            self.delete_key(&self.part_key(part))?;
+        }
+        Ok(())
+    }
+
+    fn list_parts(&self) -> io::Result<Vec<(PartKey, SystemTime)>> {
+        self.list_part_keys()
     }
 }
 
@@ -648,75 +611,9 @@ impl Drop for S3Temp {
     }
 }
 
-/// A published object read through ranged GETs, one [`READ_WINDOW`] at a time.
-#[derive(Debug)]
-pub(crate) struct S3Reader {
-    client: Arc<Client>,
-    key: Key,
-    len: u64,
-    pos: u64,
-    window: Bytes,
-    window_start: u64,
-}
-
-impl S3Reader {
-    /// The object's length, known from the HEAD done by `open`.
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Fetches the window starting at the current position.
-    fn fill(&mut self) -> io::Result<()> {
-        let end = self.pos.saturating_add(READ_WINDOW).min(self.len);
-        let store = self.client.store.clone();
-        let k = self.key.clone();
-        let range = self.pos..end;
-        let bytes = self
-            .client
-            .run(async move { store.get_range(&k, range).await })?
-            .map_err(request("get", &self.key))?;
-        check_len(&self.key, end - self.pos, bytes.len() as u64)?;
-        self.window = bytes;
-        self.window_start = self.pos;
-        Ok(())
-    }
-}
-
-impl Read for S3Reader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || self.pos >= self.len {
-            return Ok(0);
-        }
-        let window_end = self.window_start + self.window.len() as u64;
-        if self.pos < self.window_start || self.pos >= window_end {
-            self.fill()?;
-        }
-        let offset = usize::try_from(self.pos - self.window_start).unwrap_or(usize::MAX);
-        let available = self.window.get(offset..).unwrap_or_default();
-        let n = available.len().min(out.len());
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), available.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for S3Reader {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        let Some(target) = target else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start of the object",
-            ));
-        };
-        // The window is kept: seeking within it (as range requests often do) costs no request.
-        self.pos = target;
-        Ok(target)
-    }
-}
+mod error;
+mod parts;
+mod reader;
+pub(crate) use error::S3Error;
+use error::request;
+pub(crate) use reader::S3Reader;

@@ -1,5 +1,7 @@
 //! Tests of the store: staging, commits, reads, history and concurrency through `Store`.
 
+use std::fs;
+
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::*;

@@ -1,5 +1,8 @@
 //! Tests of resumable upload sessions.
 
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
 use super::*;
 use crate::types::{CommitMeta, Op};
 

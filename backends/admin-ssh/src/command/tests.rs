@@ -324,7 +324,7 @@ fn mistakes_in_groups_backends_instances_help_and_quit_show_their_usage() {
         ),
         (
             "/oci create team color=red",
-            "unknown option `color` (expected vhost, store, prefix, auth, allow-delete)",
+            "unknown option `color` (expected vhost, store, prefix, auth, https-redirect, allow-delete)",
             "usage:",
         ),
         (
@@ -346,5 +346,90 @@ fn mistakes_in_groups_backends_instances_help_and_quit_show_their_usage() {
         ("/help nope", "no help for `nope`", "usage: /help"),
         ("/quit now", "too many arguments", "usage: /quit"),
         ("/users add 'alice", "unbalanced quotes", "usage:"),
+    ]);
+}
+
+/// `#<seq>` after the first word is an argument; a line starting with `#` is a comment.
+#[test]
+fn hashes_start_comments_only_at_the_start_of_a_line() {
+    let words = |line: &str| tokenize(line).unwrap();
+    assert_eq!(
+        words("/site rollback docs #12"),
+        ["/site", "rollback", "docs", "#12"]
+    );
+    assert_eq!(
+        words("/x  '#a' \"#b\" \\#c d#e"),
+        ["/x", "#a", "#b", "#c", "d#e"]
+    );
+    assert_eq!(words("/x 'it''s' #1"), ["/x", "its", "#1"]);
+    assert!(words("# a comment line").is_empty());
+    assert!(words("   #indented comment").is_empty());
+    assert_eq!(parse("# note").unwrap(), Command::Empty);
+}
+
+/// A structured value quoted as one shell word reaches the option intact (spaces, brackets,
+/// quotes and `=`); unquoted, the shell-like splitter breaks it at the space, which is why the
+/// help says to quote it.
+#[test]
+fn a_quoted_structured_value_stays_one_word() {
+    let value = r#"quota=[{repositories="team/*", bytes=1000000}]"#;
+    assert_eq!(
+        tokenize(&format!("/oci set default '{value}'")).unwrap(),
+        ["/oci", "set", "default", value]
+    );
+    assert_eq!(
+        tokenize(&format!("/oci set default {value}")).unwrap(),
+        [
+            "/oci",
+            "set",
+            "default",
+            "quota=[{repositories=team/*,",
+            "bytes=1000000}]"
+        ]
+    );
+}
+
+/// `unset` names optional declared settings alone (back to the kind's default), keeps
+/// `vhost=<host>` and `https-redirect`, and refuses required settings and unknown words.
+#[test]
+fn unset_names_optional_settings_alone() {
+    let s = String::from;
+    check_parses(&[
+        (
+            "/oci unset team allow-delete https-redirect vhost=team.localhost",
+            Command::Instances(
+                crate::test_families::oci(),
+                InstanceCmd::Unset {
+                    name: s("team"),
+                    options: vec![
+                        (s("allow-delete"), s("")),
+                        (s("https-redirect"), s("")),
+                        (s("vhost"), s("team.localhost")),
+                    ],
+                },
+            ),
+        ),
+        (
+            "/site unset docs keep-deploys",
+            Command::Instances(
+                crate::test_families::site(),
+                InstanceCmd::Unset {
+                    name: s("docs"),
+                    options: vec![(s("keep-deploys"), s(""))],
+                },
+            ),
+        ),
+    ]);
+    check_mistakes(&[
+        (
+            "/site unset docs mode",
+            "`mode` is required and cannot be unset",
+            "/site unset <name> vhost=<host>|https-redirect|<option>...",
+        ),
+        (
+            "/oci unset team allow-delete=false",
+            "unknown option `allow-delete=false` (expected vhost=<host>, https-redirect, allow-delete)",
+            "/oci unset",
+        ),
     ]);
 }

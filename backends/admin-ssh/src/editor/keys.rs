@@ -22,7 +22,12 @@ pub(super) enum Key {
     Up,
     Down,
     Tab,
+    /// Ctrl-L.
     Redraw,
+    /// Ctrl-R.
+    ReverseSearch,
+    /// Ctrl-G (leaves a reverse search).
+    Abort,
     Yank,
     Ignored,
 }
@@ -47,7 +52,9 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(Key, usize)> {
         0x10 => Key::Up,
         0x0e => Key::Down,
         0x09 => Key::Tab,
-        0x12 => Key::Redraw,
+        0x0c => Key::Redraw,
+        0x12 => Key::ReverseSearch,
+        0x07 => Key::Abort,
         0x19 => Key::Yank,
         0x00..=0x1f => Key::Ignored,
         0x20..=0x7e => Key::Char(char::from(first)),

@@ -19,14 +19,22 @@ fn run(input: &[u8]) -> (Vec<String>, bool, String, usize) {
     let mut e = LineEditor::new("> ");
     let mut lines = Vec::new();
     let mut exit = false;
-    for a in e.feed(input, &no_completion) {
-        match a {
-            Action::Submit(l) => {
-                e.remember(&l);
-                lines.push(l)
+    let mut input = input.to_vec();
+    loop {
+        let mut submitted = false;
+        for a in e.feed(&std::mem::take(&mut input), &no_completion) {
+            match a {
+                Action::Submit(l) => {
+                    submitted = true;
+                    e.remember(&l);
+                    lines.push(l)
+                }
+                Action::Exit => exit = true,
+                Action::Echo(_) | Action::Cancelled => {}
             }
-            Action::Exit => exit = true,
-            Action::Echo(_) | Action::Cancelled => {}
+        }
+        if !submitted || !e.has_pending_input() {
+            break;
         }
     }
     (lines, exit, e.line(), e.cursor())
@@ -203,4 +211,85 @@ fn history_is_capped() {
     }
     assert_eq!(e.history.len(), MAX_HISTORY);
     assert_eq!(e.history.first().unwrap(), "l5");
+}
+
+#[test]
+fn ctrl_r_searches_the_history_backwards() {
+    let mut e = LineEditor::new("> ");
+    e.set_history(vec![
+        "/users grants ann".into(),
+        "/groups list".into(),
+        "/users grants bob".into(),
+    ]);
+    // Typing narrows to the newest match and shows it.
+    let echo = e.feed(b"draft\x12gran", &no_completion);
+    assert_eq!(
+        echo.last(),
+        Some(&Action::Echo(
+            "draft\r\x1b[K(reverse-i-search)'': \r\x1b[K(reverse-i-search)'g': /users grants bob\
+             \r\x1b[K(reverse-i-search)'gr': /users grants bob\
+             \r\x1b[K(reverse-i-search)'gra': /users grants bob\
+             \r\x1b[K(reverse-i-search)'gran': /users grants bob"
+                .into()
+        ))
+    );
+    // Ctrl-R again: the next older match; Enter runs it.
+    let actions = e.feed(b"\x12\r", &no_completion);
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Submit("/users grants ann".into()))
+    );
+    // Ctrl-G gives the line typed before the search back; a failed search says so.
+    let actions = e.feed(b"mine\x12zzz\x07", &no_completion);
+    let echo: String = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Echo(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        echo.contains("(failed reverse-i-search)'zzz': "),
+        "{echo:?}"
+    );
+    assert!(echo.ends_with("\r\x1b[K> mine"), "{echo:?}");
+    assert_eq!(e.line(), "mine");
+    // Another key keeps the match on the line and then acts: Right arrow, then edit.
+    let mut e = LineEditor::new("> ");
+    e.set_history(vec!["/groups list".into()]);
+    e.feed(b"\x12list\x1b[D\x7f", &no_completion);
+    assert_eq!(e.line(), "/groups lit");
+    // Ctrl-L redraws (it used to be Ctrl-R).
+    let actions = e.feed(b"\x0c", &no_completion);
+    assert_eq!(actions, [Action::Echo("\r\n> /groups lit\x1b[1D".into())]);
+}
+
+#[test]
+fn saved_history_is_bounded() {
+    let mut e = LineEditor::new("> ");
+    e.set_history((0..MAX_HISTORY + 3).map(|i| i.to_string()).collect());
+    assert_eq!(e.history().len(), MAX_HISTORY);
+    assert_eq!(e.history().first().map(String::as_str), Some("3"));
+}
+
+/// A chunk holding a line and more stops at the line: the rest waits until the console has
+/// acted on it (a password prompt hides what follows).
+#[test]
+fn feeding_stops_after_a_submitted_line() {
+    let mut e = LineEditor::new("> ");
+    let actions = e.feed(b"/passwd\rs3cret\r", &no_completion);
+    assert_eq!(
+        actions,
+        [
+            Action::Echo("/passwd\r\n".into()),
+            Action::Submit("/passwd".into())
+        ]
+    );
+    assert!(e.has_pending_input());
+    e.set_hidden(true);
+    assert_eq!(
+        e.feed(b"", &no_completion),
+        [Action::Echo("\r\n".into()), Action::Submit("s3cret".into())]
+    );
+    assert!(!e.has_pending_input());
 }

@@ -3,6 +3,7 @@
 
 use super::tests::{CONSOLE, HELLO, OCI, setup_with, start_on, table, user};
 use super::*;
+use everlock_host::OptionValue;
 
 /// The hello kind gets `/hello list|create|set|unset|delete` from its declaration alone.
 #[tokio::test]
@@ -41,7 +42,7 @@ async fn hello_family_end_to_end() {
                 "admin",
                 "/hello set hi colour=red",
                 1,
-                "unknown option `colour` (expected vhost, store, auth, greeting, private)",
+                "unknown option `colour` (expected vhost, store, auth, https-redirect, greeting, private)",
             ),
             (
                 "admin",
@@ -100,7 +101,7 @@ async fn unknown_family_words_are_refused_clearly() {
     assert_eq!(reply.status, 1);
     assert_eq!(
         reply.stderr,
-        "unknown command `/hello`\nusage: /help, /users, /groups, /backends, /oci, /store, /quit\n"
+        "unknown command `/hello`\nusage: /help, /users, /groups, /backends, /oci, /store, /tls, /keys, /passwd, /quit\n"
     );
     let reply = console.execute(&admin, "/help hello").await;
     assert!(
@@ -196,4 +197,265 @@ async fn a_create_whose_grants_fail_leaves_no_instance() {
         )],
     )
     .await;
+}
+
+/// A registry-like kind with structured settings and its own `auth` values, checked strictly
+/// as the real registry's factory does (the real one lives in a crate this one does not use).
+const REG_FAMILY: everlock_host::ConsoleFamily = everlock_host::ConsoleFamily {
+    word: "reg",
+    noun: "registry",
+    default_prefix: Some("/v2"),
+    create_options: &[
+        everlock_host::OptionSpec {
+            key: "auth",
+            summary: "<basic|token>",
+            required: false,
+            allowed: &["basic", "token"],
+            value: OptionValue::Text,
+        },
+        everlock_host::OptionSpec {
+            key: "quota",
+            summary: "<[{...}]>",
+            required: false,
+            allowed: &[],
+            value: OptionValue::Toml,
+        },
+        everlock_host::OptionSpec {
+            key: "webhooks",
+            summary: "<[{...}]>",
+            required: false,
+            allowed: &[],
+            value: OptionValue::Toml,
+        },
+    ],
+    public_by_default: false,
+    owner_on_create: false,
+    commands: &[],
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[allow(dead_code, reason = "only the strict parse matters")]
+struct RegSettings {
+    auth: Option<RegAuth>,
+    quota: Option<Vec<RegQuota>>,
+    webhooks: Option<Vec<RegHook>>,
+}
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RegAuth {
+    Basic,
+    Token,
+}
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "only the strict parse matters")]
+struct RegQuota {
+    repositories: String,
+    bytes: u64,
+}
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "only the strict parse matters")]
+struct RegHook {
+    url: String,
+    secret: Option<String>,
+}
+fn check_reg(table: &toml::Table) -> Result<(), everlock_host::BuildError> {
+    everlock_host::parse_settings::<RegSettings>(table).map(|_| ())
+}
+static REG: everlock_host::BackendFactory = everlock_host::BackendFactory {
+    kind: "reg-http",
+    summary: "test registry with structured settings",
+    check: check_reg,
+    access_root: Some("http/reg"),
+    console: Some(REG_FAMILY),
+    ..OCI
+};
+
+fn reg_settings(host: &Host) -> toml::Table {
+    host.instances()
+        .into_iter()
+        .find(|i| i.kind == "reg-http" && i.name == "r")
+        .map(|i| i.settings)
+        .unwrap()
+}
+
+/// The declaration passes the host's own consistency check, `auth` included; an `auth`
+/// that would take the access words (or any value) still shadows the generic key.
+#[test]
+fn a_kind_may_declare_auth_values_other_than_access() {
+    REG.check_console().unwrap();
+    static SHADOWING: everlock_host::BackendFactory = everlock_host::BackendFactory {
+        console: Some(everlock_host::ConsoleFamily {
+            create_options: &[everlock_host::OptionSpec {
+                key: "auth",
+                summary: "<public|token>",
+                required: false,
+                allowed: &["public", "token"],
+                value: OptionValue::Text,
+            }],
+            ..REG_FAMILY
+        }),
+        ..REG
+    };
+    assert!(SHADOWING.check_console().is_err());
+}
+
+/// `auth=public|private` is access; `auth=basic|token` is the kind's setting; anything else
+/// names all four. `unset` returns a setting to its default.
+#[tokio::test]
+async fn auth_words_split_between_access_and_the_kind_setting() {
+    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &HELLO, &REG]).await;
+    let console = Console::new(host.clone());
+    table(
+        &console,
+        &[
+            (
+                "admin",
+                "/reg create r vhost=r.localhost auth=token",
+                0,
+                "registry 'r' created (private)",
+            ),
+            (
+                "admin",
+                "/reg set r auth=maybe",
+                1,
+                "invalid auth `maybe`: expected private or public or basic or token",
+            ),
+            (
+                "admin",
+                "/hello set nobody auth=token",
+                1,
+                "invalid auth `token`: expected private or public",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(reg_settings(&host)["auth"].as_str(), Some("token"));
+    table(
+        &console,
+        &[
+            ("admin", "/reg set r auth=public", 0, "reg 'r' updated"),
+            ("admin", "/reg set r auth=basic", 0, "reg 'r' updated"),
+        ],
+    )
+    .await;
+    assert_eq!(reg_settings(&host)["auth"].as_str(), Some("basic"));
+    let anon = host.auth().grants(&user("admin"), "anon").unwrap();
+    assert!(
+        anon.iter().any(|(g, _)| g.path.to_string() == "http/reg/r"),
+        "{anon:?}"
+    );
+    table(
+        &console,
+        &[("admin", "/reg unset r auth", 0, "reg 'r' updated")],
+    )
+    .await;
+    assert!(!reg_settings(&host).contains_key("auth"));
+}
+
+/// A TOML inline value, quoted as one word, becomes a structured setting the kind checks;
+/// `unset` removes it again.
+#[tokio::test]
+async fn structured_settings_are_set_checked_and_unset() {
+    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &REG]).await;
+    let console = Console::new(host.clone());
+    table(
+        &console,
+        &[
+            (
+                "admin",
+                "/reg create r vhost=r.localhost",
+                0,
+                "registry 'r' created",
+            ),
+            (
+                "admin",
+                r#"/reg set r 'quota=[{repositories="team/*", bytes=1000000}]'"#,
+                0,
+                "reg 'r' updated",
+            ),
+            (
+                "admin",
+                "/reg set r quota=[{oops",
+                1,
+                "invalid quota: expected a TOML value such as [{...}], quoted as one word",
+            ),
+        ],
+    )
+    .await;
+    let quota = reg_settings(&host)["quota"].clone();
+    let expected: toml::Table = r#"quota = [{repositories = "team/*", bytes = 1000000}]"#
+        .parse()
+        .unwrap();
+    assert_eq!(quota, expected["quota"]);
+    // The kind's strict check refuses a value of the wrong shape and keeps the old one.
+    let reply = console
+        .execute(
+            &user("admin"),
+            r#"/reg set r 'quota=[{repositories="team/*", bytes="lots"}]'"#,
+        )
+        .await;
+    assert_eq!(reply.status, 1, "{reply:?}");
+    assert_eq!(reg_settings(&host)["quota"], quota);
+    let listed = console.execute(&user("admin"), "/reg list").await;
+    assert!(
+        listed
+            .stdout
+            .contains(r#"quota=[{ bytes = 1000000, repositories = "team/*" }]"#),
+        "{listed:?}"
+    );
+    table(
+        &console,
+        &[
+            ("admin", "/reg unset r quota", 0, "reg 'r' updated"),
+            (
+                "admin",
+                "/reg unset r colour",
+                1,
+                "unknown option `colour` (expected vhost=<host>, https-redirect, auth, quota, webhooks)",
+            ),
+        ],
+    )
+    .await;
+    assert!(!reg_settings(&host).contains_key("quota"));
+}
+
+/// A webhook's `secret` typed in the console is stored, but never shown by listings nor
+/// recorded by the audit log.
+#[tokio::test]
+async fn webhook_secrets_stay_out_of_listings_and_the_audit_log() {
+    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &REG]).await;
+    let console = Console::new(host.clone());
+    let line = r#"/reg set r 'webhooks=[{url="http://hooks.test/x", secret="s3cr3t-hook"}]'"#;
+    table(
+        &console,
+        &[
+            (
+                "admin",
+                "/reg create r vhost=r.localhost",
+                0,
+                "registry 'r' created",
+            ),
+            ("admin", line, 0, "reg 'r' updated"),
+        ],
+    )
+    .await;
+    let stored = reg_settings(&host)["webhooks"].to_string();
+    assert!(stored.contains("s3cr3t-hook"), "{stored}");
+    for listing in ["/reg list", "/reg list --json"] {
+        let reply = console.execute(&user("admin"), listing).await;
+        assert_eq!(reply.status, 0, "{reply:?}");
+        assert!(!reply.stdout.contains("s3cr3t-hook"), "{reply:?}");
+        assert!(reply.stdout.contains("<redacted>"), "{reply:?}");
+        assert!(reply.stdout.contains("http://hooks.test/x"), "{reply:?}");
+    }
+    let audit = crate::audit::audit_form(console.families(), line);
+    assert!(!audit.contains("s3cr3t-hook"), "{audit}");
+    assert!(audit.contains("<redacted>"), "{audit}");
+    // A malformed structured value naming a secret is redacted whole.
+    let broken = r#"/reg set r 'webhooks=[{secret="s3cr3t-hook"'"#;
+    let audit = crate::audit::audit_form(console.families(), broken);
+    assert!(!audit.contains("s3cr3t-hook"), "{audit}");
 }

@@ -3,11 +3,22 @@
 //! commands an instance offers. Everything kind-specific comes from the kind's declaration.
 
 use everlock_host::auth::Principal;
-use everlock_host::{AdminError, InstanceEdit, InstanceSpec, OptionValue};
+use everlock_host::{AdminError, CommandError, InstanceEdit, InstanceSpec, OptionValue};
 use serde_json::json;
 
 use super::{Console, Failure, Outcome, parse_access, to_json};
 use crate::command::{InstanceCmd, Scope};
+
+/// `https-redirect=true|false` as the instance's own redirect rule.
+fn redirect_value(value: &str) -> Result<bool, Failure> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Failure::Other(format!(
+            "invalid https-redirect `{value}`: expected true or false"
+        ))),
+    }
+}
 
 /// A declared setting's `key=value` word as a settings value: checked against the allowed
 /// values and converted to the declared type, so the kind's `check` sees what a
@@ -37,7 +48,43 @@ fn setting_value(scope: Scope, key: &str, value: String) -> Result<Option<toml::
             .and_then(|n| i64::try_from(n).ok())
             .map(toml::Value::Integer)
             .ok_or_else(|| invalid("a non-negative integer"))?,
+        // The kind's `check` (run by the host on every change) validates the structure; the
+        // console only needs a TOML value. The word is not echoed back: it may hold a secret.
+        OptionValue::Toml => crate::command::parse_inline(&value).ok_or_else(|| {
+            Failure::Other(format!(
+                "invalid {key}: expected a TOML value such as [{{...}}], quoted as one word"
+            ))
+        })?,
     }))
+}
+
+/// What an `auth=` word means: `public`/`private` is who may read (`Access`); any other value
+/// the kind declares for its own `auth` setting (a registry's `basic`/`token`) is that setting.
+enum AuthWord {
+    Access(bool),
+    Setting(toml::Value),
+}
+
+fn auth_word(scope: Scope, value: String) -> Result<AuthWord, Failure> {
+    let declared = scope
+        .console()
+        .create_options
+        .iter()
+        .find(|o| o.key == "auth")
+        .map(|o| o.allowed)
+        .unwrap_or_default();
+    match value.as_str() {
+        "public" | "private" => parse_access(&value).map(AuthWord::Access),
+        v if declared.contains(&v) => Ok(AuthWord::Setting(toml::Value::String(value))),
+        other => {
+            let mut expected = vec!["private", "public"];
+            expected.extend(declared.iter().copied());
+            Err(Failure::Other(format!(
+                "invalid auth `{other}`: expected {}",
+                expected.join(" or ")
+            )))
+        }
+    }
 }
 
 impl Console {
@@ -69,10 +116,16 @@ impl Console {
                 self.set_instance(actor, scope, name, options).await
             }
             InstanceCmd::Unset { name, options } => {
-                let edit = InstanceEdit {
-                    remove_vhosts: options.into_iter().map(|(_, v)| v).collect(),
-                    ..InstanceEdit::default()
-                };
+                let mut edit = InstanceEdit::default();
+                for (k, v) in options {
+                    match k.as_str() {
+                        "https-redirect" => edit.https_redirect = Some(None),
+                        "vhost" => edit.remove_vhosts.push(v),
+                        // The grammar admits only declared, optional settings here: removing
+                        // one returns it to the kind's default.
+                        _ => edit.remove_settings.push(k),
+                    }
+                }
                 self.host.update_instance(actor, kind, &name, edit).await?;
                 Ok(format!("{} '{name}' updated", scope.name()))
             }
@@ -108,7 +161,13 @@ impl Console {
             match k.as_str() {
                 "vhost" => edit.add_vhosts.push(v),
                 "store" => edit.store = Some(v),
-                "auth" => access = Some(parse_access(&v)?),
+                "https-redirect" => edit.https_redirect = Some(Some(redirect_value(&v)?)),
+                "auth" => match auth_word(scope, v)? {
+                    AuthWord::Access(public) => access = Some(public),
+                    AuthWord::Setting(value) => {
+                        edit.settings.insert(k, value);
+                    }
+                },
                 key => {
                     if let Some(value) = setting_value(scope, key, v)? {
                         edit.settings.insert(key.to_owned(), value);
@@ -116,8 +175,10 @@ impl Console {
                 }
             }
         }
-        let changes_instance =
-            !edit.add_vhosts.is_empty() || edit.store.is_some() || !edit.settings.is_empty();
+        let changes_instance = !edit.add_vhosts.is_empty()
+            || edit.store.is_some()
+            || edit.https_redirect.is_some()
+            || !edit.settings.is_empty();
         if changes_instance {
             self.host.update_instance(actor, kind, &name, edit).await?;
         } else if !self.exists(kind, &name) {
@@ -148,6 +209,11 @@ impl Console {
             .filter(|i| i.kind == scope.kind())
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
+        // Listings never show a secret: not a top-level one (`upstream-password`) nor one
+        // inside a structured value (a webhook's `secret`).
+        for i in &mut list {
+            i.settings = crate::command::redact_table(&i.settings);
+        }
         let declared = scope.console().create_options;
         if json {
             return to_json(
@@ -159,10 +225,20 @@ impl Console {
                         entry.insert("vhosts".to_owned(), json!(i.vhosts));
                         entry.insert("prefix".to_owned(), json!(i.prefix));
                         entry.insert("store".to_owned(), json!(i.store));
+                        // Only an instance's own value: `null` would read as "none at all"
+                        // where the server-wide rule applies.
+                        if let Some(redirect) = i.https_redirect {
+                            entry.insert("https-redirect".to_owned(), json!(redirect));
+                        }
                         // Required settings stay at the top level (`mode` of a site, as
-                        // scripts have always read it); all settings are under `settings`.
+                        // scripts have always read it) when the instance sets them; an
+                        // instance on the kind's default (the zero-config welcome site) has
+                        // no value to show, and `null` would read as "no mode at all". All
+                        // settings are under `settings`.
                         for o in declared.iter().filter(|o| o.required) {
-                            entry.insert(o.key.to_owned(), settings_json(i.settings.get(o.key)));
+                            if let Some(value) = i.settings.get(o.key) {
+                                entry.insert(o.key.to_owned(), settings_json(Some(value)));
+                            }
                         }
                         entry.insert(
                             "settings".to_owned(),
@@ -187,8 +263,12 @@ impl Console {
                             .map(|v| format!("  {}={}", o.key, plain(v)))
                     })
                     .collect();
+                let redirect = i
+                    .https_redirect
+                    .map(|r| format!("  https-redirect={r}"))
+                    .unwrap_or_default();
                 format!(
-                    "{}  vhosts={}  prefix={}  store={}{settings}\n",
+                    "{}  vhosts={}  prefix={}  store={}{redirect}{settings}\n",
                     i.name,
                     i.vhosts.join(","),
                     i.prefix,
@@ -220,7 +300,13 @@ impl Console {
                 "vhost" => spec.vhosts.push(v),
                 "store" => spec.store = Some(v),
                 "prefix" => spec.prefix = Some(v),
-                "auth" => access = Some(parse_access(&v)?),
+                "https-redirect" => spec.https_redirect = Some(redirect_value(&v)?),
+                "auth" => match auth_word(scope, v)? {
+                    AuthWord::Access(public) => access = Some(public),
+                    AuthWord::Setting(value) => {
+                        spec.settings.insert(k, value);
+                    }
+                },
                 key => {
                     if let Some(value) = setting_value(scope, key, v)? {
                         spec.settings.insert(key.to_owned(), value);
@@ -337,7 +423,20 @@ impl Console {
         commands
             .run(actor.clone(), command, args)
             .await
-            .map_err(|e| Failure::Other(e.to_string()))
+            .map_err(|e| match e {
+                // The kind knows what is wrong; the console knows the whole command line
+                // (`/site history <name> [--json]`), so it supplies the usage.
+                CommandError::Usage(message) => {
+                    let usage = scope.family().usage_of(command);
+                    match message.lines().next() {
+                        Some(first) if !first.starts_with("usage:") => {
+                            Failure::Other(format!("{first}\n{usage}"))
+                        }
+                        _ => Failure::Other(usage),
+                    }
+                }
+                other => Failure::Other(other.to_string()),
+            })
     }
 }
 

@@ -73,7 +73,6 @@ pub(super) static OCI: BackendFactory = BackendFactory {
     build,
     default_instances: Vec::new,
     example_settings: "",
-    admin: false,
     access_root: Some("http/oci"),
     console: Some(crate::test_families::OCI),
 };
@@ -132,13 +131,14 @@ pub(super) async fn start_on(env: &TestEnv, factories: Vec<&'static BackendFacto
         .bootstrap("admin", AdminPassword::Given("admin-pw".to_owned()))
         .await
         .unwrap();
-    let host = Host::new(
+    let mut host = Host::new(
         Registry::from_factories(factories).unwrap(),
         env.stores.clone(),
         env.auth.clone(),
         everlock_host::auth::SystemAuthority::for_tests(),
         tokio_util::sync::CancellationToken::new(),
     );
+    host.grant_administration(crate::KIND).unwrap();
     let config = Config {
         data_dir: env.dir.path().to_owned(),
         ..Config::default()
@@ -176,19 +176,23 @@ async fn users_and_groups_commands() {
         &console,
         &[
             ("admin", "/users add alice 'alice pw'", 0, "user 'alice' created"),
-            ("admin", "/users add alice x", 1, "user 'alice' already exists"),
-            ("admin", "/users add Bad x", 1, "invalid login `Bad`: use 1-32 lowercase letters, digits and `-`, starting with a letter or digit"),
-            ("admin", "/users passwd alice 'new pw'", 0, "password updated for 'alice'"),
+            ("admin", "/users add alice long-enough", 1, "user 'alice' already exists"),
+            ("admin", "/users add carl x", 1, "password too short: use at least 8 characters"),
+            ("admin", "/users passwd alice 1234567", 1, "password too short: use at least 8 characters"),
+            ("admin", "/users add Bad long-enough", 1, "invalid login `Bad`: use 1-32 lowercase letters, digits and `-`, starting with a letter or digit"),
+            ("admin", "/users passwd alice 'new pw!!'", 0, "password updated for 'alice'"),
             ("admin", "/users grant alice http/oci/default writer", 0, "granted writer on http/oci/default to 'alice'"),
             ("admin", "/users grant alice http/oci/default boss", 1, "invalid role `boss`: expected reader, writer or owner"),
             ("alice", "/users grants alice", 0, "http/oci/default writer (direct)"),
-            ("alice", "/users list", 0, "alice"),
+            ("alice", "/users list", 1, "permission denied: alice may not read the user list (administrators only)"),
+            ("alice", "/users grants admin", 1, "permission denied: alice may not read the grants of 'admin' (only administrators see other users)"),
+            ("alice", "/groups list", 1, "permission denied: alice may not read the group list (administrators only)"),
             ("alice", "/users add eve pw", 1, "permission denied: alice may not write users"),
             ("alice", "/groups add x", 1, "permission denied: alice may not write groups"),
             ("admin", "/groups add backend-team", 0, "created group 'backend-team'"),
             ("admin", "/groups assign backend-team alice", 0, "added 'alice' to group 'backend-team'"),
             ("admin", "/groups grant backend-team 'http/site/*' reader", 0, "granted reader on http/site/* to group 'backend-team'"),
-            ("alice", "/groups list", 0, "backend-team  members: alice  grants: http/site/* reader"),
+            ("admin", "/groups list", 0, "backend-team  members: alice  grants: http/site/* reader"),
             ("alice", "/users grants alice", 0, "http/site/* reader (group backend-team)"),
             ("admin", "/groups revoke backend-team 'http/site/*'", 0, "revoked http/site/* from group 'backend-team'"),
             ("admin", "/groups revoke backend-team 'http/site/*'", 0, "group 'backend-team' had no grant on http/site/*"),
@@ -213,19 +217,32 @@ async fn users_and_groups_commands() {
     // A changed password takes effect at once, through the same Auth as logins.
     let admin = user("admin");
     assert_eq!(
-        console.execute(&admin, "/users add bob one").await.status,
+        console
+            .execute(&admin, "/users add bob one-one-one")
+            .await
+            .status,
         0
     );
     assert_eq!(
         console
-            .execute(&admin, "/users passwd bob two")
+            .execute(&admin, "/users passwd bob two-two-two")
             .await
             .status,
         0
     );
     let ip = "127.0.0.1".parse().unwrap();
-    assert!(host.auth().verify_password("bob", "two", ip).await.is_ok());
-    assert!(host.auth().verify_password("bob", "one", ip).await.is_err());
+    assert!(
+        host.auth()
+            .verify_password("bob", "two-two-two", ip)
+            .await
+            .is_ok()
+    );
+    assert!(
+        host.auth()
+            .verify_password("bob", "one-one-one", ip)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -12,10 +12,17 @@ impl Console {
         Ok(match cmd {
             UsersCmd::List { json } => render_users(&auth.list_users(actor)?, json),
             UsersCmd::Add { login, password } => {
+                // Non-administrators learn that they may not, not a password rule.
+                if auth.is_system_admin(actor) {
+                    self.too_short(&password)?;
+                }
                 auth.add_user(actor, &login, &password).await?;
                 format!("user '{login}' created")
             }
             UsersCmd::Passwd { login, password } => {
+                if auth.is_system_admin(actor) {
+                    self.too_short(&password)?;
+                }
                 auth.set_password(actor, &login, &password).await?;
                 format!("password updated for '{login}'")
             }
@@ -49,7 +56,8 @@ impl Console {
     }
 }
 
-/// `/users list`: one line per user with its tier, groups and key count, or JSON.
+/// `/users list`: a table (login, administrator, groups, key count) under column headers,
+/// or JSON.
 fn render_users(users: &[UserSummary], json: bool) -> String {
     if json {
         let list: Vec<_> = users
@@ -67,22 +75,50 @@ fn render_users(users: &[UserSummary], json: bool) -> String {
             .collect();
         return to_json(&list);
     }
-    users
+    let rows: Vec<[String; 4]> = users
         .iter()
         .map(|u| {
-            let mut line = u.login.clone();
-            if u.admin {
-                line.push_str("  admin");
-            }
-            if !u.groups.is_empty() {
-                line.push_str(&format!("  groups: {}", u.groups.join(", ")));
-            }
-            if !u.keys.is_empty() {
-                line.push_str(&format!("  keys: {}", u.keys.len()));
-            }
-            line + "\n"
+            [
+                u.login.clone(),
+                if u.admin { "yes" } else { "-" }.to_owned(),
+                if u.groups.is_empty() {
+                    "-".to_owned()
+                } else {
+                    u.groups.join(",")
+                },
+                u.keys.len().to_string(),
+            ]
         })
-        .collect()
+        .collect();
+    table(&["LOGIN", "ADMIN", "GROUPS", "KEYS"], &rows)
+}
+
+/// Columns padded to their widest cell, two spaces apart, under a header line; the last
+/// column is not padded so lines carry no trailing spaces.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
 }
 
 /// `/users grants`: each effective grant with where it comes from, or JSON.

@@ -27,7 +27,12 @@ const MAX_PATHS_TOTAL: u64 = 16 * 1024 * 1024;
 pub(super) const MAX_META: u64 = 64 * 1024;
 /// Chunk size for moving file bytes from the archive thread to the store.
 const CHUNK: usize = 64 * 1024;
-/// Files the deploy keeps in memory for validation (site.toml, layouts), at most this big.
+/// The bytes of each Markdown page kept to check its front matter.
+pub(super) const PAGE_HEAD: u64 = 8 * 1024;
+/// All page heads together (4,096 pages' worth).
+const HEADS_TOTAL: u64 = 32 * 1024 * 1024;
+/// Files the deploy keeps in memory for validation (site.toml, layouts, `_redirects`,
+/// `_headers`), at most this big.
 const VALIDATE_MAX: u64 = 1024 * 1024;
 /// All the files kept for validation together: without it, an archive of many 1 MiB layouts
 /// (well within `max-deploy-bytes`) would be held in memory whole.
@@ -58,6 +63,8 @@ pub(super) trait Sink {
 /// What the archive walk collected besides the files it sent to the sink.
 #[derive(Debug, Default)]
 pub(super) struct Walked {
+    /// The first [`PAGE_HEAD`] bytes of Markdown pages, for their front matter.
+    pub(super) heads: BTreeMap<String, Vec<u8>>,
     /// Small files kept for validation (`site.toml`, `layouts/*.html`).
     pub(super) validate: BTreeMap<String, Vec<u8>>,
 }
@@ -90,6 +97,7 @@ struct Totals {
     file_bytes: u64,
     path_bytes: u64,
     kept_bytes: u64,
+    head_bytes: u64,
 }
 
 /// Walks the archive in `reader`, sending each regular file to `sink`.
@@ -139,21 +147,36 @@ pub(super) fn walk<'a, R: Read + 'a>(
         if totals.file_bytes > limits.max_bytes {
             return Err(unpacks_too_large(limits));
         }
-        let keep = limits.validate
-            && (path == "site.toml" || path.starts_with("layouts/") && path.ends_with(".html"));
+        let keep = super::kept_for_validation(&path, limits.validate);
         if keep {
             totals.kept_bytes = totals.kept_bytes.saturating_add(size);
             if size > VALIDATE_MAX || totals.kept_bytes > VALIDATE_TOTAL {
                 return Err(DeployError::TooLarge(format!(
-                    "{path} is too large: site.toml and each layout may hold {VALIDATE_MAX} \
+                    "{path} is too large: site.toml, _redirects, _headers and each layout may hold {VALIDATE_MAX} \
                      bytes, all of them together {VALIDATE_TOTAL}"
                 )));
             }
         }
         sink.start(&path)?;
-        let kept = copy_file(&mut entry, sink, keep)?;
+        // A page's head holds its front matter; heads are kept within their own budget, so
+        // a site of very many pages has only its first pages' front matter checked.
+        let head = limits.validate
+            && !keep
+            && path.ends_with(".md")
+            && totals.head_bytes + PAGE_HEAD <= HEADS_TOTAL;
+        let limit = if keep {
+            Some(u64::MAX)
+        } else {
+            head.then_some(PAGE_HEAD)
+        };
+        let kept = copy_file(&mut entry, sink, limit)?;
         if let Some(kept) = kept {
-            walked.validate.insert(path.clone(), kept);
+            if head {
+                totals.head_bytes += kept.len() as u64;
+                walked.heads.insert(path.clone(), kept);
+            } else {
+                walked.validate.insert(path.clone(), kept);
+            }
         }
         seen_files.insert(path);
     }
@@ -287,13 +310,14 @@ fn count_entry(totals: &mut Totals, path: &str, limits: Limits) -> Result<(), De
     Ok(())
 }
 
-/// Copies one file's content to the sink; returns the content too when `keep` asks for it.
+/// Copies one file's content to the sink; returns up to `keep` bytes of it too when asked.
 fn copy_file<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     sink: &mut impl Sink,
-    keep: bool,
+    keep: Option<u64>,
 ) -> Result<Option<Vec<u8>>, DeployError> {
-    let mut kept = keep.then(Vec::new);
+    let mut kept = keep.map(|_| Vec::new());
+    let limit = usize::try_from(keep.unwrap_or(0)).unwrap_or(usize::MAX);
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match entry.read(&mut buf) {
@@ -306,7 +330,8 @@ fn copy_file<R: Read>(
         };
         let chunk = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
         if let Some(kept) = kept.as_mut() {
-            kept.extend_from_slice(&chunk);
+            let room = limit.saturating_sub(kept.len()).min(chunk.len());
+            kept.extend_from_slice(chunk.get(..room).unwrap_or(&[]));
         }
         sink.chunk(chunk)?;
     }

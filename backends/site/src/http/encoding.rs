@@ -1,7 +1,7 @@
 //! `Accept-Encoding` negotiation for precompressed sidecars (`.br`, `.zst`, `.gz`).
 
 /// A content coding with a precompressed sidecar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
     /// Brotli, `<file>.br`.
     Br,

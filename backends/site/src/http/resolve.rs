@@ -20,6 +20,8 @@ pub enum Target {
     Page(String, PageKind),
     /// The generated `sitemap.xml`.
     Sitemap,
+    /// One of the default theme's fingerprinted files (stylesheet, search index and script).
+    Stylesheet(crate::markdown::theme::Asset),
     /// A taxonomy's term list (`/tags/`) or one term's pages (`/tags/rust/`).
     Taxonomy(String, Option<String>),
     /// 308 to this path (segments relative to the site root, plus whether it ends in `/`).
@@ -36,7 +38,12 @@ pub fn resolve(
     path: &SitePath,
 ) -> Target {
     let key = path.key();
-    if path.is_hidden() || key == "site.toml" || markdown.is_some_and(|m| m.is_internal(&key)) {
+    if path.is_hidden()
+        || key == "site.toml"
+        || key == crate::rules::REDIRECTS
+        || key == crate::rules::HEADERS
+        || markdown.is_some_and(|m| m.is_internal(&key))
+    {
         return Target::NotFound;
     }
     let is_file = snapshot.files.contains_key(&key);
@@ -95,9 +102,13 @@ fn resolve_html(
         }
         return Target::File(key.to_owned());
     }
-    if !path.trailing_slash && !key.is_empty() {
+    if !key.is_empty() && (!path.trailing_slash || !is_dir) {
         let html = format!("{key}.html");
         if snapshot.files.contains_key(&html) {
+            // `/about/` names the page `/about` too: one canonical form, the other redirects.
+            if path.trailing_slash {
+                return Target::Redirect(path.segments.clone(), false);
+            }
             return Target::File(html);
         }
     }
@@ -124,6 +135,9 @@ fn resolve_markdown(
     if key == "sitemap.xml" && md.config.sitemap && !is_file {
         return Target::Sitemap;
     }
+    if !is_file && let Some(asset) = crate::markdown::theme::requested(md, &path.segments) {
+        return Target::Stylesheet(asset);
+    }
     if !is_file
         && !is_dir
         && let Some(target) = generated(md, path)
@@ -136,10 +150,14 @@ fn resolve_markdown(
         }
         return Target::File(key.to_owned());
     }
-    if !path.trailing_slash && !key.is_empty() {
+    if !key.is_empty() && (!path.trailing_slash || !is_dir) {
         let page = format!("{key}.md");
         let last = path.segments.last().map(String::as_str).unwrap_or("");
         if snapshot.files.contains_key(&page) && !md.is_draft(&page) {
+            // `/guide/page/` names the page `/guide/page` too: 308 to the canonical form.
+            if path.trailing_slash && last != "index" && last != "_index" {
+                return Target::Redirect(path.segments.clone(), false);
+            }
             if last == "index" || last == "_index" {
                 let parent = path
                     .segments

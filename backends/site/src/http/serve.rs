@@ -16,14 +16,17 @@ use everlock_host::http_auth;
 use everlock_host::storage::StorageError;
 
 use crate::http::body::Source;
+use crate::http::compress;
 use crate::http::conditional::{self, Outcome, Validators};
 use crate::http::encoding::{self, Coding};
 use crate::http::headers;
 use crate::http::path::{self, SitePath};
 use crate::http::range::{self, RangeRequest};
 use crate::http::resolve::{self, Target};
+use crate::http::rewrite::{self, Applied, SiteHeaders};
 use crate::markdown::pool::RenderError;
 use crate::markdown::site::{MarkdownSite, PageKind};
+use crate::rules::Rules;
 use crate::settings::Mode;
 use crate::site::SiteInner;
 use crate::snapshot::{RenderedPage, Snapshot, hex_prefix};
@@ -39,6 +42,9 @@ pub async fn handle(State(site): State<Arc<SiteInner>>, req: Request) -> Respons
     let https = req.extensions().get::<Scheme>() == Some(&Scheme::Https);
     let mut response = route(&site, req).await;
     headers::security(response.headers_mut(), &site.settings, https);
+    if let Some(extra) = response.extensions_mut().remove::<SiteHeaders>() {
+        extra.apply(response.headers_mut());
+    }
     response
 }
 
@@ -94,12 +100,35 @@ async fn route(site: &Arc<SiteInner>, req: Request) -> Response {
                 "this page's layout ran past its rendering budget; the site's author has to simplify it\n",
             )
         }
+        Err(Failure::Storage(e)) => storage_failure(&site.name, &e),
         Err(e) => {
             tracing::error!(site = %site.name, "storage error: {e}");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
         }
     }
 }
+
+/// The answer to a storage failure while serving: 503 with `Retry-After: 1` while the shared
+/// metadata database is unreachable (nothing is wrong with the site; a retry a moment later
+/// works), 500 for anything else.
+fn storage_failure(site: &str, e: &StorageError) -> Response {
+    if let StorageError::Unavailable(_) = e {
+        tracing::warn!(site = %site, "storage unavailable: {e}");
+        let mut r = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unavailable; retry\n",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    tracing::error!(site = %site, "storage error: {e}");
+    plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
+}
+
+#[cfg(test)]
+#[path = "serve_status_tests.rs"]
+mod status_tests;
 
 /// Why serving failed: the server's side either way, told apart for the page and the log.
 #[derive(Debug, thiserror::Error)]
@@ -123,16 +152,60 @@ async fn serve(
     private: bool,
 ) -> Result<Response, Failure> {
     let snapshot = site.snapshot().await?;
+    let rules = site.rules(&snapshot).await?;
+    let request = Req {
+        method,
+        headers: req_headers,
+        query,
+        path: site_path,
+        private,
+    };
+    let mut response = serve_in(site, &snapshot, &rules, &request).await?;
+    let extra = rules.headers(&site_path.segments);
+    if !extra.is_empty() {
+        response.extensions_mut().insert(SiteHeaders(extra));
+    }
+    Ok(response)
+}
+
+/// What `serve_in` needs of the request.
+struct Req<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    path: &'a SitePath,
+    private: bool,
+}
+
+/// Serves a request on one snapshot, `_redirects` rules included.
+async fn serve_in(
+    site: &SiteInner,
+    snapshot: &Snapshot,
+    rules: &Rules,
+    request: &Req<'_>,
+) -> Result<Response, Failure> {
+    let Req {
+        method,
+        headers: req_headers,
+        query,
+        path: site_path,
+        private,
+    } = *request;
     let markdown = match site.settings.mode {
-        Mode::Markdown => Some(site.markdown(&snapshot).await?),
+        Mode::Markdown => Some(site.markdown(snapshot).await?),
         Mode::Html => None,
     };
-    let target = resolve::resolve(
-        site.settings.mode,
-        &snapshot,
-        markdown.as_deref(),
-        site_path,
-    );
+    let resolve =
+        |p: &SitePath| resolve::resolve(site.settings.mode, snapshot, markdown.as_deref(), p);
+    let (target, status) = match rewrite::apply(site, rules, site_path, resolve(site_path), query) {
+        Applied::Respond(r) => return Ok(r),
+        Applied::Serve(path, status) => (
+            path.as_ref()
+                .map_or(Target::NotFound, |p| rewrite::follow(resolve(p), resolve)),
+            status,
+        ),
+        Applied::Target(target) => (target, StatusCode::OK),
+    };
     let (target, status) = match target {
         Target::Redirect(segments, slash) => {
             let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -143,15 +216,15 @@ async fn serve(
             }
             return Ok(r);
         }
-        Target::NotFound => match resolve::not_found_page(&snapshot, markdown.as_deref()) {
+        Target::NotFound => match resolve::not_found_page(snapshot, markdown.as_deref()) {
             Some(page) => (page, StatusCode::NOT_FOUND),
             None => return Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
         },
-        other => (other, StatusCode::OK),
+        other => (other, status),
     };
     let Some(repr) = representation(
         site,
-        &snapshot,
+        snapshot,
         markdown.as_deref(),
         &target,
         req_headers,
@@ -187,14 +260,41 @@ async fn representation(
     let Some(commit) = snapshot.commit_id() else {
         return Ok(None);
     };
-    let rendered = |page: Arc<RenderedPage>, content_type: &str, key: &str| Representation {
-        cache_control: headers::cache_control(key, content_type, &site.settings, private),
-        content_type: content_type.to_owned(),
-        validators: Validators::new(page.etag.clone(), last_modified),
-        vary: false,
-        encoding: None,
-        len: page.body.len() as u64,
-        source: Source::Memory(page.body.clone()),
+    let rendered = async |page: Arc<RenderedPage>, content_type: &str, key: &str| {
+        let cache_control = headers::cache_control(key, content_type, &site.settings, private);
+        let body = page.body.clone();
+        let variant = compress::on_the_fly(
+            site,
+            req_headers,
+            content_type,
+            page.hash,
+            body.len() as u64,
+            || std::future::ready(Ok(body.clone())),
+        )
+        .await?;
+        Ok::<_, Failure>(match variant {
+            Some((coding, bytes)) => Representation {
+                cache_control,
+                content_type: content_type.to_owned(),
+                validators: Validators::new(
+                    compress::coded_etag(&page.etag, coding),
+                    last_modified,
+                ),
+                vary: true,
+                encoding: Some(coding),
+                len: bytes.len() as u64,
+                source: Source::Memory(bytes),
+            },
+            None => Representation {
+                cache_control,
+                content_type: content_type.to_owned(),
+                validators: Validators::new(page.etag.clone(), last_modified),
+                vary: compress::compressible(content_type),
+                encoding: None,
+                len: page.body.len() as u64,
+                source: Source::Memory(page.body.clone()),
+            },
+        })
     };
     match target {
         Target::File(key) => {
@@ -215,6 +315,35 @@ async fn representation(
                     None => original,
                 };
             let content_type = headers::content_type(key);
+            let cache_control = headers::cache_control(key, &content_type, &site.settings, private);
+            if available.is_empty() {
+                let load = async || compress::identity_bytes(site, original, commit).await;
+                let hash = *original.object.as_bytes();
+                if let Some((coding, bytes)) = compress::on_the_fly(
+                    site,
+                    req_headers,
+                    &content_type,
+                    hash,
+                    original.size,
+                    load,
+                )
+                .await?
+                {
+                    let etag = format!("\"{}\"", hex_prefix(&hash));
+                    return Ok(Some(Representation {
+                        cache_control,
+                        content_type,
+                        validators: Validators::new(
+                            compress::coded_etag(&etag, coding),
+                            last_modified,
+                        ),
+                        vary: true,
+                        encoding: Some(coding),
+                        len: bytes.len() as u64,
+                        source: Source::Memory(bytes),
+                    }));
+                }
+            }
             let source = match site.small_file(entry, commit).await? {
                 Some(bytes) => Source::Memory(bytes),
                 None => Source::Store {
@@ -223,14 +352,16 @@ async fn representation(
                     commit,
                 },
             };
+            let vary =
+                !available.is_empty() || compress::compressible_size(&content_type, original.size);
             Ok(Some(Representation {
-                cache_control: headers::cache_control(key, &content_type, &site.settings, private),
+                cache_control,
                 content_type,
                 validators: Validators::new(
                     format!("\"{}\"", hex_prefix(entry.object.as_bytes())),
                     last_modified,
                 ),
-                vary: !available.is_empty(),
+                vary,
                 encoding: chosen.filter(|_| !std::ptr::eq(entry, original)),
                 len: entry.size,
                 source,
@@ -252,7 +383,7 @@ async fn representation(
                     page
                 }
             };
-            Ok(Some(rendered(page, "text/html; charset=utf-8", key)))
+            Ok(Some(rendered(page, "text/html; charset=utf-8", key).await?))
         }
         Target::Sitemap => {
             let Some(md) = markdown else { return Ok(None) };
@@ -264,11 +395,29 @@ async fn representation(
                     page
                 }
             };
-            Ok(Some(rendered(
-                page,
-                "application/xml; charset=utf-8",
-                "sitemap.xml",
-            )))
+            Ok(Some(
+                rendered(page, "application/xml; charset=utf-8", "sitemap.xml").await?,
+            ))
+        }
+        Target::Stylesheet(asset) => {
+            let Some(md) = markdown else { return Ok(None) };
+            let (body, content_type, cache_key) = crate::markdown::theme::asset(md, *asset);
+            let page = match snapshot.rendered(cache_key) {
+                Some(p) => p,
+                None => {
+                    let page = Arc::new(RenderedPage::new(body));
+                    snapshot.store_rendered(cache_key, page.clone());
+                    page
+                }
+            };
+            let mut repr = rendered(page, content_type, cache_key).await?;
+            // The name carries the content's hash: a new stylesheet is a new URL.
+            repr.cache_control = if private {
+                "private, max-age=31536000, immutable".to_owned()
+            } else {
+                "public, max-age=31536000, immutable".to_owned()
+            };
+            Ok(Some(repr))
         }
         Target::Taxonomy(taxonomy, term) => {
             let Some(md) = markdown else { return Ok(None) };
@@ -283,11 +432,9 @@ async fn representation(
                     page
                 }
             };
-            Ok(Some(rendered(
-                page,
-                "text/html; charset=utf-8",
-                "index.html",
-            )))
+            Ok(Some(
+                rendered(page, "text/html; charset=utf-8", "index.html").await?,
+            ))
         }
         Target::Redirect(..) | Target::NotFound => Ok(None),
     }

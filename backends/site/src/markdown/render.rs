@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use pulldown_cmark::{CodeBlockKind, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{
+    BlockQuoteKind, CodeBlockKind, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd,
+};
 
 use crate::markdown::highlight;
 
@@ -23,6 +25,22 @@ pub struct Rendered {
     pub html: String,
     /// The text of the first level-1 heading, the fallback title.
     pub h1: Option<String>,
+    /// The page's `##` and `###` headings, in order (at most [`MAX_TOC`]).
+    pub toc: Vec<TocEntry>,
+}
+
+/// The most headings a page's table of contents lists: a bound on the template context.
+pub const MAX_TOC: usize = 200;
+
+/// One heading of the table of contents.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TocEntry {
+    /// 2 or 3.
+    pub level: u8,
+    /// The heading's id (the anchor).
+    pub id: String,
+    /// The heading's text.
+    pub title: String,
 }
 
 /// Renders `markdown` to HTML.
@@ -32,12 +50,14 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_HEADING_ATTRIBUTES
-        | Options::ENABLE_SMART_PUNCTUATION;
+        | Options::ENABLE_SMART_PUNCTUATION
+        | Options::ENABLE_GFM;
     let mut events: Vec<Event<'_>> = Vec::new();
     let mut heading: Option<Vec<Event<'_>>> = None;
     let mut code: Option<(String, String)> = None;
     let mut used_ids = HashSet::new();
     let mut h1 = None;
+    let mut toc = Vec::new();
     for event in Parser::new_ext(markdown, options) {
         if let Some((_, text)) = code.as_mut() {
             match event {
@@ -55,9 +75,20 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
             let end = matches!(event, Event::End(TagEnd::Heading(_)));
             buffer.push(event);
             if end && let Some(buffer) = heading.take() {
-                let (events_out, text, level) = finish_heading(buffer, &mut used_ids);
+                let (events_out, text, level, id) = finish_heading(buffer, &mut used_ids);
+                let depth = match level {
+                    HeadingLevel::H2 => 2,
+                    HeadingLevel::H3 => 3,
+                    _ => 0,
+                };
                 if level == HeadingLevel::H1 && h1.is_none() {
                     h1 = Some(text);
+                } else if depth > 0 && toc.len() < MAX_TOC {
+                    toc.push(TocEntry {
+                        level: depth,
+                        id,
+                        title: text,
+                    });
                 }
                 events.extend(events_out);
             }
@@ -74,6 +105,17 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
                 code = Some((lang, String::new()));
             }
             Event::Start(Tag::Heading { .. }) => heading = Some(vec![event]),
+            // GitHub-style alerts (`> [!NOTE]`) become styled admonitions; the class names
+            // are the theme's, so a site's own stylesheet can restyle them.
+            Event::Start(Tag::BlockQuote(Some(kind))) => {
+                let (class, label) = admonition(kind);
+                events.push(Event::Html(CowStr::from(format!(
+                    "<div class=\"admonition {class}\">\n<p class=\"admonition-title\">{label}</p>\n"
+                ))));
+            }
+            Event::End(TagEnd::BlockQuote(Some(_))) => {
+                events.push(Event::Html(CowStr::from("</div>\n")));
+            }
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,
@@ -95,7 +137,18 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
     if !opts.unsafe_html {
         html = sanitizer().clean(&html).to_string();
     }
-    Rendered { html, h1 }
+    Rendered { html, h1, toc }
+}
+
+/// The class and the visible label of an admonition.
+fn admonition(kind: BlockQuoteKind) -> (&'static str, &'static str) {
+    match kind {
+        BlockQuoteKind::Note => ("note", "Note"),
+        BlockQuoteKind::Tip => ("tip", "Tip"),
+        BlockQuoteKind::Important => ("important", "Important"),
+        BlockQuoteKind::Warning => ("warning", "Warning"),
+        BlockQuoteKind::Caution => ("caution", "Caution"),
+    }
 }
 
 /// The sanitiser: ammonia's safe defaults plus what our own renderer emits (heading ids,
@@ -129,11 +182,12 @@ fn code_block(lang: &str, text: &str, opts: RenderOptions) -> String {
     format!("<pre{pre_class}><code{class}>{body}</code></pre>\n")
 }
 
-/// Gives a heading an id (its own `{#id}` or a slug of its text), unique within the page.
+/// Gives a heading an id (its own `{#id}` or a slug of its text), unique within the page, and
+/// below level 1 a permalink (`<a class="anchor" href="#id">`) to it.
 fn finish_heading<'a>(
     mut buffer: Vec<Event<'a>>,
     used: &mut HashSet<String>,
-) -> (Vec<Event<'a>>, String, HeadingLevel) {
+) -> (Vec<Event<'a>>, String, HeadingLevel, String) {
     let text: String = buffer
         .iter()
         .filter_map(|e| match e {
@@ -142,6 +196,7 @@ fn finish_heading<'a>(
         })
         .collect();
     let mut level = HeadingLevel::H1;
+    let mut anchor = String::new();
     if let Some(Event::Start(Tag::Heading { level: l, id, .. })) = buffer.first_mut() {
         level = *l;
         let base = id.as_ref().map_or_else(|| slug(&text), |i| i.to_string());
@@ -151,9 +206,21 @@ fn finish_heading<'a>(
             candidate = format!("{base}-{n}");
             n += 1;
         }
+        anchor.clone_from(&candidate);
         *id = Some(CowStr::from(candidate));
     }
-    (buffer, text, level)
+    if level != HeadingLevel::H1 {
+        // Before the closing tag, so the link sits inside the heading.
+        let at = buffer.len().saturating_sub(1);
+        buffer.insert(
+            at,
+            Event::Html(CowStr::from(format!(
+                "<a class=\"anchor\" href=\"#{}\">#</a>",
+                escape(&anchor)
+            ))),
+        );
+    }
+    (buffer, text, level, anchor)
 }
 
 /// A URL fragment from heading text: lowercase letters and digits, other runs become `-`.
@@ -235,10 +302,58 @@ mod tests {
         assert_eq!(r.h1.as_deref(), Some("Hello World"));
         assert!(r.html.contains("<h1 id=\"hello-world\">"), "{}", r.html);
         assert!(r.html.contains("<h2 id=\"hello-world-1\">"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("Hello World<a class=\"anchor\" href=\"#hello-world-1\""),
+            "{}",
+            r.html
+        );
         assert!(r.html.contains("<table>"), "{}", r.html);
         assert!(r.html.contains("type=\"checkbox\""), "{}", r.html);
         assert!(r.html.contains("<del>old</del>"), "{}", r.html);
         assert!(r.html.contains("class=\"hl-"), "{}", r.html);
+    }
+
+    #[test]
+    fn the_toc_lists_second_and_third_level_headings() {
+        let r = render(
+            "# Title\n\n## Install\n\n### On Linux\n\n#### Deep\n\n## Install\n",
+            SAFE,
+        );
+        let toc: Vec<(u8, &str, &str)> = r
+            .toc
+            .iter()
+            .map(|e| (e.level, e.id.as_str(), e.title.as_str()))
+            .collect();
+        assert_eq!(
+            toc,
+            [
+                (2, "install", "Install"),
+                (3, "on-linux", "On Linux"),
+                (2, "install-1", "Install")
+            ]
+        );
+    }
+
+    #[test]
+    fn alerts_become_admonitions() {
+        let r = render(
+            "> [!NOTE]\n> Read *this*.\n\n> [!WARNING]\n> Careful.\n\n> Plain quote.\n",
+            SAFE,
+        );
+        assert!(
+            r.html.contains("<div class=\"admonition note\">"),
+            "{}",
+            r.html
+        );
+        assert!(r.html.contains("<em>this</em>"), "{}", r.html);
+        assert!(
+            r.html.contains("<div class=\"admonition warning\">"),
+            "{}",
+            r.html
+        );
+        assert!(r.html.contains("<blockquote>"), "{}", r.html);
+        assert!(!r.html.contains("[!NOTE]"), "{}", r.html);
     }
 
     #[test]

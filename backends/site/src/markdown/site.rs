@@ -11,8 +11,11 @@ use crate::markdown::config::SiteConfig;
 use crate::markdown::front::{self, FrontMatter};
 use crate::markdown::highlight;
 use crate::markdown::layout::{LayoutError, Layouts};
+use crate::markdown::nav;
 use crate::markdown::pool::{RenderError, RenderPool};
 use crate::markdown::render::{self, RenderOptions};
+use crate::markdown::search::{self, SearchAssets};
+use crate::markdown::theme::{self, Stylesheet};
 use crate::snapshot::Snapshot;
 
 /// Where a page's layouts live in the store.
@@ -41,6 +44,9 @@ pub struct PageMeta {
     /// Taxonomy terms by taxonomy name (`tags` from the `tags` key).
     #[serde(skip)]
     pub terms: BTreeMap<String, Vec<String>>,
+    /// The start of the page's plain text, for the search index.
+    #[serde(skip)]
+    pub excerpt: String,
 }
 
 /// What kind of page is being rendered.
@@ -69,6 +75,12 @@ pub struct MarkdownSite {
     pool: RenderPool,
     /// The highlight theme's stylesheet.
     highlight_css: String,
+    /// The default theme's stylesheet.
+    pub stylesheet: Stylesheet,
+    /// The search index and script.
+    pub search: SearchAssets,
+    /// The sidebar's navigation tree, built on first use.
+    sidebar: std::sync::OnceLock<serde_json::Value>,
     /// Every `.md` page, by store key.
     pub pages: BTreeMap<String, PageMeta>,
     /// The instance prefix (`/` or `/docs`).
@@ -113,8 +125,11 @@ impl MarkdownSite {
                 let Ok(text) = read_text(store, key, c).await else {
                     continue;
                 };
-                let front = front::split(&text).map(|(f, _)| f).unwrap_or_default();
-                pages.insert(key.clone(), meta(key, &text, &front, prefix));
+                let (front, body) =
+                    front::split(&text).unwrap_or_else(|_| (FrontMatter::default(), text.as_str()));
+                let mut page = meta(key, &text, &front, prefix);
+                page.excerpt = search::excerpt(body);
+                pages.insert(key.clone(), page);
             }
         }
         let fallback = Arc::new(Layouts::builtin(fuel));
@@ -130,11 +145,18 @@ impl MarkdownSite {
         } else {
             String::new()
         };
+        let stylesheet = Stylesheet::build(
+            Some(config.markdown.highlight_style.as_str())
+                .filter(|_| config.markdown.syntax_highlighting),
+        );
         MarkdownSite {
+            search: SearchAssets::build(&pages),
+            sidebar: std::sync::OnceLock::new(),
             config,
             layouts,
             fallback,
             pool: RenderPool::default(),
+            stylesheet,
             highlight_css,
             pages,
             prefix: prefix.to_owned(),
@@ -172,6 +194,7 @@ impl MarkdownSite {
             }
         };
         let url = page_url(&self.prefix, key);
+        let (prev, next) = theme::neighbours(self, key);
         let mut ctx = serde_json::Map::new();
         ctx.insert("site".into(), self.site_value(&url));
         ctx.insert(
@@ -184,6 +207,8 @@ impl MarkdownSite {
                 "extra": front.extra,
                 "url": url,
                 "path": key,
+                "prev": prev,
+                "next": next,
             }),
         );
         ctx.insert("highlight_css".into(), self.highlight_css.clone().into());
@@ -211,10 +236,14 @@ impl MarkdownSite {
             .run(move || {
                 let body = front::split(&text).map_or(text.as_str(), |(_, body)| body);
                 let rendered = render::render(body, options);
+                // A front matter title is the heading, unless the page has its own `# `.
+                let show_title = front.title.is_some() && rendered.h1.is_none();
                 let title = front.title.or(rendered.h1).unwrap_or(stem);
                 if let Some(page) = ctx.get_mut("page").and_then(|p| p.as_object_mut()) {
                     page.insert("title".into(), title.into());
+                    page.insert("show_title".into(), show_title.into());
                     page.insert("content".into(), rendered.html.into());
+                    page.insert("toc".into(), serde_json::json!(rendered.toc));
                 }
                 job.run(&serde_json::Value::Object(ctx))
             })
@@ -385,36 +414,6 @@ impl MarkdownSite {
         self.pool.run(move || job.run(&ctx)).await?
     }
 
-    /// `sitemap.xml` listing every page (absolute when `base_url` is set).
-    pub fn sitemap(&self) -> String {
-        let base = self
-            .config
-            .base_url
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches('/');
-        let mut out = String::from(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
-        );
-        for page in self
-            .pages
-            .values()
-            .filter(|p| !p.draft && !p.key.ends_with("404.md"))
-        {
-            out.push_str("  <url><loc>");
-            out.push_str(&render::escape(&format!("{base}{}", page.url)));
-            out.push_str("</loc>");
-            if let Some(date) = &page.date {
-                out.push_str("<lastmod>");
-                out.push_str(&render::escape(date));
-                out.push_str("</lastmod>");
-            }
-            out.push_str("</url>\n");
-        }
-        out.push_str("</urlset>\n");
-        out
-    }
-
     /// The `site` template value; nav links default to the top-level sections and pages.
     fn site_value(&self, current_url: &str) -> serde_json::Value {
         let root = page_url(&self.prefix, "index.md");
@@ -454,7 +453,11 @@ impl MarkdownSite {
             "base_url": self.config.base_url,
             "root": root,
             "nav": nav,
+            "sidebar": nav::sidebar(self.sidebar.get_or_init(|| nav::tree(self)), current_url),
             "taxonomies": self.config.taxonomies,
+            "stylesheet": format!("{root}{}/{}", theme::ASSETS_DIR, self.stylesheet.name),
+            "search_index": format!("{root}{}/{}", theme::ASSETS_DIR, self.search.index_name),
+            "search_script": format!("{root}{}/{}", theme::ASSETS_DIR, self.search.script_name),
         })
     }
 }
@@ -516,6 +519,7 @@ fn meta(key: &str, text: &str, front: &FrontMatter, prefix: &str) -> PageMeta {
         weight: front.weight,
         draft: front.draft,
         terms: terms(front),
+        excerpt: String::new(),
     }
 }
 

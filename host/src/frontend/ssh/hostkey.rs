@@ -31,10 +31,46 @@ pub enum HostKeyError {
     /// No randomness for a new key.
     #[error("cannot generate the SSH host key: {0}")]
     Random(String),
+    /// The shared key in the system store could not be read or created.
+    #[error("SSH host key in the system store: {0}")]
+    Store(String),
 }
 
 /// The key file's name inside `<data-dir>/_host/ssh/`.
 pub const HOST_KEY_FILE: &str = "host_ed25519.pem";
+
+/// The host key: with shared storage (several nodes) from the `everlock-system` store, so
+/// every node presents the same key (`crate::tls::shared`), else from `data_dir`.
+pub async fn load_or_create_for(
+    stores: &everlock_storage::StoreManager,
+    data_dir: &Path,
+) -> Result<PrivateKey, HostKeyError> {
+    if !stores.is_shared() {
+        return load_or_create(data_dir);
+    }
+    let store = stores
+        .open(crate::admin::SYSTEM_STORE)
+        .await
+        .map_err(|e| HostKeyError::Store(e.to_string()))?;
+    let values = crate::tls::shared::get_or_create(
+        &store,
+        &[crate::tls::shared::SSH_HOST_KEY_PATH],
+        || {
+            let key = generate().map_err(|e| e.to_string())?;
+            let mut pem = Vec::new();
+            russh::keys::encode_pkcs8_pem(&key, &mut pem).map_err(|e| e.to_string())?;
+            Ok(vec![pem])
+        },
+        "ssh: host key",
+    )
+    .await
+    .map_err(HostKeyError::Store)?;
+    let text = values
+        .first()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    russh::keys::decode_secret_key(&text, None).map_err(|e| HostKeyError::Store(e.to_string()))
+}
 
 /// Loads the host key from `data_dir`, generating and storing it on first use.
 pub fn load_or_create(data_dir: &Path) -> Result<PrivateKey, HostKeyError> {

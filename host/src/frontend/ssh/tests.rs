@@ -94,7 +94,6 @@ static ECHO: BackendFactory = BackendFactory {
     build,
     default_instances,
     example_settings: "",
-    admin: false,
     access_root: None,
     console: None,
 };

@@ -202,3 +202,66 @@ fn a_panicking_snapshot_does_not_poison_the_pool() {
     assert_eq!(next.seq, 2);
     assert_eq!(read(&meta, |r| r.last_commit()).unwrap().unwrap().seq, 2);
 }
+
+/// The same history, at the same times, gives the same commit records (hence ids) on SQLite
+/// and on PostgreSQL: puts inline and by reference, a delete, a purge.
+#[test]
+fn the_same_history_has_the_same_commit_ids_on_sqlite_and_postgres() {
+    if !available() {
+        return;
+    }
+    let server = Postgres::start().unwrap();
+    let pg = PostgresMeta::open(&server.url(), "same").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = super::super::SqliteMeta::open(&dir.path().join("meta.sqlite")).unwrap();
+    let big = digest_bytes(&[9u8; 40_000]);
+    let t0 = 1_700_000_000_000i64;
+    super::super::write::upsert_object(&mut sqlite.writer(), &big, t0).unwrap();
+    pg.upsert_object(&big, t0).unwrap();
+    let history = |i: usize| -> CommitRequest {
+        match i {
+            0 => put("a", b"one", vec![]),
+            1 => CommitRequest {
+                ops: vec![PreparedOp::Put {
+                    path: "dir/big".into(),
+                    object: big.blake3,
+                }],
+                preconditions: vec![],
+                meta: CommitMeta::new("alice", "by reference"),
+            },
+            2 => put("a", b"two", vec![]),
+            _ => CommitRequest {
+                ops: vec![PreparedOp::Delete { path: "a".into() }],
+                preconditions: vec![],
+                meta: CommitMeta::new("bob", "delete"),
+            },
+        }
+    };
+    for i in 0..4 {
+        let now = t0 + i as i64 * 1000;
+        let s = super::super::write::apply_batch(&mut sqlite.writer(), vec![history(i)], now)
+            .pop()
+            .unwrap()
+            .unwrap();
+        let conn = pg.pool.get().unwrap();
+        let p = pg
+            .transaction(
+                &conn,
+                "BEGIN",
+                super::write::commit(conn.client(), history(i), now),
+            )
+            .unwrap();
+        assert_eq!(s, p, "commit {i}");
+    }
+    let who = CommitMeta::new("system", "purge");
+    let cutoff = super::super::Cutoff::Seq(4);
+    let now = t0 + 10_000;
+    let s = super::super::write::purge_superseded(&mut sqlite.writer(), cutoff, &who, now)
+        .unwrap()
+        .unwrap();
+    let p = pg.purge_superseded(cutoff, &who, now).unwrap().unwrap();
+    assert_eq!((s.0.id, s.1, s.2), (p.0.id, p.1, p.2));
+    let log = |m: &dyn MetaStore| read(m, |r| r.log(100)).unwrap();
+    assert_eq!(log(&sqlite), log(&pg));
+    assert_eq!(log(&pg).len(), 5);
+}

@@ -1,13 +1,11 @@
-//! Write transactions on PostgreSQL (the port of `meta/write.rs` and the upload rows). Each
-//! function runs inside the transaction the caller opened, and every one that decides on the
+//! Write transactions on PostgreSQL (the port of `meta/write.rs`; upload rows are in
+//! `uploads.rs`). Each function runs inside the transaction the caller opened, and every one that decides on the
 //! store's state first takes the row lock of the store's `store_head` row, so that writes of
 //! one store are serialised across every node, as SQLite's single writer serialises them.
 
-use tokio_postgres::Row;
-
 use super::pool::Db;
 
-use super::super::{CommitRequest, Cutoff, ObjectOutcome, PreparedOp, UploadRow, to_i64, to_u64};
+use super::super::{CommitRequest, Cutoff, ObjectOutcome, PreparedOp, to_i64, to_u64};
 use super::read::{head_entry, last_commit, object_row};
 use crate::digest::ObjectId;
 use crate::error::{Result, StorageError};
@@ -17,7 +15,7 @@ use crate::types::{CommitInfo, CommitMeta, Precondition};
 
 /// Takes the store's write lock for the rest of the transaction. In READ COMMITTED every later
 /// statement then sees every transaction that held the lock before.
-async fn lock_store(c: &Db) -> Result<()> {
+pub(super) async fn lock_store(c: &Db) -> Result<()> {
     c.query_one("SELECT id FROM store_head WHERE id = 1 FOR UPDATE", &[])
         .await?;
     Ok(())
@@ -213,82 +211,6 @@ pub(super) async fn delete_object_if_unreferenced(
     }))
 }
 
-/// Inserts a session unless its path already has `max_open` live ones; whether it inserted.
-pub(super) async fn insert_upload_capped(
-    c: &Db,
-    row: &UploadRow,
-    max_open: u64,
-    now_ms: i64,
-) -> Result<bool> {
-    lock_store(c).await?;
-    if super::read::count_live_uploads(c, &row.path, now_ms).await? >= max_open {
-        return Ok(false);
-    }
-    c.execute(
-        "INSERT INTO uploads(id, path, started, upload_offset, ttl, lease_until)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &row.id,
-            &row.path,
-            &row.started_ms,
-            &to_i64(row.offset),
-            &row.ttl_ms,
-            &row.lease_until_ms,
-        ],
-    )
-    .await?;
-    Ok(true)
-}
-
-const UPLOAD_COLUMNS: &str = "id, path, started, upload_offset, ttl, lease_until";
-
-fn upload_from_row(r: &Row) -> Result<UploadRow> {
-    Ok(UploadRow {
-        id: r.try_get(0)?,
-        path: r.try_get(1)?,
-        started_ms: r.try_get(2)?,
-        offset: to_u64(r.try_get(3)?),
-        ttl_ms: r.try_get(4)?,
-        lease_until_ms: r.try_get(5)?,
-    })
-}
-
-/// A session by id, expired or not.
-pub(super) async fn upload_row(c: &Db, id: &str) -> Result<Option<UploadRow>> {
-    let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
-    let rows = c.query(&sql, &[&id]).await?;
-    rows.first().map(upload_from_row).transpose()
-}
-
-/// Records a durable append: the new offset and a renewed lease.
-pub(super) async fn advance_upload(
-    c: &Db,
-    id: &str,
-    offset: u64,
-    lease_until_ms: i64,
-) -> Result<()> {
-    c.execute(
-        "UPDATE uploads SET upload_offset = $2, lease_until = $3 WHERE id = $1",
-        &[&id, &to_i64(offset), &lease_until_ms],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Deletes a session row; whether it existed.
-pub(super) async fn delete_upload(c: &Db, id: &str) -> Result<bool> {
-    Ok(c.execute("DELETE FROM uploads WHERE id = $1", &[&id])
-        .await?
-        > 0)
-}
-
-/// Every session row, oldest id first.
-pub(super) async fn all_uploads(c: &Db) -> Result<Vec<UploadRow>> {
-    let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads ORDER BY id");
-    let rows = c.query(&sql, &[]).await?;
-    rows.iter().map(upload_from_row).collect()
-}
-
 async fn check_precondition(c: &Db, pre: &Precondition) -> Result<()> {
     let head = head_entry(c, &pre.path).await?;
     crate::meta::api::evaluate_precondition(pre, head)
@@ -340,7 +262,7 @@ async fn append(c: &Db, ops: Vec<RecordOp>, meta: &CommitMeta, now_ms: i64) -> R
     })
 }
 
-async fn apply_op(c: &Db, op: &RecordOp, seq: i64) -> Result<()> {
+pub(super) async fn apply_op(c: &Db, op: &RecordOp, seq: i64) -> Result<()> {
     match op {
         RecordOp::Put {
             path,

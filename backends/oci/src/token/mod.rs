@@ -1,0 +1,283 @@
+//! Docker token authentication (issue #15 item 5): with `auth = "token"` an instance answers
+//! 401 with a `Bearer` challenge naming its own token endpoint, `GET /v2/token` trades Basic
+//! credentials (or none, for what `anon` may do) for a short-lived signed token carrying only
+//! the granted actions, and requests carrying `Authorization: Bearer` are checked against it.
+//!
+//! A token is an HS256 JWT signed with a per-instance key kept in the instance's store
+//! (created on first use). It does not stand in for a principal by itself: principals cannot
+//! be forged, so the token's `jti` names a server-side session holding the principal the
+//! token endpoint authenticated. Each request is then authorized twice: by the token's
+//! actions and by the principal's current grants, so a revoked grant takes effect at once.
+//! Sessions live in memory (bounded, and gone after a restart, when clients simply fetch a
+//! new token after the next 401).
+
+mod issue;
+mod jwt;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use everlock_host::auth::Principal;
+use everlock_host::axum::extract::Request;
+use everlock_host::axum::response::Response;
+use everlock_host::frontend::http::Scheme;
+use everlock_host::http::header::{AUTHORIZATION, HOST, HeaderValue, WWW_AUTHENTICATE};
+use everlock_host::http::{Method, request::Parts};
+use everlock_host::storage::{CommitMeta, Expected, Op, Precondition, StorageError, Store};
+use serde::Deserialize;
+
+use crate::error::{OciError, OciResult};
+use crate::registry::{Registry, unauthorized};
+use crate::route::Route;
+
+pub(crate) use issue::issue;
+use jwt::Access;
+
+/// Where the signing key lives in the instance's store.
+const KEY_PATH: &str = "token/hs256.key";
+/// Bytes of the signing key.
+const KEY_LEN: usize = 32;
+/// Token lifetime in seconds.
+pub(crate) const TOKEN_TTL_SECS: u64 = 300;
+/// Sessions kept at most; beyond it the one expiring first goes.
+const MAX_SESSIONS: usize = 65_536;
+
+/// How clients authenticate to an instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum AuthMode {
+    /// HTTP Basic on every request (the default).
+    #[default]
+    Basic,
+    /// The Docker token flow.
+    Token,
+}
+
+/// Checks the token settings of an instance (nothing to check yet: both modes need no
+/// other setting).
+pub(crate) fn validate(_s: &crate::settings::Settings) -> Result<(), String> {
+    Ok(())
+}
+
+/// The principal behind an issued token.
+struct Session {
+    principal: Principal,
+    until: u64,
+}
+
+/// The token state of an instance: its signing key (loaded once) and live sessions.
+#[derive(Default)]
+pub(crate) struct Tokens {
+    key: tokio::sync::OnceCell<Vec<u8>>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Tokens {
+    /// The instance's signing key, created (as `who`) the first time it is needed.
+    async fn key(&self, store: &Store, who: &Principal) -> OciResult<&[u8]> {
+        self.key
+            .get_or_try_init(|| load_or_create_key(store, who))
+            .await
+            .map(Vec::as_slice)
+    }
+
+    fn open_session(&self, jti: String, principal: Principal, until: u64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.len() >= MAX_SESSIONS {
+            let now = now_secs();
+            sessions.retain(|_, s| s.until > now);
+        }
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(first) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.until)
+                .map(|(k, _)| k.clone())
+        {
+            sessions.remove(&first);
+        }
+        sessions.insert(jti, Session { principal, until });
+    }
+
+    fn session(&self, jti: &str) -> Option<Principal> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions
+            .get(jti)
+            .filter(|s| s.until > now_secs())
+            .map(|s| s.principal.clone())
+    }
+}
+
+async fn load_or_create_key(store: &Store, who: &Principal) -> OciResult<Vec<u8>> {
+    for _ in 0..3 {
+        match store.read(KEY_PATH).await {
+            Ok(k) if k.len() == KEY_LEN => return Ok(k),
+            Ok(_) => {
+                return Err(OciError::internal(&StorageError::Corrupt(format!(
+                    "{KEY_PATH} is not a {KEY_LEN}-byte key"
+                ))));
+            }
+            Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(OciError::internal(&e)),
+        }
+        let mut key = vec![0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| {
+            OciError::internal(&StorageError::Io(std::io::Error::other(e.to_string())))
+        })?;
+        let created = store
+            .commit(
+                vec![Op::PutBytes {
+                    path: KEY_PATH.to_owned(),
+                    bytes: key.clone(),
+                }],
+                vec![Precondition {
+                    path: KEY_PATH.to_owned(),
+                    expected: Expected::Absent,
+                }],
+                CommitMeta::new(who.name(), "oci: create the token signing key"),
+            )
+            .await;
+        match created {
+            Ok(_) => return Ok(key),
+            // Another request created it first: read that one.
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(OciError::internal(&e)),
+        }
+    }
+    Err(unauthorized("the token signing key is not available"))
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a verified Bearer token allows.
+pub(crate) struct Grant(Vec<Access>);
+
+/// The principal and grant of a request carrying `Authorization: Bearer` on a token-auth
+/// instance; `None` for every other request (which then authenticates as before). Basic
+/// credentials on a token-auth instance count only at the token endpoint, as with Docker
+/// Hub: elsewhere they get the Bearer challenge, so clients take the token flow.
+pub(crate) async fn bearer(
+    reg: &Registry,
+    route: &Route,
+    parts: &Parts,
+) -> OciResult<Option<(Principal, Grant)>> {
+    if reg.settings.auth != AuthMode::Token {
+        return Ok(None);
+    }
+    let Some(value) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        if *route != Route::Token && scheme.eq_ignore_ascii_case("basic") {
+            return Err(unauthorized(
+                "this registry uses token authentication: fetch a token from /v2/token",
+            ));
+        }
+        return Ok(None);
+    }
+    let store = reg.store().await?;
+    let key = reg.tokens.key(store, &Principal::anon()).await?;
+    let claims =
+        jwt::verify(token.trim(), key, now_secs()).map_err(|e| unauthorized(&e.to_string()))?;
+    let principal = reg
+        .tokens
+        .session(&claims.jti)
+        .ok_or_else(|| unauthorized("token no longer valid; fetch a new one"))?;
+    Ok(Some((principal, Grant(claims.access))))
+}
+
+/// The token action a request needs on its repository (`None`: no repository involved).
+fn needed(route: &Route, method: &Method) -> Option<(String, &'static str)> {
+    let write = matches!(*method, Method::PUT | Method::POST | Method::PATCH);
+    let action = if *method == Method::DELETE {
+        "delete"
+    } else if write {
+        "push"
+    } else {
+        "pull"
+    };
+    match route {
+        Route::Base | Route::Catalog | Route::Token => None,
+        Route::Tags(n) | Route::Manifest(n, _) | Route::Blob(n, _) | Route::Referrers(n, _) => {
+            Some((n.as_str().to_owned(), action))
+        }
+        // Every upload request (status and cancel included) is part of a push.
+        Route::UploadStart(n) | Route::Upload(n, _) => Some((n.as_str().to_owned(), "push")),
+    }
+}
+
+/// Refuses a Bearer request whose token does not carry the action it needs (401, so the
+/// client asks for a token with the scope the challenge names).
+pub(crate) fn check(grant: Option<&Grant>, route: &Route, method: &Method) -> OciResult<()> {
+    let (Some(Grant(access)), Some((name, action))) = (grant, needed(route, method)) else {
+        return Ok(());
+    };
+    let granted = access.iter().any(|a| {
+        a.kind == "repository"
+            && a.name == name
+            && a.actions.iter().any(|x| x == action || x == "*")
+    });
+    if granted {
+        Ok(())
+    } else {
+        Err(unauthorized(&format!(
+            "the token does not grant {action} on {name}"
+        )))
+    }
+}
+
+/// The Bearer challenge for a request to a token-auth instance: realm, service and the scope
+/// the request needs. `None` for basic-auth instances.
+pub(crate) fn challenge_for(reg: &Registry, req: &Request) -> Option<HeaderValue> {
+    if reg.settings.auth != AuthMode::Token {
+        return None;
+    }
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    // Only host-name characters go into the challenge: nothing a client sent can break out
+    // of the quoted values.
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        .collect();
+    let scheme = match req.extensions().get::<Scheme>() {
+        Some(Scheme::Https) => "https",
+        _ => "http",
+    };
+    let mut value = format!("Bearer realm=\"{scheme}://{host}/v2/token\",service=\"{host}\"");
+    let route = Route::parse(req.uri().path()).ok().flatten();
+    if let Some((name, action)) = route.and_then(|r| needed(&r, req.method())) {
+        let actions = if action == "push" {
+            "pull,push"
+        } else {
+            action
+        };
+        value.push_str(&format!(",scope=\"repository:{name}:{actions}\""));
+    }
+    HeaderValue::from_str(&value).ok()
+}
+
+/// Replaces the Basic challenge of a 401 (or of an anonymous ping) by the Bearer one.
+pub(crate) fn rewrite(response: &mut Response, challenge: HeaderValue) {
+    if response.headers().contains_key(WWW_AUTHENTICATE) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    }
+}
+
+#[cfg(test)]
+mod tests;

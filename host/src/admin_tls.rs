@@ -1,0 +1,177 @@
+//! The `/tls` operations for system administrators: which certificate each name gets and from
+//! where (`acme`, `configured`, `local`), and renewing an ACME certificate now.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use everlock_auth::Principal;
+
+use crate::admin::AdminError;
+use crate::runtime::Host;
+use crate::tls::acme::{AcmeManager, CertInfo};
+use crate::tls::names::is_acme_eligible;
+use crate::tls::{NO_SNI_NAMES, TlsState};
+
+/// What the running server's TLS is, once its HTTPS listener is up.
+#[derive(Debug, Clone)]
+pub struct TlsHandle {
+    /// The HTTPS listener's certificate state.
+    pub state: Arc<TlsState>,
+    /// The ACME manager, when `[acme] enabled`.
+    pub acme: Option<Arc<AcmeManager>>,
+}
+
+/// The host's slot for it: set once by the server.
+pub(crate) type TlsSlot = Arc<OnceLock<TlsHandle>>;
+
+/// Where a name's certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CertSource {
+    /// Ordered from the ACME CA.
+    Acme,
+    /// A `[[frontend-http.certificates]]` file.
+    Configured,
+    /// Issued by the local CA at handshake time.
+    Local,
+}
+
+impl CertSource {
+    /// The word `/tls list` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertSource::Acme => "acme",
+            CertSource::Configured => "configured",
+            CertSource::Local => "local",
+        }
+    }
+}
+
+/// One row of `/tls list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsRow {
+    /// The name (a vhost or a configured certificate name).
+    pub name: String,
+    /// Where its certificate comes from.
+    pub source: CertSource,
+    /// The certificate being served, if any yet (ACME names wait for their first order).
+    pub cert: Option<CertInfo>,
+    /// The last ACME failure, until an order succeeds.
+    pub error: Option<String>,
+}
+
+/// Why a `/tls` operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsAdminError {
+    /// Not a system administrator.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The HTTPS listener is off.
+    #[error("the HTTPS listener is off")]
+    NoHttps,
+    /// ACME is not enabled.
+    #[error("ACME is not enabled ([acme] enabled = true)")]
+    NoAcme,
+    /// The name has no ACME certificate to renew.
+    #[error("`{0}` is not a name ACME manages (a public vhost without a configured certificate)")]
+    NotManaged(String),
+}
+
+impl Host {
+    /// Records the running server's TLS (once; later calls are ignored).
+    pub fn set_tls(&self, handle: TlsHandle) {
+        let _ = self.tls_slot().set(handle);
+    }
+
+    fn tls(&self) -> Result<&TlsHandle, TlsAdminError> {
+        self.tls_slot().get().ok_or(TlsAdminError::NoHttps)
+    }
+
+    /// Every name with a certificate source: configured names, the ACME names and every other
+    /// vhost (local), sorted by name.
+    pub async fn tls_list(&self, actor: &Principal) -> Result<Vec<TlsRow>, TlsAdminError> {
+        self.require_admin(actor)?;
+        let tls = self.tls()?;
+        let mut rows: BTreeMap<String, TlsRow> = BTreeMap::new();
+        let configured = tls.state.configured();
+        for (config, key) in configured.entries() {
+            let info = key.cert.first().and_then(|c| CertInfo::of(c.as_ref()));
+            for name in &config.names {
+                rows.insert(
+                    name.as_str().to_owned(),
+                    TlsRow {
+                        name: name.as_str().to_owned(),
+                        source: CertSource::Configured,
+                        cert: info.clone(),
+                        error: None,
+                    },
+                );
+            }
+        }
+        if let Some(acme) = &tls.acme {
+            for (name, state) in acme.names() {
+                rows.insert(
+                    name.clone(),
+                    TlsRow {
+                        name,
+                        source: CertSource::Acme,
+                        cert: state.cert,
+                        error: state.last_error,
+                    },
+                );
+            }
+        }
+        let vhosts: Vec<String> = self
+            .table()
+            .snapshot()
+            .instances()
+            .filter(|i| i.frontend == crate::backend::Frontend::Http)
+            .flat_map(|i| i.vhosts.iter().map(|v| v.as_str().to_owned()))
+            .chain(NO_SNI_NAMES.first().map(|n| (*n).to_owned()))
+            .collect();
+        for name in vhosts {
+            if name == "*" || rows.contains_key(&name) || configured.covers(&name) {
+                continue;
+            }
+            let acme_pending = tls.acme.is_some() && is_acme_eligible(&name);
+            let cert = (!acme_pending)
+                .then(|| tls.state.local_ca().leaf(&name))
+                .flatten()
+                .and_then(|k| k.cert.first().and_then(|c| CertInfo::of(c.as_ref())));
+            rows.insert(
+                name.clone(),
+                TlsRow {
+                    name,
+                    source: if acme_pending {
+                        CertSource::Acme
+                    } else {
+                        CertSource::Local
+                    },
+                    cert,
+                    error: None,
+                },
+            );
+        }
+        Ok(rows.into_values().collect())
+    }
+
+    /// Orders a new ACME certificate for `name` now (in the background; `/tls list` shows the
+    /// outcome).
+    pub async fn tls_renew(&self, actor: &Principal, name: &str) -> Result<(), TlsAdminError> {
+        self.require_admin(actor)?;
+        let acme = self.tls()?.acme.as_ref().ok_or(TlsAdminError::NoAcme)?;
+        if acme.renew(name) {
+            Ok(())
+        } else {
+            Err(TlsAdminError::NotManaged(name.to_owned()))
+        }
+    }
+}
+
+/// Seconds since the epoch now (for renderers that show "expires in").
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

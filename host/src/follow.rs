@@ -1,0 +1,153 @@
+//! Following the instance records of `everlock-system` that other nodes commit.
+//!
+//! Nodes sharing their stores (PostgreSQL metadata) share the runtime instance records too:
+//! `/oci create`, `/site set` or a delete on one node is a commit to `everlock-system`, and
+//! every other node re-applies the persisted records within a second of its notification.
+//! The re-application is the startup path again (the configuration file overlaid with the
+//! records, validated as a whole, instances built by their factories), so there is no second
+//! validator; only the instances whose resolved form changed are rebuilt.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use everlock_storage::{Expected, Precondition, StorageError, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{AdminError, AdminState, overlay};
+use crate::config::{InstanceName, ResolvedInstance};
+use crate::instance::Instance;
+use crate::runtime::{Host, HostError};
+
+/// Re-applies the instance records every time the system store's HEAD moves, until
+/// `shutdown`. A notification of this node's own change finds the state current and does
+/// nothing.
+pub(crate) fn spawn(host: &Host, system: &Store, shutdown: CancellationToken) {
+    let mut changes = system.changes();
+    // A change that landed between startup reading the HEAD and this subscription would
+    // otherwise wait for the next one: look once at the start.
+    changes.mark_changed();
+    let weak = host.downgrade();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            let seq = *changes.borrow_and_update();
+            // This node's own commits need nothing; only then is the host held, so this
+            // task never keeps a stopped server's stores open.
+            if seq <= weak.seen.load(Ordering::SeqCst) {
+                continue;
+            }
+            let Some(host) = weak.upgrade() else {
+                return;
+            };
+            let mut state = host.admin_state().lock().await;
+            if let Err(e) = catch_up(&host, &mut state).await {
+                // The records are another node's validated changes: failing to apply them
+                // here (a kind this binary lacks, a store error) must not stop this node
+                // serving what it has; the next change tries again.
+                tracing::warn!(error = %e, "cannot apply the instance changes of another node");
+            }
+        }
+    });
+}
+
+/// Brings the live table and the effective configuration up to the system store's HEAD, when
+/// it moved since they were last applied. The caller holds the admin lock, so this never
+/// interleaves with a local change.
+pub(crate) async fn catch_up(host: &Host, state: &mut AdminState) -> Result<(), AdminError> {
+    let Some(system) = state.system.clone() else {
+        return Ok(());
+    };
+    let seq = system.head().await?.map_or(0, |c| c.seq);
+    if seq == state.seq {
+        return Ok(());
+    }
+    let mut config = state.base.clone();
+    overlay(&mut config, host, &system).await?;
+    config
+        .validate(host.registry(), None)
+        .map_err(|e| AdminError::Conflict(e.to_string()))?;
+    let wanted = config.instances(host.registry());
+    let snapshot = host.table().snapshot();
+    let mut built = Vec::new();
+    for spec in &wanted {
+        let unchanged = snapshot
+            .get(spec.kind, &spec.name)
+            .is_some_and(|live| same(live, spec));
+        if !unchanged {
+            built.push(host.build_instance(spec)?);
+        }
+    }
+    let keep: BTreeSet<(&str, &InstanceName)> = wanted.iter().map(|s| (s.kind, &s.name)).collect();
+    let removed: Vec<(&'static str, InstanceName)> = snapshot
+        .instances()
+        .filter(|i| !keep.contains(&(i.kind, &i.name)))
+        .map(|i| (i.kind, i.name.clone()))
+        .collect();
+    if !built.is_empty() || !removed.is_empty() {
+        tracing::info!(
+            changed = built.len(),
+            removed = removed.len(),
+            "applying instance changes made on another node"
+        );
+        host.table()
+            .apply(built, &removed)
+            .map_err(HostError::from)?;
+    }
+    state.config = config;
+    state.seq = seq;
+    host.seen().store(seq, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The precondition that makes a change to the record at `path` fail when another node
+/// changed the record after the state this node applied (HEAD seq `seen`) and validated the
+/// change against.
+pub(crate) async fn record_precondition(
+    system: &Store,
+    path: &str,
+    seen: u64,
+) -> Result<Precondition, AdminError> {
+    let expected = match system.stat(path).await? {
+        None => Expected::Absent,
+        Some(entry) if entry.version <= seen => Expected::Version(entry.version),
+        Some(_) => return Err(changed_elsewhere()),
+    };
+    Ok(Precondition {
+        path: path.to_owned(),
+        expected,
+    })
+}
+
+/// A failed precondition is another node's concurrent change, said so; other errors pass.
+pub(crate) fn concurrent(e: StorageError) -> AdminError {
+    match e {
+        StorageError::Conflict { .. } => changed_elsewhere(),
+        other => AdminError::Storage(other),
+    }
+}
+
+fn changed_elsewhere() -> AdminError {
+    AdminError::Conflict(
+        "the instance was changed on another node at the same time; look again and retry"
+            .to_owned(),
+    )
+}
+
+/// Whether the live instance is what `spec` asks for (so it need not be rebuilt).
+fn same(live: &Instance, spec: &ResolvedInstance) -> bool {
+    live.vhosts == spec.vhosts
+        && live.prefix == spec.prefix
+        && live.store == spec.store
+        && live.settings == spec.settings
+        && live.https_redirect == spec.https_redirect
+}
+
+#[cfg(test)]
+mod tests;
