@@ -7,6 +7,7 @@
 //! archive does not contain. Any problem leaves the site untouched.
 
 mod archive;
+mod links;
 pub mod manifest;
 mod validate;
 
@@ -212,6 +213,8 @@ where
     let known = Known::load(&store).await?;
     let uploaded_files = ingested.staged.len() as u64;
     let heads = std::mem::take(&mut ingested.walked.heads);
+    let mut links = std::mem::take(&mut ingested.walked.links);
+    let link_room = ingested.walked.link_room;
     let (files, mut validate) = match &ingested.manifest {
         Some(bytes) => {
             let checked = Manifest::parse(bytes, site.settings.max_deploy_files)?;
@@ -232,7 +235,9 @@ where
     validate_rules(&validate)?;
     if markdown {
         validate_markdown(&validate, &heads)?;
-        validate_links(&files, &validate, &heads, &site.prefix)?;
+        let limit = site.settings.max_deploy_bytes;
+        reused_links(&store, &known, &files, &mut links, link_room, limit).await?;
+        validate_links(&files, &validate, &links, &site.prefix)?;
     }
     let count = files.len() as u64;
     let bytes = files.values().map(|o| o.size).sum();
@@ -371,6 +376,44 @@ async fn reused_for_validation(
         if let Some(entry) = known.by_id.get(&object.id) {
             validate.insert(path.clone(), store.read_at(&entry.path, head).await?);
         }
+    }
+    Ok(())
+}
+
+/// An incremental deploy does not upload the pages it keeps, yet their links must still be
+/// judged against the new file set (a deleted page breaks links from unchanged ones), so their
+/// bytes are read back from HEAD, one page at a time, each at most `max_bytes`.
+async fn reused_links(
+    store: &everlock_host::storage::Store,
+    known: &Known,
+    files: &BTreeMap<String, ObjectRef>,
+    links: &mut BTreeMap<String, Vec<links::Link>>,
+    mut room: u64,
+    max_bytes: u64,
+) -> Result<(), DeployError> {
+    let Some(head) = known.head else {
+        return Ok(());
+    };
+    // Links only break when a path goes away or what else answers them changes (redirect
+    // rules, taxonomies in `site.toml`): without that, the reused pages, judged when they were
+    // deployed, are not read again, so an incremental deploy of a large site stays cheap.
+    let same = |p: &str| files.get(p).map(|o| &o.id) == known.current.get(p).map(|e| &e.object);
+    let removed = known.current.keys().any(|p| !files.contains_key(p));
+    if !removed && same(crate::rules::REDIRECTS) && same("site.toml") {
+        return Ok(());
+    }
+    let limit = max_bytes.min(everlock_host::storage::READ_MAX);
+    for (path, object) in files {
+        if !path.ends_with(".md") || links.contains_key(path) || object.size > limit {
+            continue;
+        }
+        let Some(entry) = known.by_id.get(&object.id) else {
+            continue;
+        };
+        let bytes = store.read_at(&entry.path, head).await?;
+        let (found, used) = links::scan(&bytes, room);
+        room = room.saturating_sub(used);
+        links.insert(path.clone(), found);
     }
     Ok(())
 }

@@ -243,3 +243,58 @@ async fn reused_markdown_config_is_still_validated() {
     assert_eq!(r.status(), StatusCode::CREATED, "{report}");
     assert_eq!(report["reused_files"], 2);
 }
+
+/// Links from pages the incremental upload reuses are judged against the new file set: the
+/// server reads those pages back, so deleting a page they link to is refused.
+#[tokio::test]
+async fn deleting_a_page_that_an_unchanged_page_links_to_is_refused() {
+    let s = TestSite::new("docs", "mode = \"markdown\"", false).await;
+    let a: &[u8] = b"# A\n\nSee [B](b.md).\n";
+    let v1: [(&str, &[u8]); 3] = [
+        ("index.md", b"# Home\n\n[A](a.md)\n"),
+        ("a.md", a),
+        ("b.md", b"# B\n"),
+    ];
+    let (r, report) = send(&s, "PUT", false, tar(&v1)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{report}");
+    let before = commits(&s).await;
+    let home: &[u8] = b"# Home again\n\n[A](a.md)\n";
+    let v2: [(&str, &[u8]); 2] = [("index.md", home), ("a.md", a)];
+    let (r, report) = send(&s, "PUT", true, upload(&v2, &[("index.md", home)])).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{report}");
+    let e = report["error"].as_str().unwrap();
+    assert!(e.starts_with("a.md:3: broken link to \"b.md\""), "{report}");
+    assert_eq!(commits(&s).await, before, "nothing half-valid goes live");
+    // Dropping the link with the page makes the same deletion fine.
+    let a2: &[u8] = b"# A\n\nNo more B.\n";
+    let v3: [(&str, &[u8]); 2] = [("index.md", home), ("a.md", a2)];
+    let (r, report) = send(
+        &s,
+        "PUT",
+        true,
+        upload(&v3, &[("index.md", home), ("a.md", a2)]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{report}");
+}
+
+/// Dropping the `_redirects` rule that answered an unchanged page's link breaks that link,
+/// though no page went away: the reused page is read back and the deploy refused.
+#[tokio::test]
+async fn dropping_the_redirect_an_unchanged_page_relies_on_is_refused() {
+    let s = TestSite::new("docs", "mode = \"markdown\"", false).await;
+    let a: &[u8] = b"# A\n\n[Old](/old/page)\n";
+    let rules: &[u8] = b"/old/* /a 301\n";
+    let v1: [(&str, &[u8]); 2] = [("a.md", a), ("_redirects", rules)];
+    let (r, report) = send(&s, "PUT", false, tar(&v1)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{report}");
+    let other: &[u8] = b"/elsewhere /a 301\n";
+    let v2: [(&str, &[u8]); 2] = [("a.md", a), ("_redirects", other)];
+    let (r, report) = send(&s, "PUT", true, upload(&v2, &[("_redirects", other)])).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{report}");
+    let e = report["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("a.md:3: broken link to \"/old/page\""),
+        "{report}"
+    );
+}

@@ -265,3 +265,31 @@ async fn a_deploy_with_a_broken_internal_link_is_refused() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{json}");
 }
+
+/// The whole page is checked, not only the head the deploy keeps for front matter: a broken
+/// link after 20 KiB of text is refused with its line.
+#[tokio::test]
+async fn a_broken_link_deep_in_a_page_is_refused_with_its_line() {
+    let s = TestSite::new("md", "mode = \"markdown\"", false).await;
+    let mut page = "---\ntitle: Long\n---\n# Long\n\n".to_owned();
+    while page.len() < 20 * 1024 {
+        page.push_str("An ordinary paragraph of documentation text.\n\n");
+    }
+    page.push_str("Finally [the end](gone.md).\n");
+    let line = page.lines().count();
+    let req = Request::put("/.well-known/everlock/deploy")
+        .header("host", "site.example")
+        .header("authorization", basic("will", "will-pw"))
+        .body(Body::from(tar(&[
+            ("index.md", b"# Home\n\n[Long](long.md)\n"),
+            ("long.md", page.as_bytes()),
+        ])))
+        .unwrap();
+    let (r, body) = collect(s.send(req).await).await;
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    let e = json["error"].as_str().unwrap();
+    let want = format!("long.md:{line}: broken link to \"gone.md\"");
+    assert!(e.starts_with(&want), "{json}");
+    assert_eq!(s.get("/long", &[]).await.0.status(), StatusCode::NOT_FOUND);
+}

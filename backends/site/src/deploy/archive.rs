@@ -15,6 +15,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use bytes::Bytes;
 
 use super::DeployError;
+use super::links::{DEPLOY_LINK_BYTES, Link, LinkScanner};
 
 /// The longest path accepted inside an archive, in bytes.
 const MAX_PATH: usize = 1024;
@@ -67,6 +68,10 @@ pub(super) struct Walked {
     pub(super) heads: BTreeMap<String, Vec<u8>>,
     /// Small files kept for validation (`site.toml`, `layouts/*.html`).
     pub(super) validate: BTreeMap<String, Vec<u8>>,
+    /// The internal link targets of every uploaded Markdown page, read from the whole page.
+    pub(super) links: BTreeMap<String, Vec<Link>>,
+    /// The link target bytes the deploy may still keep (see [`DEPLOY_LINK_BYTES`]).
+    pub(super) link_room: u64,
 }
 
 /// The metadata entries that describe the next real entry.
@@ -111,7 +116,10 @@ pub(super) fn walk<'a, R: Read + 'a>(
     let mut totals = Totals::default();
     let mut seen_files = BTreeSet::new();
     let mut seen_dirs = BTreeSet::new();
-    let mut walked = Walked::default();
+    let mut walked = Walked {
+        link_room: DEPLOY_LINK_BYTES,
+        ..Walked::default()
+    };
     for entry in archive.entries().map_err(read_error)?.raw(true) {
         let mut entry = entry.map_err(read_error)?;
         let kind = entry.header().entry_type();
@@ -169,7 +177,15 @@ pub(super) fn walk<'a, R: Read + 'a>(
         } else {
             head.then_some(PAGE_HEAD)
         };
-        let kept = copy_file(&mut entry, sink, limit)?;
+        // Links are extracted from the whole page as it streams, within the deploy's budget.
+        let mut scanner = (limits.validate && !keep && path.ends_with(".md"))
+            .then(|| LinkScanner::new(walked.link_room));
+        let kept = copy_file(&mut entry, sink, limit, scanner.as_mut())?;
+        if let Some(scanner) = scanner {
+            let (links, used) = scanner.finish();
+            walked.link_room = walked.link_room.saturating_sub(used);
+            walked.links.insert(path.clone(), links);
+        }
         if let Some(kept) = kept {
             if head {
                 totals.head_bytes += kept.len() as u64;
@@ -315,6 +331,7 @@ fn copy_file<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     sink: &mut impl Sink,
     keep: Option<u64>,
+    mut links: Option<&mut LinkScanner>,
 ) -> Result<Option<Vec<u8>>, DeployError> {
     let mut kept = keep.map(|_| Vec::new());
     let limit = usize::try_from(keep.unwrap_or(0)).unwrap_or(usize::MAX);
@@ -332,6 +349,9 @@ fn copy_file<R: Read>(
         if let Some(kept) = kept.as_mut() {
             let room = limit.saturating_sub(kept.len()).min(chunk.len());
             kept.extend_from_slice(chunk.get(..room).unwrap_or(&[]));
+        }
+        if let Some(links) = links.as_mut() {
+            links.feed(&chunk);
         }
         sink.chunk(chunk)?;
     }

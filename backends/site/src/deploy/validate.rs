@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::DeployError;
+use super::links::Link;
 use crate::markdown::config::{ConfigError, SiteConfig};
 use crate::markdown::front::{self, FrontMatterError};
 use crate::markdown::layout::Layouts;
@@ -130,12 +131,12 @@ fn front_matter(path: &str, head: &[u8]) -> Result<(), DeployError> {
 /// (relative links, and site-absolute ones under the site's `prefix`), naming the page and the
 /// line. External links (a scheme, `//host`), links outside the site's prefix, pure fragments,
 /// generated paths (taxonomies, `sitemap.xml`, `_everlock/`) and paths a `_redirects` rule
-/// answers are never judged. Only the kept head of each uploaded page is read (see
-/// [`super::archive::PAGE_HEAD`]).
+/// answers are never judged. `links` holds each page's link targets, extracted from the whole
+/// page (see [`super::links`]).
 pub(super) fn validate_links<V>(
     files: &BTreeMap<String, V>,
     validate: &BTreeMap<String, Vec<u8>>,
-    heads: &BTreeMap<String, Vec<u8>>,
+    links: &BTreeMap<String, Vec<Link>>,
     prefix: &str,
 ) -> Result<(), DeployError> {
     let config = validate
@@ -151,8 +152,17 @@ pub(super) fn validate_links<V>(
         rules: &rules,
         prefix: prefix.trim_end_matches('/'),
     };
-    for (path, head) in heads {
-        page_links(path, head, &site)?;
+    for (path, targets) in links {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        for (line, dest) in targets {
+            if let Some(target) = broken(dest, dir, &site) {
+                return Err(invalid(
+                    path,
+                    *line,
+                    format!("broken link to {target:?}: the deploy has no such page or file"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -164,47 +174,6 @@ struct LinkSite<'a, V> {
     rules: &'a Rules,
     /// The instance prefix without its trailing `/` (empty at the host's root).
     prefix: &'a str,
-}
-
-fn page_links<V>(path: &str, head: &[u8], site: &LinkSite<'_, V>) -> Result<(), DeployError> {
-    use pulldown_cmark::{Event, LinkType, Options, Parser, Tag};
-    let valid = match std::str::from_utf8(head) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(head.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or(""),
-    };
-    // A head cut short may end inside a link; its last, incomplete line is not judged.
-    let text = if head.len() as u64 >= super::archive::PAGE_HEAD {
-        valid.rsplit_once('\n').map_or("", |(whole, _)| whole)
-    } else {
-        valid
-    };
-    let body = front::split(text).map_or(text, |(_, body)| body);
-    let offset = text.len().saturating_sub(body.len());
-    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-    let options = Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES | Options::ENABLE_GFM;
-    for (event, range) in Parser::new_ext(body, options).into_offset_iter() {
-        let dest = match event {
-            Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                ..
-            })
-            | Event::Start(Tag::Image {
-                link_type,
-                dest_url,
-                ..
-            }) if link_type != LinkType::Email => dest_url,
-            _ => continue,
-        };
-        if let Some(target) = broken(&dest, dir, site) {
-            return Err(invalid(
-                path,
-                line_at(text, offset + range.start),
-                format!("broken link to {target:?}: the deploy has no such page or file"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The site path `dest` names when nothing in the deploy answers it; `None` when it is fine
@@ -298,6 +267,7 @@ fn block(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::links;
     use super::*;
 
     fn markdown(files: &[(&str, &str)], heads: &[(&str, &str)]) -> Result<(), DeployError> {
@@ -318,11 +288,14 @@ mod tests {
 
     fn links(files: &[&str], pages: &[(&str, &str)], prefix: &str) -> Result<(), DeployError> {
         let mut all: BTreeMap<String, ()> = files.iter().map(|f| ((*f).to_owned(), ())).collect();
-        let heads: BTreeMap<String, Vec<u8>> = pages
+        let found: BTreeMap<String, Vec<Link>> = pages
             .iter()
-            .map(|(p, t)| ((*p).to_owned(), t.as_bytes().to_vec()))
+            .map(|(p, t)| {
+                let (targets, _) = links::scan(t.as_bytes(), links::DEPLOY_LINK_BYTES);
+                ((*p).to_owned(), targets)
+            })
             .collect();
-        for p in heads.keys() {
+        for p in found.keys() {
             all.insert(p.clone(), ());
         }
         let validate = BTreeMap::from([
@@ -332,7 +305,7 @@ mod tests {
             ),
             ("_redirects".to_owned(), b"/old/* /new/:splat\n".to_vec()),
         ]);
-        validate_links(&all, &validate, &heads, prefix)
+        validate_links(&all, &validate, &found, prefix)
     }
 
     #[test]
@@ -378,23 +351,26 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_head_does_not_judge_its_last_line() {
-        let head = super::super::archive::PAGE_HEAD as usize;
-        let mut page = "[see][x]\n\n".to_owned();
-        let definition = "[x]: /docs/intro\n";
-        // One filler line so that the head ends after `[x]: /docs/intr`.
-        let gap = head - "[x]: /docs/intr".len() - page.len();
-        page.push_str(&"f".repeat(gap - 2));
-        page.push_str("\n\n");
-        page.push_str(definition);
-        page.push_str("The end.\n");
-        // The head ends inside the definition: `/docs/intr`, a path the deploy lacks.
-        let cut = &page[..head];
-        assert!(cut.ends_with("/docs/intr"), "{cut:?}");
-        assert!(links(&["docs/intro.md"], &[("a.md", cut)], "/").is_ok());
-        // The same page whole is fine, and the link is really checked.
-        assert!(links(&["docs/intro.md"], &[("a.md", &page)], "/").is_ok());
-        assert!(links(&[], &[("a.md", &page)], "/").is_err());
+    fn a_broken_link_far_into_a_page_is_refused_with_its_line() {
+        // Well past the 8 KiB head the deploy keeps for front matter.
+        let mut page = "---\ntitle: long\n---\n[see][x]\n\n".to_owned();
+        while page.len() < 20 * 1024 {
+            page.push_str("A paragraph of ordinary words.\n\n");
+        }
+        page.push_str("[x]: /docs/intro\n\nFinally [gone](gone.md).\n");
+        let line = page.lines().count();
+        let m = message(links(&["docs/intro.md"], &[("a.md", &page)], "/"));
+        assert!(
+            m.starts_with(&format!("a.md:{line}: broken link to \"gone.md\"")),
+            "{m}"
+        );
+        // The reference definition past the head is judged too.
+        page.push_str("\n[gone]: /x\n");
+        let m = message(links(&["gone.md"], &[("a.md", &page)], "/"));
+        assert!(
+            m.starts_with("a.md:4: broken link to \"/docs/intro\""),
+            "{m}"
+        );
     }
 
     #[test]
