@@ -84,7 +84,11 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         cli::Command::Users(args) => {
             let config = local_config(config_path.as_deref(), data_dir, &registry)?;
-            users_cmd::run(args, &config.data_dir, config.auth.options())
+            let options = everlock_host::auth::AuthOptions {
+                min_password_chars: users_cmd::min_password_chars(&config),
+                ..config.auth.options()
+            };
+            users_cmd::run(args, &config.data_dir, options)
         }
         cli::Command::Site(args) => site_cmd::run(args),
         cli::Command::Backup(args) => {

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use everlock_host::auth::{Auth, AuthError, AuthOptions, USERS_STORE};
+use everlock_host::auth::{Auth, AuthError, AuthOptions, DEFAULT_MIN_PASSWORD_CHARS, USERS_STORE};
+use everlock_host::config::Config;
 use everlock_host::storage::{StorageError, StoreManager};
 
 /// The environment variable a script sets instead of answering the prompt.
@@ -76,6 +77,25 @@ pub(crate) fn run(
     })
 }
 
+/// The shortest password the offline path accepts: the console's `min-password-length` when
+/// the configuration file sets one, otherwise the console's default. `auth` enforces it, so a
+/// recovered password meets the same rule as one set in the console.
+pub(crate) fn min_password_chars(config: &Config) -> usize {
+    let instances = config
+        .backends
+        .get("admin-ssh")
+        .and_then(|kind| kind.instances.as_ref());
+    instances
+        .into_iter()
+        .flatten()
+        .find_map(|(_, instance)| {
+            let settings = instance.settings.as_ref()?.get_ref();
+            settings.get("min-password-length")?.as_integer()
+        })
+        .and_then(|chars| usize::try_from(chars).ok())
+        .unwrap_or(DEFAULT_MIN_PASSWORD_CHARS)
+}
+
 /// The new password: `EVERLOCK_PASSWORD` when set, otherwise asked twice on the terminal.
 fn read_password(login: &str) -> anyhow::Result<String> {
     if let Some(password) = std::env::var_os(PASSWORD_ENV) {
@@ -94,4 +114,23 @@ fn read_password(login: &str) -> anyhow::Result<String> {
         anyhow::bail!("the two passwords differ; nothing was changed");
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("everlock.toml")).unwrap()
+    }
+
+    /// The offline path takes the console's configured minimum, and its default otherwise.
+    #[test]
+    fn the_offline_minimum_is_the_consoles() {
+        assert_eq!(min_password_chars(&config("")), DEFAULT_MIN_PASSWORD_CHARS);
+        let set = "[backends.admin-ssh.instances.console.settings]\nmin-password-length = 12\n";
+        assert_eq!(min_password_chars(&config(set)), 12);
+    }
 }

@@ -154,7 +154,7 @@ fn only_the_composition_root_grants_administration() {
 fn factories_cannot_declare_administration() {
     // The registration used to carry `admin: bool`, a flag a factory set for itself; it must
     // not come back under any spelling.
-    let backend = std::fs::read_to_string(Path::new(ROOT).join("host/src/backend.rs")).unwrap();
+    let backend = std::fs::read_to_string(Path::new(ROOT).join("host/src/api/factory.rs")).unwrap();
     let start = backend.find("pub struct BackendFactory {").unwrap();
     let end = start + backend[start..].find("\n}\n").unwrap();
     let declared: Vec<&str> = backend[start..end]

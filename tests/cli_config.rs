@@ -96,6 +96,29 @@ fn duplicate_routes_are_rejected() {
     );
 }
 
+/// The registry's web UI claims `/ui` next to its `/v2` (its settings say so, `ui = true` by
+/// default): a site mounted at `localhost/ui` conflicts with it, and `config check` says so
+/// before anything is built, as startup would.
+#[test]
+fn an_extra_prefix_conflict_is_found_before_building() {
+    let out =
+        check("[backends.site-http.instances.docs]\nvhosts = [\"localhost\"]\nprefix = \"/ui\"\n");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("localhost/ui is claimed by both oci-http/default and site-http/docs"),
+        "{}",
+        stderr(&out)
+    );
+    // With the UI off the registry claims only `/v2`, and the same site is fine.
+    let out = check(
+        "[backends.oci-http.instances.default]\nvhosts = [\"localhost\"]\nprefix = \"/v2\"\n\
+         [backends.oci-http.instances.default.settings]\nui = false\n\
+         [backends.site-http.instances.docs]\nvhosts = [\"localhost\"]\nprefix = \"/ui\"\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn backends_lists_compiled_in_kinds() {
     let out = Command::new(everlock_bin())

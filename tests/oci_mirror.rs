@@ -325,3 +325,51 @@ async fn tag_lists_merge_upstream_and_local_tags_and_outlive_the_upstream() {
         server.log()
     );
 }
+
+/// A cold pull of a layer far larger than the 4 MiB the store may lag behind the client:
+/// whichever way the store got its bytes (the streamed ones, or the rest by one ranged GET
+/// after the client's transfer, which distribution answers with 206), the layer is committed
+/// intact. The warm pull (a follower of the fetch while it still runs) fetches nothing whole
+/// again, and the image then pulls with the upstream stopped. Which way the store went
+/// depends on the machine's speeds and is printed; the unit tests `a_stalled_store_*` in
+/// `backends/oci/src/tests/mirror.rs` force the ranged way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_cold_pull_is_cached_intact_however_the_store_caught_up() {
+    if !have_binary("skopeo") {
+        return;
+    }
+    let Some(mut upstream) = DockerRegistry::start(None) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let image = seed_upstream(&work, &upstream, 32 * 1024 * 1024, None);
+    seed_users(&dir.path().join("data"), false).await;
+    let server = Server::start_env(dir.path(), &mirror_config(&upstream, ""), &[]);
+    let certs = cert_dir(&server.ca_pem(), &work);
+    let certs = certs.to_str().unwrap();
+    let host = format!("localhost:{}", server.https.port());
+
+    assert!(pull(&work, &host, certs, "cold"), "{}", server.log());
+    assert!(pull(&work, &host, certs, "warm"), "{}", server.log());
+    assert_eq!(
+        blob_gets(&upstream, &image),
+        [1, 1],
+        "one whole GET per blob: {}",
+        upstream.log()
+    );
+    let ranged: Vec<usize> = image
+        .blobs
+        .iter()
+        .map(|d| upstream.requests("GET", &format!("/v2/team/app/blobs/{d}"), 206))
+        .collect();
+    eprintln!("ranged GETs per blob (206): {ranged:?}");
+    assert!(ranged.iter().all(|n| *n <= 1), "{ranged:?}");
+    upstream.stop();
+    assert!(
+        pull(&work, &host, certs, "offline"),
+        "the layer was committed intact: {}",
+        server.log()
+    );
+}

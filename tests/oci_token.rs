@@ -171,11 +171,14 @@ async fn skopeo_and_curl_follow_the_token_flow() {
     let (status, headers, _) = curl(&ca, &["-H", &bearer, "-H", accept, &url]);
     assert_eq!(status, 200);
     assert_eq!(headers["docker-content-digest"], image.manifest_digest);
-    // The same token does not push.
+    // The same token does not push: 403 `insufficient_scope` (RFC 6750) naming the scope.
     let upload = format!("{base}/v2/team/app/blobs/uploads/");
     let (status, headers, _) = curl(&ca, &["-X", "POST", "-H", &bearer, &upload]);
-    assert_eq!(status, 401);
-    assert!(headers["www-authenticate"].contains("scope=\"repository:team/app:pull,push\""));
+    assert_eq!(status, 403);
+    assert!(
+        headers["www-authenticate"]
+            .contains("scope=\"repository:team/app:pull,push\",error=\"insufficient_scope\"")
+    );
 
     // Anonymous token for an anon-readable repository, with curl.
     let anon_url = format!("{base}/v2/token?service={host}&scope=repository:public/app:pull");

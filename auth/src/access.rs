@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::Action;
 use crate::error::AuthError;
 
 /// A resource path or a grant pattern, split into validated segments.
@@ -179,27 +180,6 @@ impl fmt::Display for Role {
             Role::Reader => "reader",
             Role::Writer => "writer",
             Role::Owner => "owner",
-        })
-    }
-}
-
-/// What a request wants to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Pull, GET, list.
-    Read,
-    /// Push, deploy, change.
-    Write,
-    /// Delete.
-    Delete,
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Action::Read => "read",
-            Action::Write => "write",
-            Action::Delete => "delete",
         })
     }
 }

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::access::{AccessPath, Action, Grant, Role};
+use crate::access::{AccessPath, Grant, Role};
+use crate::action::Action;
 use crate::error::AuthError;
 use crate::model::{Directory, Group, User};
 use crate::names::{GroupName, Login};
@@ -119,11 +120,15 @@ impl Auth {
         if login.is_anon() {
             return Err(AuthError::Anon("cannot be an administrator"));
         }
-        let (password, generated) = match password {
-            AdminPassword::Given(p) => (p, false),
-            AdminPassword::Generate => (crate::password::generate()?, true),
+        // The operator's password must meet the minimum like any other a person chooses.
+        let (password, hash) = match password {
+            AdminPassword::Given(p) => (None, self.hash_chosen_password(&p).await?),
+            AdminPassword::Generate => {
+                let p = crate::password::generate()?;
+                let hash = self.hash_password(&p).await?;
+                (Some(p), hash)
+            }
         };
-        let hash = self.hash_password(&password).await?;
         let message = format!("bootstrap: '{login}' is the system administrator");
         self.change(&Principal::system(), message, |dir| {
             let user = dir
@@ -139,7 +144,7 @@ impl Auth {
         })
         .await?;
         self.cache().invalidate(&login);
-        Ok(generated.then_some(password))
+        Ok(password)
     }
 
     /// `/users add <login> <password>`.
@@ -154,7 +159,7 @@ impl Auth {
             return Err(AuthError::UserExists(login.to_string()));
         }
         self.require_admin(&self.directory(), actor, "users")?;
-        let hash = self.hash_password(password).await?;
+        let hash = self.hash_chosen_password(password).await?;
         self.change(actor, format!("users add '{login}'"), |dir| {
             self.require_admin(dir, actor, "users")?;
             if dir.users.contains_key(&login) {
@@ -182,7 +187,7 @@ impl Auth {
             return Err(AuthError::Anon("cannot log in"));
         }
         self.require_admin(&self.directory(), actor, "passwords")?;
-        let hash = self.hash_password(password).await?;
+        let hash = self.hash_chosen_password(password).await?;
         let result = self
             .change(actor, format!("users passwd '{login}'"), |dir| {
                 self.require_admin(dir, actor, "passwords")?;

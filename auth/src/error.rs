@@ -1,6 +1,6 @@
 //! The auth crate's error type.
 
-use crate::access::Action;
+use crate::action::Action;
 
 /// Everything that can go wrong in `everlock-auth`.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum AuthError {
     /// A password is empty or longer than bcrypt can take without truncating.
     #[error("invalid password: {0}")]
     InvalidPassword(&'static str),
+    /// A new password is shorter than the configured minimum.
+    #[error(transparent)]
+    TooShort(#[from] PasswordTooShort),
     /// An SSH public key could not be parsed.
     #[error("invalid SSH public key: {0}")]
     InvalidKey(String),
@@ -94,4 +97,12 @@ pub enum AuthError {
     /// bcrypt failed for a reason other than a wrong password.
     #[error("password hashing failed: {0}")]
     Hash(String),
+}
+
+/// A new password shorter than the configured minimum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("password too short: use at least {min} characters")]
+pub struct PasswordTooShort {
+    /// The minimum in force, in characters.
+    pub min: usize,
 }

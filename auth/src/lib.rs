@@ -5,10 +5,11 @@
 //! records the acting principal.
 //!
 //! # Layout
-//! - `access`: access paths, roles, actions, grants.
+//! - `action`: what a request wants to do (read, write, delete).
+//! - `access`: access paths, roles, grants.
 //! - `names`, `principal`: logins, group names, who is acting.
 //! - `model`: the directory and `authorize` / `is_system_admin`.
-//! - `password`, `sshkey`: credentials.
+//! - `password`, `sshkey`: credentials; `policy`: the minimum length of new passwords.
 //! - `basic`: the `Authorization` header parser.
 //! - `cache`, `throttle`: the verified-credential cache and failed-login throttling.
 //! - `service`: the shared `Auth` handle and persistence.
@@ -28,6 +29,7 @@
 )]
 
 mod access;
+mod action;
 mod admin;
 mod basic;
 mod cache;
@@ -35,6 +37,7 @@ mod error;
 mod model;
 mod names;
 mod password;
+mod policy;
 mod principal;
 mod recover;
 mod reload;
@@ -44,15 +47,14 @@ mod service;
 mod sshkey;
 mod throttle;
 
-pub use access::{AccessPath, Action, Grant, Role};
+pub use access::{AccessPath, Grant, Role};
+pub use action::Action;
 pub use admin::{AdminPassword, GrantSource, GroupSummary, UserSummary};
 pub use basic::{Credentials, Malformed, parse_authorization};
-pub use error::AuthError;
+pub use error::{AuthError, PasswordTooShort};
 pub use model::{Directory, Group, User};
 pub use names::{ANON, GroupName, Login, SYSTEM};
-pub use password::{
-    DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, PasswordTooShort, check_min_length,
-};
+pub use password::{DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, check_min_length};
 pub use principal::{Principal, SystemAuthority};
 pub use selfservice::OwnKey;
 pub use service::{Auth, AuthOptions, LoginError, USERS_STORE, WeakAuth};

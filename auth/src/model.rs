@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{AccessPath, Action, Grant, Role};
+use crate::access::{AccessPath, Grant, Role};
+use crate::action::Action;
 use crate::names::{GroupName, Login};
 use crate::principal::{Principal, Who};
 use crate::sshkey::SshPublicKey;

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, PasswordTooShort};
 
 /// The longest password bcrypt verifies in full: its 72-byte input includes the terminating
 /// NUL byte, so 71 bytes of password.
@@ -14,14 +14,6 @@ pub const MAX_PASSWORD_BYTES: usize = 71;
 /// The shortest password a user may choose unless the operator configures another minimum:
 /// eight characters, NIST SP 800-63B's floor for passwords a person picks.
 pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 8;
-
-/// A new password shorter than the configured minimum.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("password too short: use at least {min} characters")]
-pub struct PasswordTooShort {
-    /// The minimum in force, in characters.
-    pub min: usize,
-}
 
 /// Refuses a new password of fewer than `min` characters (Unicode scalar values, so a
 /// passphrase in any script counts what the user typed, not its UTF-8 bytes). Only new

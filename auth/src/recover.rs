@@ -26,7 +26,7 @@ impl Auth {
         if !self.directory().users.contains_key(&login) {
             return Err(AuthError::NoSuchUser(login.to_string()));
         }
-        let hash = self.hash_password(password).await?;
+        let hash = self.hash_chosen_password(password).await?;
         let message = format!("users passwd '{login}' (offline recovery)");
         let result = self
             .change(&authority.principal(), message, |dir| {

@@ -143,3 +143,41 @@ fn decode<T: serde::de::DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T,
         reason: e.message().to_owned(),
     })
 }
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AuthError> {
+    toml::to_string(value)
+        .map(String::into_bytes)
+        .map_err(|e| AuthError::Hash(format!("cannot encode record: {e}")))
+}
+
+/// The store operations that turn `old` into `new`: one per changed record.
+pub(crate) fn diff(old: &Directory, new: &Directory) -> Result<Vec<Op>, AuthError> {
+    let mut ops = Vec::new();
+    for (login, user) in &new.users {
+        if old.users.get(login) != Some(user) {
+            ops.push(Op::PutBytes {
+                path: user_path(login),
+                bytes: encode(user)?,
+            });
+        }
+    }
+    for login in old.users.keys().filter(|l| !new.users.contains_key(*l)) {
+        ops.push(Op::Delete {
+            path: user_path(login),
+        });
+    }
+    for (name, group) in &new.groups {
+        if old.groups.get(name) != Some(group) {
+            ops.push(Op::PutBytes {
+                path: group_path(name),
+                bytes: encode(group)?,
+            });
+        }
+    }
+    for name in old.groups.keys().filter(|n| !new.groups.contains_key(*n)) {
+        ops.push(Op::Delete {
+            path: group_path(name),
+        });
+    }
+    Ok(ops)
+}

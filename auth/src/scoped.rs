@@ -5,7 +5,8 @@
 //! new one under the same name would silently hand the old readers (including `anon`) the new
 //! content.
 
-use crate::access::{AccessPath, Action};
+use crate::access::AccessPath;
+use crate::action::Action;
 use crate::error::AuthError;
 use crate::model::Directory;
 use crate::names::Login;
@@ -109,7 +110,8 @@ fn forbidden(actor: &Principal, what: &str) -> AuthError {
 
 #[cfg(test)]
 mod tests {
-    use crate::access::{AccessPath, Action};
+    use crate::access::AccessPath;
+    use crate::action::Action;
     use crate::admin::AdminPassword;
     use crate::principal::Principal;
     use crate::service::{Auth, AuthOptions};

@@ -58,7 +58,7 @@ impl Auth {
                 return Err(AuthError::InvalidPassword("the current password is wrong"));
             }
         }
-        let hash = self.hash_password(new).await?;
+        let hash = self.hash_chosen_password(new).await?;
         let result = self
             .change(actor, format!("passwd '{login}' (self-service)"), |dir| {
                 user_mut(dir, &login)?.password_hash = Some(hash);

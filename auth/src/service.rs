@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ use tokio::sync::OnceCell;
 
 use everlock_storage::{CommitMeta, Op, StorageError, Store, StoreManager};
 
-use crate::access::{AccessPath, Action};
+use crate::access::AccessPath;
+use crate::action::Action;
 use crate::basic::{Credentials, parse_authorization};
 use crate::cache::CredentialCache;
 use crate::error::AuthError;
@@ -22,7 +23,7 @@ use crate::model::Directory;
 use crate::names::Login;
 use crate::password;
 use crate::principal::{Principal, SystemAuthority};
-use crate::reload::{Versions, changed_passwords, group_path, head_seq, load, user_path};
+use crate::reload::{Versions, changed_passwords, diff, head_seq, load};
 use crate::sshkey::SshPublicKey;
 use crate::throttle::{Throttle, ThrottlePolicy};
 
@@ -44,6 +45,10 @@ pub struct AuthOptions {
     pub cache_ttl: Duration,
     /// Failed-login throttling.
     pub throttle: ThrottlePolicy,
+    /// The shortest new password a person may choose, in characters (see
+    /// [`Auth::set_min_password_chars`]). The default, 1, only refuses empty passwords: the
+    /// composition root sets the configured minimum.
+    pub min_password_chars: usize,
 }
 
 impl Default for AuthOptions {
@@ -52,6 +57,7 @@ impl Default for AuthOptions {
             bcrypt_cost: bcrypt::DEFAULT_COST,
             cache_ttl: Duration::from_secs(300),
             throttle: ThrottlePolicy::default(),
+            min_password_chars: 1,
         }
     }
 }
@@ -107,6 +113,8 @@ struct Inner {
     cache: CredentialCache,
     throttle: Throttle,
     cost: u32,
+    /// The minimum length of new passwords; see `policy.rs`.
+    min_password_chars: AtomicUsize,
     /// A valid hash of a random password: unknown logins are verified against it so they
     /// cost the same bcrypt work as known ones and timing reveals nothing. Computed on first
     /// need, so startup does not pay for it.
@@ -136,6 +144,7 @@ impl Auth {
                 cache: CredentialCache::new(options.cache_ttl),
                 throttle: Throttle::new(options.throttle),
                 cost,
+                min_password_chars: AtomicUsize::new(options.min_password_chars),
                 dummy_hash: OnceCell::new(),
                 in_flight: Mutex::new(HashMap::new()),
                 bcrypt_runs: AtomicU64::new(0),
@@ -521,6 +530,11 @@ impl Auth {
         Ok(())
     }
 
+    /// The minimum length of new passwords, read and set by `policy.rs`.
+    pub(crate) fn min_password(&self) -> &AtomicUsize {
+        &self.inner.min_password_chars
+    }
+
     pub(crate) fn cache(&self) -> &CredentialCache {
         &self.inner.cache
     }
@@ -543,44 +557,6 @@ fn sanitize(login: &str) -> String {
         .take(64)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AuthError> {
-    toml::to_string(value)
-        .map(String::into_bytes)
-        .map_err(|e| AuthError::Hash(format!("cannot encode record: {e}")))
-}
-
-/// The store operations that turn `old` into `new`: one per changed record.
-fn diff(old: &Directory, new: &Directory) -> Result<Vec<Op>, AuthError> {
-    let mut ops = Vec::new();
-    for (login, user) in &new.users {
-        if old.users.get(login) != Some(user) {
-            ops.push(Op::PutBytes {
-                path: user_path(login),
-                bytes: encode(user)?,
-            });
-        }
-    }
-    for login in old.users.keys().filter(|l| !new.users.contains_key(*l)) {
-        ops.push(Op::Delete {
-            path: user_path(login),
-        });
-    }
-    for (name, group) in &new.groups {
-        if old.groups.get(name) != Some(group) {
-            ops.push(Op::PutBytes {
-                path: group_path(name),
-                bytes: encode(group)?,
-            });
-        }
-    }
-    for name in old.groups.keys().filter(|n| !new.groups.contains_key(*n)) {
-        ops.push(Op::Delete {
-            path: group_path(name),
-        });
-    }
-    Ok(ops)
 }
 
 /// Login spraying and the shared per-address budget, end to end through `Auth`.

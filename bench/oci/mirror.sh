@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Pull-through mirror throughput (issue #15 item 1): a cold blob pull through an Everlock
-# mirror (the blob is fetched from upstream and streamed to the client while it is stored
-# and fsynced) against the same pull directly from the upstream, Debian's `docker-registry`
-# (distribution 2.8), plain HTTP on loopback, no authentication upstream. Also the warm pull
+# mirror (the blob is fetched from upstream and streamed to the client; the store takes the
+# same bytes while it keeps up, and once it is 4 MiB behind reads the rest from upstream by a
+# ranged GET after the client's transfer, then verifies, fsyncs and commits) against the
+# same pull directly from the upstream, Debian's `docker-registry` (distribution 2.8), plain
+# HTTP on loopback, no authentication upstream. Also the warm pull
 # (served from the mirror's store) and the mirror's peak RSS, which stays far below SIZE
 # because a blob is never held in memory.
 # Needs: curl, docker-registry, python3, bc.
@@ -90,7 +92,9 @@ for rep in $(seq "$REPS"); do
     sync
     pull "$D_BASE/v2/bench/app/blobs/$d" >>"$WORK/direct"
     pull "$E_BASE/v2/bench/app/blobs/$d" "admin:$PASS" >>"$WORK/cold"
-    sleep 1 # the fetch commits the blob after the last byte went out
+    # The fetch commits the blob after the client's transfer, once the store has read what
+    # it lacked from upstream: give it time, so the warm pull measures the store alone.
+    sleep 2
     pull "$E_BASE/v2/bench/app/blobs/$d" "admin:$PASS" >>"$WORK/warm"
 done
 DIRECT=$(median <"$WORK/direct"); COLD=$(median <"$WORK/cold"); WARM=$(median <"$WORK/warm")

@@ -12,270 +12,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use everlock_auth::Principal;
-use everlock_storage::{CommitMeta, Op, Store};
-use serde::{Deserialize, Serialize};
+use everlock_storage::{CommitMeta, Op};
 
-use crate::backend::{Frontend, InstanceCommands};
-use crate::config::{
-    Config, ConfigError, InstanceConfig, InstanceName, PathPrefix, StoreName, Vhost,
+use crate::api::{BackendInfo, InstanceCommands, InstanceEdit, InstanceInfo, InstanceSpec};
+use crate::config::{Config, InstanceName, PathPrefix, StoreName, Vhost};
+use crate::runtime::{AdminState, Host, HostError};
+
+pub(crate) mod error;
+pub(crate) mod records;
+
+pub use error::AdminError;
+pub(crate) use records::overlay;
+use records::{
+    BackendRecord, InstanceRecord, backend_path, encode, instance_path, to_instance_config,
 };
-use crate::runtime::{Host, HostError};
-
-/// The store holding the host's runtime configuration.
-pub const SYSTEM_STORE: &str = "everlock-system";
-
-/// Why an administrative change was refused; nothing was changed.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// The acting principal is not a system administrator.
-    #[error("permission denied: {0} is not a system administrator")]
-    Denied(String),
-    /// The kind is not compiled in.
-    #[error("unknown backend kind `{0}`")]
-    UnknownKind(String),
-    /// The kind is compiled in but disabled.
-    #[error("backend `{0}` is not enabled")]
-    Disabled(String),
-    /// No such instance.
-    #[error("no instance {kind}/{name}")]
-    NoSuchInstance {
-        /// Kind.
-        kind: String,
-        /// Name.
-        name: String,
-    },
-    /// The instance already exists.
-    #[error("instance {kind}/{name} already exists")]
-    Exists {
-        /// Kind.
-        kind: String,
-        /// Name.
-        name: String,
-    },
-    /// A value (name, vhost, prefix, store, setting) is invalid.
-    #[error("{0}")]
-    Invalid(String),
-    /// The change conflicts with the rest of the configuration.
-    #[error("{0}")]
-    Conflict(String),
-    /// Building or installing the instance failed.
-    #[error(transparent)]
-    Host(#[from] HostError),
-    /// The system store failed.
-    #[error("system store: {0}")]
-    Storage(#[from] everlock_storage::StorageError),
-    /// The host has not started, so there is no system store to record the change in;
-    /// applying it anyway would lose it silently at the next start.
-    #[error("the host has not started yet; changes cannot be recorded")]
-    NotStarted,
-}
-
-/// An instance as listed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceInfo {
-    /// Backend kind.
-    pub kind: &'static str,
-    /// Instance name.
-    pub name: String,
-    /// Vhosts.
-    pub vhosts: Vec<String>,
-    /// Mount prefix.
-    pub prefix: String,
-    /// Store name.
-    pub store: String,
-    /// Kind-specific settings.
-    pub settings: toml::Table,
-    /// The instance's own `https-redirect`; `None`: the server-wide rule.
-    pub https_redirect: Option<bool>,
-}
-
-/// A new instance.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceSpec {
-    /// Backend kind, e.g. `oci-http`.
-    pub kind: String,
-    /// Instance name.
-    pub name: String,
-    /// Vhosts (at least one for HTTP kinds).
-    pub vhosts: Vec<String>,
-    /// Mount prefix; `/` when absent.
-    pub prefix: Option<String>,
-    /// Store; `<kind>-<name>` when absent.
-    pub store: Option<String>,
-    /// Kind-specific settings.
-    pub settings: toml::Table,
-    /// The instance's own `https-redirect`; `None`: the server-wide rule.
-    pub https_redirect: Option<bool>,
-}
-
-/// A change to an existing instance.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceEdit {
-    /// Vhosts to add.
-    pub add_vhosts: Vec<String>,
-    /// Vhosts to remove.
-    pub remove_vhosts: Vec<String>,
-    /// A new store.
-    pub store: Option<String>,
-    /// Settings keys to set (merged over the current settings).
-    pub settings: toml::Table,
-    /// Settings keys to remove, returning them to the kind's defaults.
-    pub remove_settings: Vec<String>,
-    /// A new `https-redirect`: `Some(None)` returns to the server-wide rule.
-    pub https_redirect: Option<Option<bool>>,
-}
-
-/// A backend kind as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendInfo {
-    /// Kind.
-    pub kind: &'static str,
-    /// Frontend.
-    pub frontend: Frontend,
-    /// Whether it is enabled.
-    pub enabled: bool,
-    /// One line of description.
-    pub summary: &'static str,
-}
-
-/// A persisted instance (`config/instances/<kind>/<name>.toml`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct InstanceRecord {
-    /// The instance was deleted at runtime (it may still be in the configuration file).
-    #[serde(default)]
-    deleted: bool,
-    #[serde(default)]
-    vhosts: Vec<Vhost>,
-    #[serde(default)]
-    prefix: PathPrefix,
-    #[serde(default)]
-    store: Option<StoreName>,
-    #[serde(default)]
-    settings: toml::Table,
-    /// The instance's own `https-redirect`; absent: the server-wide rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    https_redirect: Option<bool>,
-}
-
-/// A persisted backend switch (`config/backends/<kind>.toml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackendRecord {
-    enabled: bool,
-}
-
-/// What `Host` keeps to administer itself: the effective configuration and the system store.
-#[derive(Debug)]
-pub(crate) struct AdminState {
-    pub(crate) config: Config,
-    pub(crate) system: Option<Store>,
-    /// The configuration file's configuration, before the runtime records are laid over it:
-    /// what `follow` re-applies another node's records to.
-    pub(crate) base: Config,
-    /// The system store's HEAD seq the effective configuration reflects.
-    pub(crate) seq: u64,
-}
-
-fn instance_path(kind: &str, name: &str) -> String {
-    format!("config/instances/{kind}/{name}.toml")
-}
-
-fn backend_path(kind: &str) -> String {
-    format!("config/backends/{kind}.toml")
-}
-
-/// Lays the runtime records of the system store over `config`.
-pub(crate) async fn overlay(
-    config: &mut Config,
-    host: &Host,
-    system: &Store,
-) -> Result<(), AdminError> {
-    for entry in system.list("config/backends/").await? {
-        let Some(kind) = entry
-            .path
-            .strip_prefix("config/backends/")
-            .and_then(|p| p.strip_suffix(".toml"))
-        else {
-            continue;
-        };
-        let record: BackendRecord = decode(&entry.path, &system.read(&entry.path).await?)?;
-        if host.registry().get(kind).is_some() {
-            config.backends.entry(kind.to_owned()).or_default().enabled = Some(record.enabled);
-        } else {
-            tracing::warn!(
-                kind,
-                "ignoring the runtime switch of a backend kind this binary lacks"
-            );
-        }
-    }
-    for entry in system.list("config/instances/").await? {
-        let rest = entry
-            .path
-            .strip_prefix("config/instances/")
-            .unwrap_or_default();
-        let Some((kind, file)) = rest.split_once('/') else {
-            continue;
-        };
-        let Some(name) = file.strip_suffix(".toml") else {
-            continue;
-        };
-        let Some(factory) = host.registry().get(kind) else {
-            tracing::warn!(
-                kind,
-                name,
-                "ignoring a runtime instance of a backend kind this binary lacks"
-            );
-            continue;
-        };
-        let name: InstanceName = name
-            .parse()
-            .map_err(|e: crate::config::ValueError| AdminError::Invalid(e.to_string()))?;
-        let record: InstanceRecord = decode(&entry.path, &system.read(&entry.path).await?)?;
-        config.materialize_defaults(factory);
-        let instances = config
-            .backends
-            .entry(kind.to_owned())
-            .or_default()
-            .instances
-            .get_or_insert_with(BTreeMap::new);
-        if record.deleted {
-            instances.remove(&name);
-        } else {
-            instances.insert(
-                name,
-                InstanceConfig {
-                    vhosts: record.vhosts,
-                    prefix: record.prefix,
-                    store: record.store,
-                    settings: Some(toml::Spanned::new(0..0, record.settings)),
-                    https_redirect: record.https_redirect,
-                },
-            );
-        }
-    }
-    Ok(())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, AdminError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| AdminError::Invalid(format!("{path}: {e}")))?;
-    toml::from_str(text).map_err(|e| AdminError::Invalid(format!("{path}: {}", e.message())))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AdminError> {
-    toml::to_string(value)
-        .map(String::into_bytes)
-        .map_err(|e| AdminError::Invalid(format!("cannot encode record: {e}")))
-}
-
-fn invalid(e: impl std::fmt::Display) -> AdminError {
-    AdminError::Invalid(e.to_string())
-}
-
-fn conflict(e: ConfigError) -> AdminError {
-    AdminError::Conflict(e.to_string())
-}
 
 impl Host {
     /// Every live instance, by kind and name.
@@ -326,11 +76,11 @@ impl Host {
             .registry()
             .get(&spec.kind)
             .ok_or_else(|| AdminError::UnknownKind(spec.kind.clone()))?;
-        let name: InstanceName = spec.name.parse().map_err(invalid)?;
+        let name: InstanceName = spec.name.parse().map_err(AdminError::Value)?;
         // Without `store=`, a name that existed before gets a fresh store: the old one keeps
         // its history but is reattached only when the operator names it explicitly.
         let store = match spec.store.as_deref() {
-            Some(s) => s.parse().map_err(invalid)?,
+            Some(s) => s.parse().map_err(AdminError::Value)?,
             None => self.fresh_store(factory.kind, &name)?,
         };
         let record = InstanceRecord {
@@ -341,7 +91,7 @@ impl Host {
                 .as_deref()
                 .unwrap_or("/")
                 .parse()
-                .map_err(invalid)?,
+                .map_err(AdminError::Value)?,
             store: Some(store),
             settings: spec.settings,
             https_redirect: spec.https_redirect,
@@ -393,7 +143,7 @@ impl Host {
             .registry()
             .get(kind)
             .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
-        let name: InstanceName = name.parse().map_err(invalid)?;
+        let name: InstanceName = name.parse().map_err(AdminError::Value)?;
         let add = parse_vhosts(&edit.add_vhosts)?;
         let remove = parse_vhosts(&edit.remove_vhosts)?;
         let store: Option<StoreName> = edit
@@ -401,7 +151,7 @@ impl Host {
             .as_deref()
             .map(str::parse)
             .transpose()
-            .map_err(invalid)?;
+            .map_err(AdminError::Value)?;
         let mut state = self.admin_state().lock().await;
         // Another node may have changed the instances since this node last looked.
         crate::follow::catch_up(self, &mut state).await?;
@@ -473,7 +223,7 @@ impl Host {
             .registry()
             .get(kind)
             .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
-        let name: InstanceName = name.parse().map_err(invalid)?;
+        let name: InstanceName = name.parse().map_err(AdminError::Value)?;
         let mut state = self.admin_state().lock().await;
         // Another node may have changed the instances since this node last looked.
         crate::follow::catch_up(self, &mut state).await?;
@@ -529,7 +279,7 @@ impl Host {
             .find(|candidate| !existing.iter().any(|e| e == candidate))
             .ok_or_else(|| AdminError::Invalid(format!("no free store name for {kind}/{name}")))?
             .parse()
-            .map_err(invalid)
+            .map_err(AdminError::Value)
     }
 
     /// Enables or disables a whole backend kind live: its instances start or stop serving.
@@ -553,7 +303,9 @@ impl Host {
             .entry(factory.kind.to_owned())
             .or_default()
             .enabled = Some(enabled);
-        config.validate(self.registry(), None).map_err(conflict)?;
+        config
+            .validate(self.registry(), None)
+            .map_err(AdminError::Config)?;
         if enabled && let Some(system) = &state.system {
             self.provision_defaults(&config, system).await?;
         }
@@ -611,7 +363,9 @@ impl Host {
         record: &InstanceRecord,
         verb: &str,
     ) -> Result<(), AdminError> {
-        config.validate(self.registry(), None).map_err(conflict)?;
+        config
+            .validate(self.registry(), None)
+            .map_err(AdminError::Config)?;
         let spec = config
             .instances(self.registry())
             .into_iter()
@@ -677,17 +431,9 @@ impl Host {
 }
 
 fn parse_vhosts(raw: &[String]) -> Result<Vec<Vhost>, AdminError> {
-    raw.iter().map(|v| v.parse().map_err(invalid)).collect()
-}
-
-fn to_instance_config(record: &InstanceRecord) -> InstanceConfig {
-    InstanceConfig {
-        vhosts: record.vhosts.clone(),
-        prefix: record.prefix.clone(),
-        store: record.store.clone(),
-        settings: Some(toml::Spanned::new(0..0, record.settings.clone())),
-        https_redirect: record.https_redirect,
-    }
+    raw.iter()
+        .map(|v| v.parse().map_err(AdminError::Value))
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use everlock_storage::{
     CommitInfo, GcOptions, GcReport, RetentionPolicy, StorageError, Store, StoreStats, VerifyReport,
 };
 
-use crate::admin::{AdminError, SYSTEM_STORE};
+use crate::admin::AdminError;
+use crate::config::SYSTEM_STORE;
 use crate::runtime::Host;
 
 /// The most commits [`Host::store_log`] returns, so one request cannot pull a whole history of
@@ -227,20 +228,20 @@ mod tests {
     use everlock_storage::CommitMeta;
 
     use super::*;
-    use crate::backend::Frontend;
-    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
+    use crate::api::Frontend;
+    use crate::api::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
     use crate::config::Config;
     use crate::registry::Registry;
     use crate::test_util::TestEnv;
 
     struct Empty;
     impl Backend for Empty {
-        fn http_router(&self) -> Option<axum::Router> {
-            Some(axum::Router::new())
+        fn service(&self) -> crate::api::Service {
+            crate::api::Service::Http(axum::Router::new())
         }
     }
-    fn check(_: &toml::Table) -> Result<(), BuildError> {
-        Ok(())
+    fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+        Ok(Vec::new())
     }
     fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
         Ok(Box::new(Empty))

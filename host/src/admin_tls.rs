@@ -2,28 +2,20 @@
 //! where (`acme`, `configured`, `local`), and renewing an ACME certificate now.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use everlock_auth::Principal;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::admin::AdminError;
+use crate::config::AcmeConfig;
 use crate::runtime::Host;
+use crate::runtime::TlsHandle;
 use crate::tls::acme::{AcmeManager, CertInfo};
 use crate::tls::names::is_acme_eligible;
 use crate::tls::{NO_SNI_NAMES, TlsState};
-
-/// What the running server's TLS is, once its HTTPS listener is up.
-#[derive(Debug, Clone)]
-pub struct TlsHandle {
-    /// The HTTPS listener's certificate state.
-    pub state: Arc<TlsState>,
-    /// The ACME manager, when `[acme] enabled`.
-    pub acme: Option<Arc<AcmeManager>>,
-}
-
-/// The host's slot for it: set once by the server.
-pub(crate) type TlsSlot = Arc<OnceLock<TlsHandle>>;
 
 /// Where a name's certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,7 +117,7 @@ impl Host {
             .table()
             .snapshot()
             .instances()
-            .filter(|i| i.frontend == crate::backend::Frontend::Http)
+            .filter(|i| i.frontend == crate::api::Frontend::Http)
             .flat_map(|i| i.vhosts.iter().map(|v| v.as_str().to_owned()))
             .chain(NO_SNI_NAMES.first().map(|n| (*n).to_owned()))
             .collect();
@@ -174,4 +166,35 @@ pub fn unix_now() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Records the server's TLS in `host` (for `/tls`) and starts the ACME manager when `[acme]
+/// enabled`. The system store is opened here, after `Host::start` created it; if it cannot be
+/// opened, ACME stays off with an error in the log (served certificates are unaffected).
+pub async fn start(
+    host: &Host,
+    tls: &Arc<TlsState>,
+    config: &AcmeConfig,
+    shutdown: CancellationToken,
+) {
+    let mut acme = None;
+    if config.enabled {
+        match host.stores().open(crate::config::SYSTEM_STORE).await {
+            Ok(system) => {
+                acme = Some(AcmeManager::spawn(
+                    config.clone(),
+                    Arc::clone(tls),
+                    Arc::clone(host.table()),
+                    system,
+                    host.stores().is_shared(),
+                    shutdown,
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "ACME is off: cannot open the system store"),
+        }
+    }
+    host.set_tls(TlsHandle {
+        state: Arc::clone(tls),
+        acme,
+    });
 }

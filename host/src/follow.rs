@@ -13,10 +13,11 @@ use std::sync::atomic::Ordering;
 use everlock_storage::{Expected, Precondition, StorageError, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminError, AdminState, overlay};
+use crate::admin::error::AdminError;
+use crate::admin::records::overlay;
 use crate::config::{InstanceName, ResolvedInstance};
 use crate::instance::Instance;
-use crate::runtime::{Host, HostError};
+use crate::runtime::{AdminState, Host, HostError};
 
 /// Re-applies the instance records every time the system store's HEAD moves, until
 /// `shutdown`. A notification of this node's own change finds the state current and does
@@ -72,7 +73,7 @@ pub(crate) async fn catch_up(host: &Host, state: &mut AdminState) -> Result<(), 
     overlay(&mut config, host, &system).await?;
     config
         .validate(host.registry(), None)
-        .map_err(|e| AdminError::Conflict(e.to_string()))?;
+        .map_err(AdminError::Config)?;
     let wanted = config.instances(host.registry());
     let snapshot = host.table().snapshot();
     let mut built = Vec::new();
@@ -117,7 +118,7 @@ pub(crate) async fn record_precondition(
     let expected = match system.stat(path).await? {
         None => Expected::Absent,
         Some(entry) if entry.version <= seen => Expected::Version(entry.version),
-        Some(_) => return Err(changed_elsewhere()),
+        Some(_) => return Err(AdminError::ChangedElsewhere),
     };
     Ok(Precondition {
         path: path.to_owned(),
@@ -128,16 +129,9 @@ pub(crate) async fn record_precondition(
 /// A failed precondition is another node's concurrent change, said so; other errors pass.
 pub(crate) fn concurrent(e: StorageError) -> AdminError {
     match e {
-        StorageError::Conflict { .. } => changed_elsewhere(),
+        StorageError::Conflict { .. } => AdminError::ChangedElsewhere,
         other => AdminError::Storage(other),
     }
-}
-
-fn changed_elsewhere() -> AdminError {
-    AdminError::Conflict(
-        "the instance was changed on another node at the same time; look again and retry"
-            .to_owned(),
-    )
 }
 
 /// Whether the live instance is what `spec` asks for (so it need not be rebuilt).

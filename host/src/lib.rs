@@ -6,16 +6,24 @@
 //! [`InstanceTable`], and its frontends route traffic to them.
 //!
 //! # Layout
-//! - `backend`: the factory descriptor, build context, `Backend` trait and registration macro.
+//! - `api`: the contract every backend compiles against, a leaf that imports nothing else of
+//!   the host: validated names and host-name normalisation, the factory descriptor and its
+//!   typed-settings `BackendKind`, the build context, the `Backend` trait and its `Service`,
+//!   instance commands, the SSH session, HTTP authentication helpers, `Scheme`, the instance
+//!   store and the opaque administration grant. Its items are re-exported at the crate root.
 //! - `registry`: compiled-in kinds, collected once and sorted.
-//! - `config`: strict TOML configuration, newtypes and the flag/env override layer.
-//! - `vhost`: host-name normalisation shared by configuration and routing.
+//! - `config`: strict TOML configuration, newtypes and the flag/env override layer; `plan`
+//!   resolves the effective instances and validates the whole configuration once (routes with
+//!   the extra prefixes settings claim, store ownership) before anything is built.
 //! - `instance`, `routes`: live instances and the vhost/prefix routing table.
-//! - `runtime`: the running [`Host`] and the live operations on its table.
-//! - `admin`: live, persisted administration of instances and backend kinds.
+//! - `runtime`: the running [`Host`], building instances through their factories and
+//!   checking each built `Service` against the kind's frontend; `runtime/start` is startup.
+//! - `admin`: live, persisted administration of instances and backend kinds (`admin/error`
+//!   its typed `AdminError`, `admin/records` the records in `everlock-system` and their
+//!   overlay); `admin_stores` and `admin_tls` the `/store` and `/tls` operations.
+//! - `follow`: with shared storage, re-applies instance records other nodes committed.
 //! - `provision`: the one-time set-up of zero-config default instances.
-//! - `store`: the lazily opened store handle each instance receives.
-//! - `http_auth`: HTTP Basic authentication of requests for HTTP backends.
+//! - `tls`: certificate choice, the local CA, configured certificates and ACME.
 //! - `frontend`: HTTP(S) listeners and TLS (the only code that touches sockets).
 //! - `server`: binding, serving and graceful shutdown.
 //! - `maintenance`: the stores' retention + object GC on a schedule and on demand.
@@ -34,11 +42,10 @@
 pub mod admin;
 pub mod admin_stores;
 pub mod admin_tls;
-pub mod backend;
+pub mod api;
 pub mod config;
 mod follow;
 pub mod frontend;
-pub mod http_auth;
 pub mod instance;
 mod maintenance;
 pub mod metrics;
@@ -47,26 +54,22 @@ pub mod registry;
 pub mod routes;
 pub mod runtime;
 pub mod server;
-pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 pub mod tls;
-pub mod vhost;
 
-pub use admin::{AdminError, BackendInfo, InstanceEdit, InstanceInfo, InstanceSpec};
-pub use backend::{
-    Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
-    ConsoleFamily, DefaultInstance, Frontend, InstanceCommands, OptionSpec, OptionValue,
-    parse_settings,
-};
-pub use frontend::ssh::{
-    Pty, SessionFuture, SessionInput, SessionKind, SessionOutput, SessionOutputChunk, SessionPipe,
-    SshService, SshSession,
+pub use admin::AdminError;
+pub use api::http_auth;
+pub use api::{
+    AdminGrant, Backend, BackendContext, BackendFactory, BackendInfo, BackendKind, BuildError,
+    CommandError, CommandFuture, CommandHelp, ConsoleFamily, DefaultInstance, Frontend,
+    InstanceCommands, InstanceEdit, InstanceInfo, InstanceSpec, InstanceStore, OptionSpec,
+    OptionValue, Pty, Scheme, Service, SessionFuture, SessionInput, SessionKind, SessionOutput,
+    SessionOutputChunk, SessionPipe, SshService, SshSession, parse_settings,
 };
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};
 pub use runtime::{Host, HostAdmin, HostError};
-pub use store::InstanceStore;
 
 /// Re-exported so backends use the host's exact versions.
 pub use axum;

@@ -11,7 +11,7 @@
 use everlock_storage::{CommitMeta, Expected, Op, Precondition, StorageError, Store};
 
 use crate::admin::AdminError;
-use crate::backend::{BackendFactory, DefaultInstance};
+use crate::api::{BackendFactory, DefaultInstance};
 use crate::config::Config;
 use crate::runtime::Host;
 
@@ -132,8 +132,8 @@ async fn seed(store: &Store, kind: &str, default: &DefaultInstance) -> Result<()
 mod tests {
     use everlock_auth::{AccessPath, Action, AdminPassword, Principal};
 
-    use crate::admin::InstanceSpec;
-    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
+    use crate::api::InstanceSpec;
+    use crate::api::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
     use crate::config::Config;
     use crate::registry::Registry;
     use crate::runtime::Host;
@@ -141,12 +141,12 @@ mod tests {
 
     struct Page;
     impl Backend for Page {
-        fn http_router(&self) -> Option<axum::Router> {
-            Some(axum::Router::new())
+        fn service(&self) -> crate::api::Service {
+            crate::api::Service::Http(axum::Router::new())
         }
     }
-    fn check(_: &toml::Table) -> Result<(), BuildError> {
-        Ok(())
+    fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+        Ok(Vec::new())
     }
     fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
         Ok(Box::new(Page))
@@ -163,7 +163,7 @@ mod tests {
     }
     static PAGE: BackendFactory = BackendFactory {
         kind: "page-http",
-        frontend: crate::backend::Frontend::Http,
+        frontend: crate::api::Frontend::Http,
         summary: "test pages",
         check,
         build,

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::BackendFactory;
-use crate::config::check_kind;
+use crate::api::BackendFactory;
+use crate::api::check_kind;
 
 /// Why the registry could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +71,10 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BackendContext, BuildError, Frontend};
+    use crate::api::{Backend, BackendContext, BuildError, Frontend};
 
-    fn check(_: &toml::Table) -> Result<(), BuildError> {
-        Ok(())
+    fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+        Ok(Vec::new())
     }
     fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
         Err(BuildError::Failed("test factory".into()))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{InstanceName, PathPrefix, Vhost};
+use crate::api::{Frontend, InstanceName, PathPrefix, Vhost};
 use crate::instance::Instance;
 
 /// Why a change to the instance table was refused. The running table is left untouched.
@@ -69,10 +69,7 @@ impl Snapshot {
         instances: BTreeMap<(&'static str, InstanceName), Arc<Instance>>,
     ) -> Result<Self, RouteError> {
         let mut hosts: HashMap<String, Vec<Route>> = HashMap::new();
-        for instance in instances
-            .values()
-            .filter(|i| i.frontend == crate::backend::Frontend::Http)
-        {
+        for instance in instances.values().filter(|i| i.frontend == Frontend::Http) {
             if instance.vhosts.is_empty() {
                 return Err(RouteError::NoVhosts(instance.id()));
             }
@@ -127,14 +124,14 @@ impl Snapshot {
     }
 }
 
-/// The prefixes `instance` serves: its mount first, then the extra prefixes its backend
-/// declares, without duplicates (a backend repeating its mount must not conflict with
-/// itself).
+/// The prefixes `instance` serves: its mount first, then the extra prefixes its settings
+/// claim, without duplicates (settings repeating the mount must not conflict with
+/// themselves).
 fn prefixes_of(instance: &Instance) -> Vec<PathPrefix> {
     let mut prefixes = vec![instance.prefix.clone()];
-    for extra in instance.backend.extra_prefixes() {
-        if !prefixes.contains(&extra) {
-            prefixes.push(extra);
+    for extra in &instance.extra_prefixes {
+        if !prefixes.contains(extra) {
+            prefixes.push(extra.clone());
         }
     }
     prefixes
@@ -277,22 +274,28 @@ impl InstanceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Backend;
+    use crate::api::{Backend, Service};
 
     struct Nothing;
-    impl Backend for Nothing {}
+    impl Backend for Nothing {
+        fn service(&self) -> Service {
+            Service::Http(axum::Router::new())
+        }
+    }
 
     fn inst(kind: &'static str, name: &str, vhosts: &[&str], prefix: &str) -> Instance {
         Instance {
             kind,
-            frontend: crate::backend::Frontend::Http,
+            frontend: Frontend::Http,
             settings: toml::Table::new(),
             https_redirect: None,
             name: name.parse().unwrap(),
             vhosts: vhosts.iter().map(|v| v.parse().unwrap()).collect(),
             prefix: prefix.parse().unwrap(),
+            extra_prefixes: Vec::new(),
             store: format!("s-{name}").parse().unwrap(),
             router: None,
+            ssh: None,
             commands: None,
             backend: Box::new(Nothing),
         }
@@ -342,17 +345,10 @@ mod tests {
         }
     }
 
-    /// A backend that also serves `/ui`, as the OCI registry does with its web UI.
-    struct WithUi;
-    impl Backend for WithUi {
-        fn extra_prefixes(&self) -> Vec<PathPrefix> {
-            vec!["/ui".parse().unwrap(), "/v2".parse().unwrap()]
-        }
-    }
-
+    /// An instance whose settings also claim `/ui`, as the OCI registry's do for its web UI.
     fn with_ui(kind: &'static str, name: &str, vhosts: &[&str], prefix: &str) -> Instance {
         Instance {
-            backend: Box::new(WithUi),
+            extra_prefixes: vec!["/ui".parse().unwrap(), "/v2".parse().unwrap()],
             ..inst(kind, name, vhosts, prefix)
         }
     }

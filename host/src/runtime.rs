@@ -18,13 +18,17 @@ use everlock_auth::{Auth, Principal, SystemAuthority, WeakAuth};
 use everlock_storage::StoreManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminError, AdminState, SYSTEM_STORE, overlay};
-use crate::backend::{BackendContext, BuildError, Frontend};
+use everlock_storage::Store;
+
+use crate::api::{AdminGrant, BackendContext, BuildError, InstanceStore, Service};
 use crate::config::{Config, ResolvedInstance};
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::routes::{InstanceTable, RouteError};
-use crate::store::InstanceStore;
+use crate::tls::TlsState;
+use crate::tls::acme::AcmeManager;
+
+mod start;
 
 /// Why an instance could not be built or installed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,30 @@ pub enum HostError {
     Route(#[from] RouteError),
 }
 
+/// What `Host` keeps to administer itself: the effective configuration and the system store.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    pub(crate) config: Config,
+    pub(crate) system: Option<Store>,
+    /// The configuration file's configuration, before the runtime records are laid over it:
+    /// what `follow` re-applies another node's records to.
+    pub(crate) base: Config,
+    /// The system store's HEAD seq the effective configuration reflects.
+    pub(crate) seq: u64,
+}
+
+/// What the running server's TLS is, once its HTTPS listener is up.
+#[derive(Debug, Clone)]
+pub struct TlsHandle {
+    /// The HTTPS listener's certificate state.
+    pub state: Arc<TlsState>,
+    /// The ACME manager, when `[acme] enabled`.
+    pub acme: Option<Arc<AcmeManager>>,
+}
+
+/// The host's slot for it: set once by the server.
+pub(crate) type TlsSlot = Arc<std::sync::OnceLock<TlsHandle>>;
+
 /// The plugin host: which kinds exist and which instances are live.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -61,7 +89,7 @@ pub struct Host {
     /// The server's metrics registry.
     metrics: crate::metrics::Metrics,
     /// The HTTPS listener's certificates and the ACME manager, for `/tls`.
-    tls: crate::admin_tls::TlsSlot,
+    tls: TlsSlot,
     /// The newest `everlock-system` HEAD seq the live instances reflect (or will, once this
     /// node's commit in flight returns): lets the follower skip this node's own commits
     /// without taking the admin lock.
@@ -85,7 +113,7 @@ pub(crate) struct WeakHost {
     system: Weak<SystemAuthority>,
     admin: Weak<tokio::sync::Mutex<AdminState>>,
     metrics: crate::metrics::Metrics,
-    tls: Weak<std::sync::OnceLock<crate::admin_tls::TlsHandle>>,
+    tls: Weak<std::sync::OnceLock<TlsHandle>>,
     pub(crate) seen: Arc<AtomicU64>,
     admin_kind: Option<&'static str>,
     started: Arc<AtomicBool>,
@@ -179,34 +207,6 @@ impl Host {
         &self.seen
     }
 
-    /// Starts serving `config`: opens the `everlock-system` store, lays the runtime changes
-    /// recorded there over `config`, validates the result and installs every instance at once.
-    pub async fn start(&self, mut config: Config) -> Result<(), AdminError> {
-        // From here on the granted kind's instances are built with their administration
-        // handle; the changes they make are persisted once `state.system` is set below, under
-        // the admin lock they must take first.
-        self.started.store(true, Ordering::SeqCst);
-        let system = self.stores.open(SYSTEM_STORE).await?;
-        let base = config.clone();
-        overlay(&mut config, self, &system).await?;
-        config
-            .validate(&self.registry, None)
-            .map_err(|e| AdminError::Conflict(e.to_string()))?;
-        self.provision_defaults(&config, &system).await?;
-        self.start_instances(&config)?;
-        crate::maintenance::spawn(self, &config.storage, self.shutdown.clone());
-        let mut state = self.admin.lock().await;
-        // Provisioning may have committed: the seq is read after it, so the follower does not
-        // rebuild every instance for this node's own records.
-        state.seq = system.head().await?.map_or(0, |c| c.seq);
-        self.seen.store(state.seq, Ordering::SeqCst);
-        state.config = config;
-        state.base = base;
-        crate::follow::spawn(self, &system, self.shutdown.clone());
-        state.system = Some(system);
-        Ok(())
-    }
-
     pub(crate) fn admin_state(&self) -> &tokio::sync::Mutex<AdminState> {
         &self.admin
     }
@@ -222,7 +222,7 @@ impl Host {
     }
 
     /// Where the server records its TLS state (`admin_tls`).
-    pub(crate) fn tls_slot(&self) -> &crate::admin_tls::TlsSlot {
+    pub(crate) fn tls_slot(&self) -> &TlsSlot {
         &self.tls
     }
 
@@ -274,18 +274,26 @@ impl Host {
             shutdown: self.shutdown.child_token(),
             admin: self.administration_for(factory.kind),
         };
-        let backend = (factory.build)(ctx, &spec.settings).map_err(|error| HostError::Build {
+        let build_error = |error| HostError::Build {
             id: id.clone(),
             error,
-        })?;
-        let router = backend.http_router();
-        let commands = backend.commands();
-        if factory.frontend == Frontend::Http && router.is_none() {
-            return Err(HostError::Build {
-                id,
-                error: BuildError::Failed("HTTP backend returned no router".to_owned()),
-            });
+        };
+        // The settings declare the extra prefixes; validation saw the same list before.
+        let extra_prefixes = (factory.check)(&spec.settings).map_err(build_error)?;
+        let backend = (factory.build)(ctx, &spec.settings).map_err(build_error)?;
+        let service = backend.service();
+        if service.frontend() != factory.frontend {
+            return Err(build_error(BuildError::Failed(format!(
+                "a {} kind built a {} service",
+                factory.frontend,
+                service.frontend()
+            ))));
         }
+        let (router, ssh) = match service {
+            Service::Http(router) => (Some(router), None),
+            Service::Ssh(ssh) => (None, Some(ssh)),
+        };
+        let commands = backend.commands();
         Ok(Instance {
             kind: factory.kind,
             frontend: factory.frontend,
@@ -294,8 +302,10 @@ impl Host {
             name: spec.name.clone(),
             vhosts: spec.vhosts.clone(),
             prefix: spec.prefix.clone(),
+            extra_prefixes,
             store: spec.store.clone(),
             router,
+            ssh,
             commands,
             backend,
         })
@@ -303,9 +313,9 @@ impl Host {
 
     /// The administration handle for an instance of `kind`: only for the granted kind, and
     /// only once the host has started.
-    fn administration_for(&self, kind: &str) -> Option<HostAdmin> {
+    fn administration_for(&self, kind: &str) -> Option<AdminGrant> {
         let granted = self.admin_kind == Some(kind) && self.started.load(Ordering::SeqCst);
-        granted.then(|| HostAdmin::new(self.clone()))
+        granted.then(|| AdminGrant::new(HostAdmin::new(self.clone())))
     }
 
     /// Builds and adds an instance, bypassing validation and persistence (tests only).
@@ -373,11 +383,20 @@ impl Host {
 /// }
 /// ```
 ///
+/// Nor can a backend wrap one of its own making into the grant a context carries:
+///
+/// ```compile_fail,E0624
+/// fn forge(admin: everlock_host::HostAdmin) -> everlock_host::AdminGrant {
+///     everlock_host::AdminGrant::new(admin)
+/// }
+/// ```
+///
 /// The only way to one is the context the host builds, for the granted kind:
 ///
 /// ```
 /// fn administration(ctx: everlock_host::BackendContext) -> Option<everlock_host::Host> {
-///     ctx.admin.map(|admin| admin.host().clone())
+///     let admin = ctx.admin?;
+///     admin.get::<everlock_host::HostAdmin>().map(|admin| admin.host().clone())
 /// }
 /// ```
 #[derive(Debug, Clone)]

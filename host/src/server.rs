@@ -156,7 +156,7 @@ impl Server {
         let metrics = self.metrics.is_some().then(|| self.host.metrics().clone());
         if let Some(tls) = &self.tls {
             tls.spawn_reload(shutdown.clone());
-            crate::tls::acme::start(&self.host, tls, &self.acme, shutdown.clone()).await;
+            crate::admin_tls::start(&self.host, tls, &self.acme, shutdown.clone()).await;
         } else if self.acme.enabled {
             tracing::warn!(
                 "[acme] is enabled but the HTTPS listener is off: no certificates are ordered"
@@ -231,7 +231,7 @@ pub fn cancel_on_signal(token: CancellationToken) -> Result<(), ServeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
+    use crate::api::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
     use crate::config::ResolvedInstance;
     use crate::registry::Registry;
     use http_body_util::{BodyExt, Empty};
@@ -239,13 +239,13 @@ mod tests {
 
     struct Echo(String);
     impl Backend for Echo {
-        fn http_router(&self) -> Option<axum::Router> {
+        fn service(&self) -> crate::api::Service {
             let name = self.0.clone();
-            Some(axum::Router::new().fallback(move || async move { name }))
+            crate::api::Service::Http(axum::Router::new().fallback(move || async move { name }))
         }
     }
-    fn check(_: &toml::Table) -> Result<(), BuildError> {
-        Ok(())
+    fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+        Ok(Vec::new())
     }
     fn build(ctx: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
         Ok(Box::new(Echo(ctx.instance.to_string())))

@@ -10,8 +10,8 @@
 use everlock_auth::{Auth, AuthOptions};
 use everlock_storage::StoreManager;
 
-use crate::backend::BackendContext;
-use crate::store::InstanceStore;
+use crate::api::BackendContext;
+use crate::api::InstanceStore;
 
 /// A temporary data directory with a store manager and an auth service using cheap bcrypt.
 #[derive(Debug)]

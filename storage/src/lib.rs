@@ -52,6 +52,7 @@ mod objects;
 mod path;
 mod perms;
 mod record;
+mod redact;
 mod retention;
 #[cfg(test)]
 mod shared_tests;
@@ -74,6 +75,7 @@ pub use gc::{DEFAULT_GRACE, GcOptions, GcReport};
 pub use manager::{MetaConfig, ObjectsConfig, PostgresConfig, StoreManager};
 pub use objects::S3Config;
 pub use path::{MAX_PATH_LEN, validate_path, validate_prefix, validate_store_name};
+pub use redact::redact_url;
 pub use retention::{PolicyParseError, RetentionPolicy};
 pub use stats::StoreStats;
 pub use store::{INLINE_MAX, READ_MAX, Store};

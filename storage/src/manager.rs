@@ -13,6 +13,8 @@ use crate::error::{Result, StorageError};
 use crate::meta::{PgCluster, Registration, notify};
 use crate::objects::{ObjectsRoot, S3Config, S3Objects};
 use crate::path::validate_store_name;
+/// One redaction for every message about the database, shared with the host's config errors.
+pub(crate) use crate::redact::redact_url;
 use crate::store::{FORMAT, Inner, Store, is_store};
 
 /// How long an open waits for this process's own previous handle to finish closing.
@@ -83,34 +85,6 @@ impl std::fmt::Debug for PostgresConfig {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .finish()
-    }
-}
-
-/// The URL with any password replaced by `***`, for messages and logs.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // A key=value connection string: redact a password=... pair.
-        return url
-            .split_whitespace()
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -523,6 +523,7 @@ async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) 
 }
 
 mod open;
+mod staged;
 #[cfg(test)]
 mod tests;
 

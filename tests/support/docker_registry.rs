@@ -1,7 +1,11 @@
 //! A private, throw-away distribution registry for tests: Debian's `/usr/bin/docker-registry`
-//! (distribution 2.8) with a generated configuration on a free loopback port, its storage
+//! (distribution 2.8) with a generated configuration on a loopback port, its storage
 //! and access log in a temporary directory, optionally behind htpasswd Basic authentication
 //! (a bcrypt line generated with the `bcrypt` crate). Dropping it kills the process.
+//!
+//! The first start binds port 0 and reads the port from the registry's `listening on` log
+//! line, so no other test can take the port between a probe and the bind; a restart binds
+//! the same port again, because clients were given its address.
 //!
 //! Include it with `#[path = "support/docker_registry.rs"] mod docker_registry;`. When the
 //! binary is missing the caller gets `None` after a visible SKIP line, except under `CI`,
@@ -18,7 +22,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,9 +33,12 @@ pub const BINARY: &str = "/usr/bin/docker-registry";
 /// A running registry. Dropping it stops the process and removes its files.
 pub struct DockerRegistry {
     child: Option<Child>,
+    /// 0 until the first start reports the port it bound.
     port: u16,
     log: PathBuf,
     config: PathBuf,
+    /// The configuration without its `http` section, which names the port.
+    yaml: String,
     /// Last field: removed only after the process is gone.
     dir: tempfile::TempDir,
 }
@@ -54,9 +61,8 @@ impl DockerRegistry {
             .prefix("everlock-distribution-")
             .tempdir()
             .unwrap();
-        let port = free_port();
         let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
             dir.path().join("data").display()
         );
         if let Some((login, password)) = user {
@@ -69,13 +75,13 @@ impl DockerRegistry {
             ));
         }
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, yaml).unwrap();
         let log = dir.path().join("registry.log");
         let mut registry = DockerRegistry {
             child: None,
-            port,
+            port: 0,
             log,
             config,
+            yaml,
             dir,
         };
         registry.spawn();
@@ -83,6 +89,10 @@ impl DockerRegistry {
     }
 
     fn spawn(&mut self) {
+        let http = format!("http:\n  addr: 127.0.0.1:{}\n", self.port);
+        std::fs::write(&self.config, format!("{}{http}", self.yaml)).unwrap();
+        // Only this run's lines count when looking for the bound port.
+        let logged_before = self.log().len();
         let out = File::options()
             .create(true)
             .append(true)
@@ -97,7 +107,36 @@ impl DockerRegistry {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        if self.port == 0 {
+            self.port = self.wait_bound(logged_before);
+        }
         self.wait_ready();
+    }
+
+    /// The port of the registry's `listening on 127.0.0.1:<port>` line, logged once it bound.
+    fn wait_bound(&mut self, logged_before: usize) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("docker-registry exited with {status}:\n{}", self.log());
+            }
+            let log = self.log();
+            let port = log
+                .get(logged_before..)
+                .and_then(|fresh| fresh.split("listening on 127.0.0.1:").nth(1))
+                .and_then(|rest| {
+                    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+                    rest.get(..digits)?.parse().ok()
+                });
+            if let Some(port) = port {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not report its port:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until `/v2/` answers (200, or 401 behind htpasswd).
@@ -168,13 +207,4 @@ impl Drop for DockerRegistry {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -14,6 +14,7 @@
     reason = "test support: a panic is a test failure"
 )]
 
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,25 +39,14 @@ pub fn available() -> bool {
 }
 
 /// A port that was free a moment ago. pebble and challtestsrv take their addresses from the
-/// command line and cannot report a port 0 binding, so the harness must choose.
+/// command line and cannot report a port 0 binding, so the harness must choose (and retry
+/// when another process takes the port first; see [`Plan::start`]).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_listening(addr: SocketAddr, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Writes a CA and a listener certificate for `localhost`/`127.0.0.1` into `dir`; returns
@@ -130,10 +120,63 @@ impl Plan {
 
     /// Starts challtestsrv and pebble; challenges are validated against `http_port` (HTTP-01)
     /// and `tls_port` (TLS-ALPN-01) on 127.0.0.1.
-    pub fn start(self, http_port: u16, tls_port: u16) -> Pebble {
+    ///
+    /// Neither program can bind port 0 and report the port, so the harness chooses ports and
+    /// another test may take one before the program binds it. Each start that fails to bind
+    /// is retried on fresh ports, a bounded number of times, with the reason on stderr. The
+    /// ACME port alone cannot change: Everlock was configured with the directory URL.
+    pub fn start(mut self, http_port: u16, tls_port: u16) -> Pebble {
         let log = self.dir.join("pebble.log");
         let out = std::fs::File::create(&log).unwrap();
-        let challtestsrv = Command::new("pebble-challtestsrv")
+        let mut challtestsrv = None;
+        for attempt in 1..=START_ATTEMPTS {
+            match self.start_challtestsrv(&out, &log) {
+                Ok(child) => {
+                    challtestsrv = Some(child);
+                    break;
+                }
+                Err(why) => {
+                    retrying("pebble-challtestsrv", &why, attempt);
+                    self.dns = free_port();
+                    self.challtest_management = free_port();
+                }
+            }
+        }
+        let challtestsrv = challtestsrv.expect("challtestsrv started within the attempts");
+        let mut pebble = None;
+        for attempt in 1..=START_ATTEMPTS {
+            match self.start_pebble(&out, &log, http_port, tls_port) {
+                Ok(child) => {
+                    pebble = Some(child);
+                    break;
+                }
+                Err(why) => {
+                    assert!(
+                        !why.contains(&format!("127.0.0.1:{}:", self.acme)),
+                        "another process took pebble's ACME port {}, which Everlock's \
+                         directory-url names: {why}",
+                        self.acme
+                    );
+                    retrying("pebble", &why, attempt);
+                    self.management = free_port();
+                }
+            }
+        }
+        Pebble {
+            pebble: pebble.expect("pebble started within the attempts"),
+            challtestsrv,
+            directory: self.directory,
+            management: SocketAddr::from(([127, 0, 0, 1], self.management)),
+            listener_ca: self.listener_ca,
+            log,
+        }
+    }
+
+    /// challtestsrv on the planned DNS and management ports. It logs a failed bind and keeps
+    /// running, so the error is looked for in its log once both ports answer.
+    fn start_challtestsrv(&self, out: &std::fs::File, log: &Path) -> Result<Child, String> {
+        let before = log_len(log);
+        let mut child = Command::new("pebble-challtestsrv")
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{}", self.dns)])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
@@ -146,6 +189,23 @@ impl Plan {
             .stderr(out.try_clone().unwrap())
             .spawn()
             .unwrap();
+        let ports = [self.dns, self.challtest_management];
+        let outcome = settle(&mut child, &ports, "pebble-challtestsrv", log, before);
+        if outcome.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        outcome.map(|()| child)
+    }
+
+    /// pebble on the planned ACME and management ports; it exits when a bind fails.
+    fn start_pebble(
+        &self,
+        out: &std::fs::File,
+        log: &Path,
+        http_port: u16,
+        tls_port: u16,
+    ) -> Result<Child, String> {
         let config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{}", self.acme),
@@ -160,7 +220,8 @@ impl Plan {
         });
         let config_file = self.dir.join("pebble.json");
         std::fs::write(&config_file, config.to_string()).unwrap();
-        let pebble = Command::new("pebble")
+        let before = log_len(log);
+        let mut child = Command::new("pebble")
             .arg("-config")
             .arg(&config_file)
             .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns)])
@@ -171,24 +232,85 @@ impl Plan {
             .env("PEBBLE_AUTHZREUSE", "0")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
-            .stderr(out)
+            .stderr(out.try_clone().unwrap())
             .spawn()
             .unwrap();
-        let management = SocketAddr::from(([127, 0, 0, 1], self.management));
-        wait_listening(
-            SocketAddr::from(([127, 0, 0, 1], self.acme)),
+        let outcome = settle(
+            &mut child,
+            &[self.acme, self.management],
             "pebble",
-            &log,
-        );
-        wait_listening(management, "pebble management", &log);
-        Pebble {
-            pebble,
-            challtestsrv,
-            directory: self.directory,
-            management,
-            listener_ca: self.listener_ca,
             log,
+            before,
+        );
+        if outcome.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        outcome.map(|()| child)
+    }
+}
+
+/// How many times a start that lost a port to another process is tried.
+const START_ATTEMPTS: u32 = 5;
+
+/// The text both programs log when a port is taken.
+const BIND_FAILED: &str = "bind: address already in use";
+
+fn log_len(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |text| text.len())
+}
+
+/// The log lines written since `before`.
+fn fresh_log(log: &Path, before: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.get(before..).unwrap_or_default().to_owned()
+}
+
+fn retrying(what: &str, why: &str, attempt: u32) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{what} lost a port to another process (attempt {attempt}/{START_ATTEMPTS}), \
+         retrying on fresh ports: {why}"
+    );
+}
+
+/// Waits until every port in `ports` answers and then a moment more, in which a failed bind
+/// (some other process answering on that port) shows up in the log or as an exit. `Err`
+/// carries the bind failure; anything else that goes wrong fails the test.
+fn settle(
+    child: &mut Child,
+    ports: &[u16],
+    what: &str,
+    log: &Path,
+    before: usize,
+) -> Result<(), String> {
+    let bind_failure = |fresh: &str| {
+        fresh
+            .lines()
+            .find(|line| line.contains(BIND_FAILED))
+            .map(str::to_owned)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answered_since = None;
+    loop {
+        let fresh = fresh_log(log, before);
+        if let Some(line) = bind_failure(&fresh) {
+            return Err(line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited with {status}:\n{fresh}");
+        }
+        let all_answer = ports
+            .iter()
+            .all(|p| TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], *p))).is_ok());
+        match (all_answer, answered_since) {
+            (true, None) => answered_since = Some(Instant::now()),
+            (true, Some(since)) if since.elapsed() > Duration::from_millis(200) => return Ok(()),
+            (false, _) => answered_since = None,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{what} did not start: {fresh}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -211,4 +333,32 @@ impl Drop for Pebble {
             let _ = child.wait();
         }
     }
+}
+
+/// A port another process took before challtestsrv or pebble bound it costs a retry on fresh
+/// ports, not the test.
+#[test]
+fn a_port_taken_before_the_bind_is_retried_on_a_fresh_one() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Plan::new(dir.path());
+    let taken = (plan.challtest_management, plan.management);
+    let _squatters = (
+        TcpListener::bind(("127.0.0.1", taken.0)).unwrap(),
+        TcpListener::bind(("127.0.0.1", taken.1)).unwrap(),
+    );
+    // Nothing is validated, so the challenge ports need not be real.
+    let ca = plan.start(1, 2);
+    assert_ne!(ca.management.port(), taken.1);
+    let log = ca.log();
+    assert!(
+        log.contains(&format!("127.0.0.1:{}: {BIND_FAILED}", taken.0)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("127.0.0.1:{}: {BIND_FAILED}", taken.1)),
+        "{log}"
+    );
 }

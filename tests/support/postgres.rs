@@ -18,6 +18,7 @@
     reason = "test support: each test crate uses a subset, and a panic is a test failure"
 )]
 
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -146,10 +147,13 @@ impl Postgres {
     }
 
     /// `pg_ctl start` on a free port, retried when another process took the port between
-    /// our probe and the server's bind.
+    /// our probe and the server's bind. PostgreSQL cannot bind port 0: the port also names
+    /// its Unix socket, so the harness must choose one.
     fn launch(&mut self) {
-        for _attempt in 0..5 {
+        for attempt in 1..=START_ATTEMPTS {
             self.port = free_port();
+            // Only this attempt's lines tell whether its bind failed.
+            let logged_before = self.log().len();
             let options = format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
                 self.port,
@@ -170,12 +174,19 @@ impl Postgres {
                 return;
             }
             let log = self.log();
-            if !log.contains("could not bind") && !log.contains("Address already in use") {
+            let fresh = log.get(logged_before..).unwrap_or_default();
+            if !fresh.contains("could not bind") && !fresh.contains("Address already in use") {
                 panic!("pg_ctl start: {}\nserver log:\n{log}", text(&out));
             }
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "postgres: port {} was taken before the server bound it (attempt \
+                 {attempt}/{START_ATTEMPTS}); retrying on a fresh port",
+                self.port
+            );
         }
         panic!(
-            "pg_ctl start: no free port after 5 attempts:\n{}",
+            "pg_ctl start: no free port after {START_ATTEMPTS} attempts:\n{}",
             self.log()
         );
     }
@@ -333,6 +344,9 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// How many times `pg_ctl start` is tried when another process takes its port first.
+const START_ATTEMPTS: u32 = 5;
 
 /// A port that was free a moment ago (`launch` retries when it is taken by then).
 fn free_port() -> u16 {

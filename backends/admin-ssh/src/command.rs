@@ -2,15 +2,14 @@
 //! shell, because OpenSSH joins `ssh host ...` arguments with spaces), then the grammar of
 //! each family. Every mistake becomes one line saying what is wrong plus the usage.
 //!
-//! This file holds the shared part (tokenising, the top-level dispatch, argument counting);
+//! This file holds the shared part (tokenising, the top-level dispatch; `args` counts arguments);
 //! each family's sub-commands and grammar live in a child module, re-exported here so their
 //! paths (`command::UsersCmd`, ...) stay as they were.
 
-use std::fmt;
+use crate::families::{Families, Family};
+use args::Args;
 
-use crate::families::Families;
-use crate::help::Family;
-
+mod args;
 mod backends;
 mod groups;
 mod instances;
@@ -20,6 +19,7 @@ mod tests;
 mod users;
 
 pub use crate::families::Scope;
+pub use crate::usage::{Mistake, UsageError};
 pub use backends::BackendsCmd;
 pub use groups::GroupsCmd;
 pub use instances::InstanceCmd;
@@ -54,23 +54,6 @@ pub enum Command {
     Keys(KeysCmd),
 }
 
-/// A line that does not parse: what is wrong, and the usage to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError {
-    /// One line saying what is wrong.
-    pub message: String,
-    /// The usage lines.
-    pub usage: String,
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\n{}", self.message, self.usage)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 /// The usage of `/passwd`.
 pub const PASSWD_USAGE: &str = "usage: /passwd (asks for the current password, then the new one twice; \
      without a terminal it reads those three lines from stdin)";
@@ -79,10 +62,11 @@ pub const PASSWD_USAGE: &str = "usage: /passwd (asks for the current password, t
 /// starts with `#` is a comment (scripts may annotate their steps), but a `#` starting a
 /// later word is kept: `/site rollback docs #12` names a commit as `history` prints it.
 pub fn tokenize(line: &str) -> Result<Vec<String>, UsageError> {
-    shlex::split(&escape_inner_hashes(line)).ok_or_else(|| UsageError {
-        message: "unbalanced quotes".to_owned(),
-        usage: "usage: quote a word containing spaces once, e.g. /site create \"my site\""
-            .to_owned(),
+    shlex::split(&escape_inner_hashes(line)).ok_or_else(|| {
+        UsageError::new(
+            Mistake::UnbalancedQuotes,
+            "usage: quote a word containing spaces once, e.g. /site create \"my site\"",
+        )
     })
 }
 
@@ -143,129 +127,48 @@ pub fn parse_with(families: &Families, line: &str) -> Result<Command, UsageError
             [family] => families
                 .parse(family)
                 .map(|f| Command::Help(Some(f)))
-                .ok_or_else(|| UsageError {
-                    message: format!("no help for `{family}`"),
-                    usage: help_usage(families),
+                .ok_or_else(|| {
+                    UsageError::new(Mistake::NoHelp((*family).to_owned()), help_usage(families))
                 }),
-            _ => Err(UsageError {
-                message: "too many arguments".to_owned(),
-                usage: help_usage(families),
-            }),
+            _ => Err(UsageError::new(
+                Mistake::TooManyArguments,
+                help_usage(families),
+            )),
         },
         "/passwd" => {
             if rest.is_empty() {
                 Ok(Command::Passwd)
             } else {
                 // A password typed on the line would land in shell history and `ps`.
-                Err(UsageError {
-                    message: "/passwd takes no arguments: it asks for the passwords".to_owned(),
-                    usage: PASSWD_USAGE.to_owned(),
-                })
+                Err(UsageError::new(
+                    Mistake::PasswdTakesNoArguments,
+                    PASSWD_USAGE,
+                ))
             }
         }
         "/quit" | "/exit" => {
             if rest.is_empty() {
                 Ok(Command::Quit)
             } else {
-                Err(UsageError {
-                    message: "too many arguments".to_owned(),
-                    usage: format!("usage: {first}"),
-                })
+                Err(UsageError::new(
+                    Mistake::TooManyArguments,
+                    format!("usage: {first}"),
+                ))
             }
         }
         other => match families.parse(other).filter(|_| other.starts_with('/')) {
             Some(family) if rest.is_empty() => Ok(Command::Help(Some(family))),
             Some(family) => parse_family(family, &rest),
-            None => Err(UsageError {
-                message: if other.starts_with('/') {
-                    format!("unknown command `{other}`")
+            None => Err(UsageError::new(
+                if other.starts_with('/') {
+                    Mistake::UnknownCommand(other.to_owned())
                 } else {
-                    format!("commands start with `/`; got `{other}`")
+                    Mistake::NoSlash(other.to_owned())
                 },
-                usage: families.summary(),
-            }),
+                families.summary(),
+            )),
         },
     }
-}
-
-/// Arguments of one sub-command, consumed with precise errors.
-struct Args<'a> {
-    family: Family,
-    sub: &'a str,
-    words: Vec<&'a str>,
-    json: bool,
-}
-
-impl<'a> Args<'a> {
-    fn new(
-        family: Family,
-        sub: &'a str,
-        words: &[&'a str],
-        allow_json: bool,
-    ) -> Result<Self, UsageError> {
-        let mut args = Args {
-            family,
-            sub,
-            words: Vec::new(),
-            json: false,
-        };
-        for w in words {
-            if *w == "--json" && allow_json {
-                args.json = true;
-            } else {
-                args.words.push(w);
-            }
-        }
-        Ok(args)
-    }
-
-    fn error(&self, message: impl Into<String>) -> UsageError {
-        UsageError {
-            message: message.into(),
-            usage: self.family.usage_of(self.sub),
-        }
-    }
-
-    /// Exactly `names.len()` arguments.
-    fn exactly(&self, names: &[&str]) -> Result<Vec<String>, UsageError> {
-        if let Some(missing) = names.get(self.words.len()) {
-            return Err(self.error(format!("missing {missing}")));
-        }
-        if let Some(extra) = self.words.get(names.len()) {
-            return Err(self.error(format!("unexpected argument `{extra}`")));
-        }
-        Ok(self.words.iter().map(|w| (*w).to_owned()).collect())
-    }
-
-    /// The first `names.len()` arguments and the rest.
-    fn at_least(&self, names: &[&str]) -> Result<(Vec<String>, Vec<String>), UsageError> {
-        if let Some(missing) = names.get(self.words.len()) {
-            return Err(self.error(format!("missing {missing}")));
-        }
-        let (head, tail) = self.words.split_at(names.len());
-        Ok((
-            head.iter().map(|w| (*w).to_owned()).collect(),
-            tail.iter().map(|w| (*w).to_owned()).collect(),
-        ))
-    }
-}
-
-fn take2(v: Vec<String>) -> (String, String) {
-    let mut it = v.into_iter();
-    (it.next().unwrap_or_default(), it.next().unwrap_or_default())
-}
-
-fn take3(v: Vec<String>) -> (String, String, String) {
-    let mut it = v.into_iter();
-    (
-        it.next().unwrap_or_default(),
-        it.next().unwrap_or_default(),
-        it.next().unwrap_or_default(),
-    )
-}
-
-fn take1(v: Vec<String>) -> String {
-    v.into_iter().next().unwrap_or_default()
 }
 
 fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
@@ -275,10 +178,13 @@ fn parse_family(family: Family, words: &[&str]) -> Result<Command, UsageError> {
     let lists = *sub == "list" || *sub == "grants";
     let a = Args::new(family, sub, rest, lists)?;
     if !family.subcommands().iter().any(|s| s == sub) {
-        return Err(UsageError {
-            message: format!("unknown sub-command `{sub}` for /{}", family.name()),
-            usage: family.help(),
-        });
+        return Err(UsageError::new(
+            Mistake::UnknownSubcommand {
+                sub: (*sub).to_owned(),
+                family: family.name(),
+            },
+            family.help(),
+        ));
     }
     match family {
         Family::Users => users::parse_users(sub, &a).map(Command::Users),

@@ -6,7 +6,7 @@
 use everlock_host::Host;
 
 use crate::families::Families;
-use crate::help::Family;
+use crate::families::Family;
 
 /// The roles a grant takes.
 const ROLES: [&str; 3] = ["reader", "writer", "owner"];

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use everlock_host::auth::Principal;
-use everlock_host::{Host, SessionInput, SessionKind, SessionOutput, SshSession};
+use everlock_host::{Host, SessionInput, SessionKind, SshSession};
 
 use crate::complete;
 use crate::editor::{Action, LineEditor};
-use crate::exec::{Console, Reply};
+use crate::exec::{Console, Failure, Reply};
 use crate::prompt::{Prompt, Step};
 use crate::script;
+use crate::session_io::{audit_prompted, run_line, write_reply};
 
 /// Printed when an interactive session starts.
 pub const BANNER: &str = "Everlock Admin\nType /help for the commands, /quit to leave.\n";
@@ -45,60 +46,10 @@ pub async fn serve(console: Arc<Console>, host: Host, mut session: SshSession) -
     }
 }
 
-/// Executes a line and records it in the audit log: only its parsed, redacted form.
-pub(crate) async fn run_line(
-    console: &Console,
-    actor: &Principal,
-    session: &SshSession,
-    line: &str,
-) -> Reply {
-    let reply = console.execute(actor, line).await;
-    if !line.trim().is_empty() {
-        tracing::info!(
-            target: "everlock::audit",
-            actor = %actor,
-            remote = %session.remote,
-            command = %crate::audit::audit_form(console.families(), line),
-            status = reply.status,
-            "console command"
-        );
-    }
-    reply
-}
-
-/// Records a command whose passwords were asked for (never the passwords themselves).
-pub(crate) fn audit_prompted(actor: &Principal, session: &SshSession, command: &str, status: u32) {
-    tracing::info!(
-        target: "everlock::audit",
-        actor = %actor,
-        remote = %session.remote,
-        command = %command,
-        status = status,
-        "console command"
-    );
-}
-
 /// Whether `line` carries a password (kept out of history and logs).
 pub fn has_secret(line: &str) -> bool {
     let mut words = line.split_whitespace();
     words.next() == Some("/users") && matches!(words.next(), Some("add" | "passwd"))
-}
-
-/// Writes a reply; `Some(status)` when the client is gone and the session should end.
-pub(crate) async fn write_reply(
-    output: &SessionOutput,
-    reply: &Reply,
-    terminal: bool,
-) -> Option<u32> {
-    let ok = output.stdout(reply.stdout.clone()).await
-        && if terminal {
-            // On a terminal both streams land on the same screen; one stream keeps their
-            // order exact.
-            output.stdout(reply.stderr.clone()).await
-        } else {
-            output.stderr(reply.stderr.clone()).await
-        };
-    (!ok).then_some(reply.status)
 }
 
 /// A terminal session: the user's saved history is loaded first and saved once at the end,
@@ -224,7 +175,7 @@ impl Terminal<'_> {
                 self.asking = Some(next);
                 return question;
             }
-            Step::Mismatch => Reply::error("passwords do not match"),
+            Step::Mismatch => Reply::failure(Failure::PasswordMismatch),
             Step::Admin(command) => self.console.run(self.actor, command).await,
             Step::Own {
                 current,

@@ -5,16 +5,18 @@
 //! This file holds the interpreter's frame (the reply, the failure type, the dispatch); each
 //! command family runs in a child module: `users`, `groups`, `backends`, `instances`.
 
-use everlock_host::auth::{AuthError, Principal};
-use everlock_host::{AdminError, Host};
+use everlock_host::Host;
+use everlock_host::auth::Principal;
 
 use std::sync::Arc;
 
 use crate::command::{Command, parse_with};
 use crate::families::Families;
 use crate::help;
+pub(crate) use failure::Failure;
 
 mod backends;
+mod failure;
 #[cfg(test)]
 mod family_tests;
 mod groups;
@@ -61,9 +63,9 @@ impl Reply {
         }
     }
 
-    /// A failure with this message (exit status 1).
-    pub fn error(text: impl Into<String>) -> Reply {
-        Reply::err(text)
+    /// A failure (exit status 1), printed as its one line.
+    pub(crate) fn failure(failure: Failure) -> Reply {
+        Reply::err(failure.to_string())
     }
 
     fn from_outcome(outcome: Outcome) -> Reply {
@@ -84,17 +86,6 @@ impl Reply {
             ..Reply::default()
         }
     }
-}
-
-/// Why a handler failed: printed as one line.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-    #[error("{0}")]
-    Other(String),
 }
 
 type Outcome = Result<String, Failure>;
@@ -176,10 +167,10 @@ impl Console {
             Command::Instances(scope, c) => self.instances(actor, scope, c).await,
             Command::Store(c) => crate::store_cmd::execute(&self.host, actor, c)
                 .await
-                .map_err(Failure::Other),
+                .map_err(Failure::from),
             Command::Tls(c) => crate::tls_cmd::execute(&self.host, actor, c)
                 .await
-                .map_err(Failure::Other),
+                .map_err(Failure::from),
             Command::Passwd => Console::passwd_without_answers(),
             Command::Keys(c) => self.keys(actor, c).await,
         };
@@ -192,9 +183,20 @@ fn parse_access(value: &str) -> Result<bool, Failure> {
     match value {
         "public" => Ok(true),
         "private" => Ok(false),
-        other => Err(Failure::Other(format!(
-            "invalid auth `{other}`: expected private or public"
-        ))),
+        other => Err(invalid_value("auth", other, ["private", "public"])),
+    }
+}
+
+/// The failure of `value` for option `key`, which accepts the `expected` alternatives.
+fn invalid_value<'a>(
+    key: &str,
+    value: &str,
+    expected: impl IntoIterator<Item = &'a str>,
+) -> Failure {
+    Failure::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        expected: expected.into_iter().map(str::to_owned).collect(),
     }
 }
 

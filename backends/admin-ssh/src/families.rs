@@ -4,8 +4,6 @@
 
 use everlock_host::{ConsoleFamily, Registry};
 
-use crate::help::Family;
-
 /// One backend kind's console family: the kind, where its grants live, and its declaration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope {
@@ -117,5 +115,49 @@ impl Families {
         words.push("/passwd".to_owned());
         words.push("/quit".to_owned());
         format!("usage: {}", words.join(", "))
+    }
+}
+
+/// A command family: `/users`, `/groups`, ..., or a backend kind's family such as `/oci`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `/users`.
+    Users,
+    /// `/groups`.
+    Groups,
+    /// `/backends`.
+    Backends,
+    /// A backend kind's instances (`/oci`, `/site`, `/hello`), as its factory declares.
+    Kind(Scope),
+    /// `/store`.
+    Store,
+    /// `/tls`: certificates.
+    Tls,
+    /// `/keys`: the user's own SSH keys.
+    Keys,
+}
+
+impl Family {
+    /// The families built into the console.
+    pub const BUILT_IN: [Family; 6] = [
+        Family::Users,
+        Family::Groups,
+        Family::Backends,
+        Family::Store,
+        Family::Tls,
+        Family::Keys,
+    ];
+
+    /// `users`, `groups`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Users => "users",
+            Family::Groups => "groups",
+            Family::Backends => "backends",
+            Family::Kind(scope) => scope.name(),
+            Family::Store => "store",
+            Family::Tls => "tls",
+            Family::Keys => "keys",
+        }
     }
 }

@@ -1,29 +1,11 @@
 //! Usage text of every command family, shared by `/help`, bare family commands, usage
 //! errors and tab completion (which reads the sub-command words from here). A backend kind's
-//! family is generated from its factory's console declaration.
+//! family is generated from its factory's console declaration. The families themselves are
+//! `families`' (this module only describes them, so the flow is one way).
 
 use everlock_host::{OptionSpec, OptionValue};
 
-use crate::families::{Families, Scope};
-
-/// A command family: `/users`, `/groups`, ..., or a backend kind's family such as `/oci`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// `/users`.
-    Users,
-    /// `/groups`.
-    Groups,
-    /// `/backends`.
-    Backends,
-    /// A backend kind's instances (`/oci`, `/site`, `/hello`), as its factory declares.
-    Kind(Scope),
-    /// `/store`.
-    Store,
-    /// `/tls`: certificates.
-    Tls,
-    /// `/keys`: the user's own SSH keys.
-    Keys,
-}
+use crate::families::{Families, Family, Scope};
 
 /// The generic `key=value` options every kind family accepts, besides its own settings.
 const GENERIC_OPTIONS: [&str; 5] = [
@@ -35,29 +17,6 @@ const GENERIC_OPTIONS: [&str; 5] = [
 ];
 
 impl Family {
-    /// The families built into the console.
-    pub const BUILT_IN: [Family; 6] = [
-        Family::Users,
-        Family::Groups,
-        Family::Backends,
-        Family::Store,
-        Family::Tls,
-        Family::Keys,
-    ];
-
-    /// `users`, `groups`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Users => "users",
-            Family::Groups => "groups",
-            Family::Backends => "backends",
-            Family::Kind(scope) => scope.name(),
-            Family::Store => "store",
-            Family::Tls => "tls",
-            Family::Keys => "keys",
-        }
-    }
-
     /// The usage lines, one per sub-command.
     pub fn usage(self) -> Vec<String> {
         let fixed: &[&str] = match self {
@@ -261,7 +220,7 @@ mod tests {
         assert_eq!(f.parse("site").map(Family::name), Some("site"));
         assert_eq!(f.parse("/nope"), None);
         assert!(Family::Users.usage_of("key").contains("key remove"));
-        assert!(overview(&f).contains("/site rollback <name> <commit>"));
+        assert!(overview(&f).contains("/site rollback <name> #<seq>|<commit prefix>"));
         assert!(overview(&f).contains("/hello create <name> vhost=<host>"));
     }
 

@@ -7,15 +7,21 @@
 //! applies live through the host's administration API and `Auth`, committed as the acting user.
 //!
 //! # Layout
-//! - `command`: tokenising and parsing a line into a command, with usage errors; one child
-//!   module per family (`users`, `groups`, `backends`, `instances`).
+//! Imports flow one way, from the session down to the grammar; no two modules import each
+//! other.
+//! - `usage`: the typed usage error every parser returns (the bottom of the grammar).
+//! - `families`: the command families, the kinds' ones read from the backend registry.
+//! - `command`: tokenising and parsing a line into a command; one child module per family
+//!   (`users`, `groups`, `backends`, `instances`).
 //! - `help`: usage text per command family.
-//! - `exec`: running a command as the acting user; one child module per family.
+//! - `exec`: running a command as the acting user; one child module per family, and
+//!   `exec::failure`, the typed causes of a command that fails while it runs.
 //! - `editor`: the terminal line editor (bytes in, echo and lines out); `editor::keys`
 //!   decodes the terminal's bytes into keys.
 //! - `complete`: tab completion.
 //! - `console`: one session (exec, piped shell or interactive terminal); `script` runs piped
-//!   lines (stop at the first failure unless `--keep-going`), `prompt` asks for passwords on a
+//!   lines (stop at the first failure unless `--keep-going`), `session_io` runs one line with
+//!   its audit record and writes its reply for both, `prompt` asks for passwords on a
 //!   terminal, `history` keeps each user's terminal history in the console's store.
 //! - `audit`: the redacted form of a line that the audit log records.
 //! - `store_cmd`, `store_render`: the `/store` family (grammar, execution, output).
@@ -41,6 +47,7 @@ pub mod help;
 pub mod history;
 pub mod prompt;
 pub mod script;
+mod session_io;
 pub mod store_cmd;
 mod store_render;
 #[cfg(test)]
@@ -48,12 +55,13 @@ mod store_tests;
 #[cfg(test)]
 mod test_families;
 pub mod tls_cmd;
+pub mod usage;
 
 use std::sync::Arc;
 
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend, Host,
-    SessionFuture, SshService, SshSession, register_backend,
+    Backend, BackendContext, BackendFactory, BackendKind, BuildError, DefaultInstance, Frontend,
+    Host, HostAdmin, Service, SessionFuture, SshService, SshSession, register_backend,
 };
 
 pub use exec::{Console, Reply};
@@ -78,35 +86,48 @@ fn default_min_password_length() -> usize {
 /// would refuse every password.
 const MAX_MIN_PASSWORD_LENGTH: usize = everlock_host::auth::MAX_PASSWORD_BYTES;
 
-fn parse(settings: &toml::Table) -> Result<Settings, BuildError> {
-    let parsed = everlock_host::parse_settings::<Settings>(settings)?;
-    if parsed.min_password_length == 0 || parsed.min_password_length > MAX_MIN_PASSWORD_LENGTH {
-        return Err(BuildError::Failed(format!(
-            "min-password-length must be between 1 and {MAX_MIN_PASSWORD_LENGTH}"
-        )));
+/// The console kind: its typed settings and the build.
+struct ConsoleKind;
+
+impl BackendKind for ConsoleKind {
+    type Settings = Settings;
+    const FRONTEND: Frontend = Frontend::Ssh;
+
+    fn validate(settings: &Settings) -> Result<(), BuildError> {
+        if settings.min_password_length == 0
+            || settings.min_password_length > MAX_MIN_PASSWORD_LENGTH
+        {
+            return Err(BuildError::Failed(format!(
+                "min-password-length must be between 1 and {MAX_MIN_PASSWORD_LENGTH}"
+            )));
+        }
+        Ok(())
     }
-    Ok(parsed)
-}
 
-fn check(settings: &toml::Table) -> Result<(), BuildError> {
-    parse(settings).map(|_| ())
-}
-
-fn build(ctx: BackendContext, settings: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
-    let settings = parse(settings)?;
-    // Administration is granted by the binary's composition root, never asked for here: a
-    // host that did not grant it to this kind cannot run a console.
-    let admin = ctx.admin.ok_or_else(|| {
-        BuildError::Failed("the admin console was not granted host administration".to_owned())
-    })?;
-    let host = admin.host().clone();
-    let console = Console::new(host.clone())
-        .with_min_password_length(settings.min_password_length)
-        .with_history(history::HistoryStore::new(ctx.store));
-    Ok(Box::new(AdminConsole {
-        console: Arc::new(console),
-        host,
-    }))
+    fn build(ctx: BackendContext, settings: Settings) -> Result<Box<dyn Backend>, BuildError> {
+        // Administration is granted by the binary's composition root, never asked for here: a
+        // host that did not grant it to this kind cannot run a console.
+        let host = ctx
+            .admin
+            .as_ref()
+            .and_then(|grant| grant.get::<HostAdmin>())
+            .map(|admin| admin.host().clone())
+            .ok_or_else(|| {
+                BuildError::Failed(
+                    "the admin console was not granted host administration".to_owned(),
+                )
+            })?;
+        // The configured minimum is enforced by auth itself, for every path that sets a password.
+        host.auth()
+            .set_min_password_chars(settings.min_password_length);
+        let console = Console::new(host.clone())
+            .with_min_password_length(settings.min_password_length)
+            .with_history(history::HistoryStore::new(ctx.store));
+        Ok(Box::new(AdminConsole {
+            console: Arc::new(console),
+            host,
+        }))
+    }
 }
 
 fn default_instances() -> Vec<DefaultInstance> {
@@ -122,15 +143,12 @@ fn default_instances() -> Vec<DefaultInstance> {
 
 /// The console's factory; `pub` so tests can build registries that contain it.
 pub const FACTORY: BackendFactory = BackendFactory {
-    kind: KIND,
-    frontend: Frontend::Ssh,
-    summary: "SSH admin console: users, groups, backends, registries and sites, live",
-    check,
-    build,
     default_instances,
     example_settings: "min-password-length = 8\n",
-    access_root: None,
-    console: None,
+    ..BackendFactory::of::<ConsoleKind>(
+        KIND,
+        "SSH admin console: users, groups, backends, registries and sites, live",
+    )
 };
 
 register_backend!(FACTORY);
@@ -143,8 +161,8 @@ pub struct AdminConsole {
 }
 
 impl Backend for AdminConsole {
-    fn ssh_service(&self) -> Option<Arc<dyn SshService>> {
-        Some(Arc::new(self.clone()))
+    fn service(&self) -> Service {
+        Service::Ssh(Arc::new(self.clone()))
     }
 }
 
@@ -165,9 +183,13 @@ mod tests {
     #[test]
     fn min_password_length_is_a_bounded_setting() {
         let table = |text: &str| -> toml::Table { text.parse().unwrap() };
-        assert_eq!(parse(&table("")).unwrap().min_password_length, 8);
+        let parse = |text: &str| {
+            let settings: Settings = everlock_host::parse_settings(&table(text)).unwrap();
+            ConsoleKind::validate(&settings).map(|()| settings)
+        };
+        assert_eq!(parse("").unwrap().min_password_length, 8);
         assert_eq!(
-            parse(&table("min-password-length = 12"))
+            parse("min-password-length = 12")
                 .unwrap()
                 .min_password_length,
             12
@@ -178,8 +200,8 @@ mod tests {
             "min-password-length = -1",
             "colour = 1",
         ] {
-            assert!(check(&table(bad)).is_err(), "{bad}");
+            assert!((FACTORY.check)(&table(bad)).is_err(), "{bad}");
         }
-        check(&table(FACTORY.example_settings)).unwrap();
+        (FACTORY.check)(&table(FACTORY.example_settings)).unwrap();
     }
 }

@@ -10,8 +10,8 @@ use everlock_host::auth::Principal;
 use everlock_host::{SessionInput, SshSession};
 
 use crate::command::tokenize;
-use crate::console::{run_line, write_reply};
-use crate::exec::{Console, Reply};
+use crate::exec::{Console, Failure, Reply};
+use crate::session_io::{audit_prompted, run_line, write_reply};
 
 /// Longest line a piped session may send.
 const MAX_PIPED_LINE: usize = 64 * 1024;
@@ -117,7 +117,7 @@ pub async fn run(
             None => match lines.next(session).await {
                 Some(Line::Text(line)) => line,
                 Some(Line::TooLong) => {
-                    let reply = Reply::error("line too long");
+                    let reply = Reply::failure(Failure::LineTooLong);
                     if write_reply(&session.output, &reply, false).await.is_some()
                         || !options.keep_going
                     {
@@ -174,11 +174,8 @@ async fn passwd(
                 .change_own_password(actor, current, new, repeat)
                 .await
         }
-        _ => Reply::error(
-            "/passwd without a terminal reads three lines from stdin: the current password, \
-             the new one and the new one again",
-        ),
+        _ => Reply::failure(Failure::PasswdInputEnded),
     };
-    crate::console::audit_prompted(actor, session, "/passwd", reply.status);
+    audit_prompted(actor, session, "/passwd", reply.status);
     reply
 }

@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use everlock_host::Host;
-use everlock_host::admin_stores::MAX_STORE_LOG;
+use everlock_host::admin_stores::{MAX_STORE_LOG, StoreAdminError};
 use everlock_host::auth::Principal;
-use everlock_host::storage::{DEFAULT_GRACE, RetentionPolicy};
+use everlock_host::storage::{DEFAULT_GRACE, RetentionPolicy, VerifyReport};
 
-use crate::command::UsageError;
-use crate::help::Family;
+use crate::families::Family;
 use crate::store_render;
+use crate::usage::{Mistake, UsageError};
 
 /// How many commits `/store log` shows without `-n`.
 pub const DEFAULT_LOG: u64 = 20;
@@ -81,19 +81,19 @@ impl<'a> Parsed<'a> {
                 None => (word, None),
             };
             let Some((flag, takes_value)) = known.iter().find(|(f, _)| *f == name) else {
-                return Err(parsed.error(format!("unknown flag `{name}`")));
+                return Err(parsed.error(Mistake::UnknownFlag(name.to_owned())));
             };
             if parsed.flags.iter().any(|(f, _)| f == flag) {
-                return Err(parsed.error(format!("`{flag}` given twice")));
+                return Err(parsed.error(Mistake::RepeatedFlag(flag)));
             }
             let value = match (takes_value, inline) {
                 (true, Some(v)) => Some(v),
                 (true, None) => Some(
                     it.next()
-                        .ok_or_else(|| parsed.error(format!("`{flag}` needs a number")))?,
+                        .ok_or_else(|| parsed.error(Mistake::FlagNeedsNumber(flag)))?,
                 ),
                 (false, Some(_)) => {
-                    return Err(parsed.error(format!("`{flag}` takes no value")));
+                    return Err(parsed.error(Mistake::FlagTakesNoValue(flag)));
                 }
                 (false, None) => None,
             };
@@ -102,11 +102,8 @@ impl<'a> Parsed<'a> {
         Ok(parsed)
     }
 
-    fn error(&self, message: impl Into<String>) -> UsageError {
-        UsageError {
-            message: message.into(),
-            usage: Family::Store.usage_of(self.sub),
-        }
+    fn error(&self, mistake: Mistake) -> UsageError {
+        UsageError::new(mistake, Family::Store.usage_of(self.sub))
     }
 
     fn has(&self, flag: &str) -> bool {
@@ -114,25 +111,28 @@ impl<'a> Parsed<'a> {
     }
 
     /// The value of a numeric flag, checked against `min..=max`.
-    fn number(&self, flag: &str, min: u64, max: u64) -> Result<Option<u64>, UsageError> {
+    fn number(&self, flag: &'static str, min: u64, max: u64) -> Result<Option<u64>, UsageError> {
         let Some((_, Some(text))) = self.flags.iter().find(|(f, _)| *f == flag) else {
             return Ok(None);
         };
         match text.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(self.error(format!(
-                "`{flag}` must be a whole number from {min} to {max}, got `{text}`"
-            ))),
+            _ => Err(self.error(Mistake::OutOfRange {
+                flag,
+                min,
+                max,
+                got: (*text).to_owned(),
+            })),
         }
     }
 
     /// Exactly the positional arguments `names`.
     fn exactly(&self, names: &[&str]) -> Result<Vec<String>, UsageError> {
         if let Some(missing) = names.get(self.positional.len()) {
-            return Err(self.error(format!("missing {missing}")));
+            return Err(self.error(Mistake::Missing((*missing).to_owned())));
         }
         if let Some(extra) = self.positional.get(names.len()) {
-            return Err(self.error(format!("unexpected argument `{extra}`")));
+            return Err(self.error(Mistake::Unexpected((*extra).to_owned())));
         }
         Ok(self.positional.iter().map(|w| (*w).to_owned()).collect())
     }
@@ -168,27 +168,50 @@ pub fn parse(sub: &str, words: &[&str]) -> Result<StoreCmd, UsageError> {
             let mut it = args.into_iter();
             let store = it.next().unwrap_or_default();
             let text = it.next().unwrap_or_default();
-            let policy = text.parse().map_err(|e| p.error(format!("{e}")))?;
+            let policy = text.parse().map_err(|e| p.error(Mistake::Policy(e)))?;
             StoreCmd::Retention { store, policy }
         }
     })
 }
 
-/// Runs a `/store` command as `actor`; the error is the one line to print.
-pub async fn execute(host: &Host, actor: &Principal, cmd: StoreCmd) -> Result<String, String> {
-    let text = |e: everlock_host::admin_stores::StoreAdminError| e.to_string();
+/// Why a `/store` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreCmdError {
+    /// The host's store administration refused or failed.
+    #[error(transparent)]
+    Admin(#[from] StoreAdminError),
+    /// `/store verify` found problems: printed summary line first, then every problem.
+    #[error("{}", store_render::verify_failure(.store, .report))]
+    VerifyFailed {
+        /// The store verified.
+        store: String,
+        /// What verification found.
+        report: VerifyReport,
+    },
+}
+
+/// Runs a `/store` command as `actor`.
+pub async fn execute(
+    host: &Host,
+    actor: &Principal,
+    cmd: StoreCmd,
+) -> Result<String, StoreCmdError> {
     match cmd {
         StoreCmd::List { json } => {
-            let rows = host.store_list(actor).await.map_err(text)?;
+            let rows = host.store_list(actor).await?;
             Ok(store_render::list(&rows, json))
         }
         StoreCmd::Log { store, n, json } => {
-            let log = host.store_log(actor, &store, n).await.map_err(text)?;
+            let log = host.store_log(actor, &store, n).await?;
             Ok(store_render::log(&store, &log, json))
         }
         StoreCmd::Verify { store } => {
-            let report = host.store_verify(actor, &store).await.map_err(text)?;
-            store_render::verify(&store, &report)
+            let report = host.store_verify(actor, &store).await?;
+            if report.is_ok() {
+                Ok(store_render::verify_ok(&store, &report))
+            } else {
+                Err(StoreCmdError::VerifyFailed { store, report })
+            }
         }
         StoreCmd::Gc {
             store,
@@ -196,16 +219,11 @@ pub async fn execute(host: &Host, actor: &Principal, cmd: StoreCmd) -> Result<St
             dry_run,
         } => {
             let grace = grace_secs.map_or(DEFAULT_GRACE, Duration::from_secs);
-            let gc = host
-                .store_gc(actor, &store, grace, dry_run)
-                .await
-                .map_err(text)?;
+            let gc = host.store_gc(actor, &store, grace, dry_run).await?;
             Ok(store_render::gc(&store, &gc, dry_run))
         }
         StoreCmd::Retention { store, policy } => {
-            host.store_set_retention(actor, &store, policy)
-                .await
-                .map_err(text)?;
+            host.store_set_retention(actor, &store, policy).await?;
             Ok(format!(
                 "retention of `{store}` set to {policy}; the next gc or maintenance run applies it"
             ))
@@ -277,6 +295,20 @@ mod tests {
                     dry_run: true,
                 },
             ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(ok(line), expected, "{line}");
+        }
+        assert_eq!(
+            parse_line("/store").unwrap(),
+            Command::Help(Some(Family::Store))
+        );
+    }
+
+    #[test]
+    fn retention_lines_parse_into_policies() {
+        let s = String::from;
+        let cases = [
             (
                 "/store retention x keep-commits=5",
                 StoreCmd::Retention {
@@ -302,15 +334,24 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(ok(line), expected, "{line}");
         }
-        assert_eq!(
-            parse_line("/store").unwrap(),
-            Command::Help(Some(Family::Store))
-        );
+    }
+
+    /// Each line fails with `message` as its first line, then a usage containing `usage`.
+    fn check_mistakes(cases: &[(&str, &str, &str)]) {
+        for (line, message, usage) in cases {
+            let e = parse_line(line).expect_err(line).to_string();
+            let (first, rest) = e.split_once('\n').unwrap_or((&e, ""));
+            assert_eq!(first, *message, "{line}");
+            assert!(
+                rest.starts_with("usage:") && rest.contains(usage),
+                "{line}: {e}"
+            );
+        }
     }
 
     #[test]
-    fn mistakes_give_one_line_and_the_usage() {
-        let cases: &[(&str, &str, &str)] = &[
+    fn mistakes_in_list_and_log_give_one_line_and_the_usage() {
+        check_mistakes(&[
             (
                 "/store frob",
                 "unknown sub-command `frob` for /store",
@@ -352,6 +393,12 @@ mod tests {
                 "`--json` takes no value",
                 "usage: /store log",
             ),
+        ]);
+    }
+
+    #[test]
+    fn mistakes_in_verify_gc_and_retention_give_one_line_and_the_usage() {
+        check_mistakes(&[
             (
                 "/store verify",
                 "missing <store>",
@@ -387,15 +434,6 @@ mod tests {
                 "invalid retention policy \"keep-commits=0\": keep-commits must be at least 1 (use keep-all, purge-after=<N>s|m|h|d or keep-commits=<N>)",
                 "usage: /store retention",
             ),
-        ];
-        for (line, message, usage) in cases {
-            let e = parse_line(line).expect_err(line).to_string();
-            let (first, rest) = e.split_once('\n').unwrap_or((&e, ""));
-            assert_eq!(first, *message, "{line}");
-            assert!(
-                rest.starts_with("usage:") && rest.contains(usage),
-                "{line}: {e}"
-            );
-        }
+        ]);
     }
 }

@@ -128,15 +128,17 @@ pub(crate) fn log(store: &str, commits: &[CommitInfo], as_json: bool) -> String 
         .collect()
 }
 
-/// `/store verify`: a summary on success; otherwise the error, summary line first, then every
-/// problem, so the exit status is 1.
-pub(crate) fn verify(store: &str, report: &VerifyReport) -> Result<String, String> {
-    if report.is_ok() {
-        return Ok(format!(
-            "ok: `{store}`: {} commits, {} objects, {} bytes re-hashed",
-            report.commits, report.objects, report.bytes
-        ));
-    }
+/// `/store verify` of a store that verified cleanly: a summary.
+pub(crate) fn verify_ok(store: &str, report: &VerifyReport) -> String {
+    format!(
+        "ok: `{store}`: {} commits, {} objects, {} bytes re-hashed",
+        report.commits, report.objects, report.bytes
+    )
+}
+
+/// `/store verify` of a store with problems (printed as the error, so the exit status is 1):
+/// the summary line first, then every problem.
+pub(crate) fn verify_failure(store: &str, report: &VerifyReport) -> String {
     let mut out = format!(
         "verify failed: {} problem(s) in store `{store}`",
         report.problems.len()
@@ -144,7 +146,7 @@ pub(crate) fn verify(store: &str, report: &VerifyReport) -> Result<String, Strin
     for p in &report.problems {
         out.push_str(&format!("\n  {p}"));
     }
-    Err(out)
+    out
 }
 
 /// `/store gc`: the policy applied, the purge commit if any, and what was (or would be) freed.
@@ -292,7 +294,7 @@ mod tests {
             problems: Vec::new(),
         };
         assert_eq!(
-            verify("s", &report).unwrap(),
+            verify_ok("s", &report),
             "ok: `s`: 2 commits, 3 objects, 4 bytes re-hashed"
         );
         report.problems.push(Problem::Head {
@@ -300,7 +302,7 @@ mod tests {
             reason: "missing".to_owned(),
         });
         assert_eq!(
-            verify("s", &report).unwrap_err(),
+            verify_failure("s", &report),
             "verify failed: 1 problem(s) in store `s`\n  bad head entry \"p\": missing"
         );
 

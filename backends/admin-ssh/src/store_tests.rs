@@ -15,12 +15,12 @@ use crate::exec::Console;
 
 struct Empty;
 impl Backend for Empty {
-    fn http_router(&self) -> Option<everlock_host::axum::Router> {
-        Some(everlock_host::axum::Router::new())
+    fn service(&self) -> everlock_host::Service {
+        everlock_host::Service::Http(everlock_host::axum::Router::new())
     }
 }
-fn check(_: &toml::Table) -> Result<(), BuildError> {
-    Ok(())
+fn check(_: &toml::Table) -> Result<Vec<everlock_host::api::PathPrefix>, BuildError> {
+    Ok(Vec::new())
 }
 fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(Empty))
@@ -68,7 +68,7 @@ async fn setup() -> (TestEnv, Host) {
     };
     host.start(config).await.unwrap();
     host.auth()
-        .add_user(&Principal::test_user("admin"), "alice", "pw")
+        .add_user(&Principal::test_user("admin"), "alice", "alice-pw-long")
         .await
         .unwrap();
     // Two versions of one file, the first big enough to live in an object file.

@@ -1,109 +1,98 @@
-//! Console declarations standing in for the registry, site and hello kinds, whose crates this
-//! one does not depend on; they mirror what those factories declare.
+//! The console families of the registry, site and hello kinds as their own crates register
+//! them (dev-dependencies of this crate). The tests read the real declarations instead of a
+//! copy, so a kind that adds, renames or drops an option changes what these tests see: a copy
+//! here once drifted from the registry's declaration while every console test stayed green.
 
-use everlock_host::{CommandHelp, ConsoleFamily, OptionSpec, OptionValue};
+use std::sync::LazyLock;
+
+use everlock_host::{BackendFactory, CommandHelp, Registry};
 
 use crate::families::{Families, Scope};
 
-/// `/oci`, as `oci-http` declares it.
-pub(crate) const OCI: ConsoleFamily = ConsoleFamily {
-    word: "oci",
-    noun: "registry",
-    default_prefix: Some("/v2"),
-    create_options: &[OptionSpec {
-        key: "allow-delete",
-        summary: "<true|false>",
-        required: false,
-        allowed: &[],
-        value: OptionValue::Bool,
-    }],
-    public_by_default: false,
-    owner_on_create: false,
-    commands: &[CommandHelp {
-        name: "gc",
-        args: "[--untagged] [--dry-run] [--grace-secs N]",
-        summary: "gc",
-    }],
-};
+/// The registry of every kind linked into the test binary: the three kinds above and the
+/// console itself, collected from their `register_backend!` registrations.
+static REGISTERED: LazyLock<Registry> = LazyLock::new(|| {
+    // Naming each crate links it, so its registration is in the collected registry.
+    let kinds = [
+        everlock_backend_oci_http::KIND,
+        everlock_backend_site_http::KIND,
+        everlock_example_hello_backend::KIND,
+    ];
+    let registry = Registry::collect().expect("the linked kinds register without conflict");
+    for kind in kinds {
+        assert!(registry.get(kind).is_some(), "{kind} is not registered");
+    }
+    registry
+});
 
-/// `/site`, as `site-http` declares it.
-pub(crate) const SITE: ConsoleFamily = ConsoleFamily {
-    word: "site",
-    noun: "site",
-    default_prefix: None,
-    create_options: &[
-        OptionSpec {
-            key: "mode",
-            summary: "<mode>",
-            required: true,
-            allowed: &["markdown", "html"],
-            value: OptionValue::Text,
-        },
-        OptionSpec {
-            key: "keep-deploys",
-            summary: "<count>",
-            required: false,
-            allowed: &[],
-            value: OptionValue::Integer,
-        },
-    ],
-    public_by_default: true,
-    owner_on_create: true,
-    commands: &[
-        CommandHelp {
-            name: "history",
-            args: "",
-            summary: "history",
-        },
-        CommandHelp {
-            name: "rollback",
-            args: "<commit>",
-            summary: "rollback",
-        },
-    ],
-};
+/// The registered factory of `kind`.
+pub(crate) fn factory(kind: &str) -> &'static BackendFactory {
+    REGISTERED
+        .get(kind)
+        .unwrap_or_else(|| panic!("{kind} is not registered"))
+}
 
-/// `/hello`, as the example `hello-http` declares it.
-pub(crate) const HELLO: ConsoleFamily = ConsoleFamily {
-    word: "hello",
-    noun: "hello page",
-    default_prefix: None,
-    create_options: &[
-        OptionSpec {
-            key: "greeting",
-            summary: "<text>",
-            required: false,
-            allowed: &[],
-            value: OptionValue::Text,
-        },
-        OptionSpec {
-            key: "private",
-            summary: "<true|false>",
-            required: false,
-            allowed: &[],
-            value: OptionValue::Bool,
-        },
-    ],
-    public_by_default: false,
-    owner_on_create: false,
-    commands: &[],
-};
+/// The maintenance commands `kind` declares; none for a kind that is not registered (a
+/// test's own kind).
+pub(crate) fn declared_commands(kind: &str) -> &'static [CommandHelp] {
+    REGISTERED
+        .get(kind)
+        .and_then(|f| f.console.as_ref())
+        .map_or(&[], |c| c.commands)
+}
 
-/// The `/oci` scope.
+/// The scope of `kind`, from its registered declaration.
+fn registered(kind: &str) -> Scope {
+    let f = factory(kind);
+    let console = f
+        .console
+        .as_ref()
+        .unwrap_or_else(|| panic!("{kind} declares no console family"));
+    Scope::new(f.kind, f.access_root, console)
+}
+
+/// The `/oci` scope, as `oci-http` declares it.
 pub(crate) fn oci() -> Scope {
-    Scope::new("oci-http", Some("http/oci"), &OCI)
+    registered(everlock_backend_oci_http::KIND)
 }
 
-/// The `/site` scope.
+/// The `/site` scope, as `site-http` declares it.
 pub(crate) fn site() -> Scope {
-    Scope::new("site-http", Some("http/site"), &SITE)
+    registered(everlock_backend_site_http::KIND)
 }
 
-/// The families of the three stand-in kinds.
+/// The families of every registered kind, read as the console reads a running host's.
 pub(crate) fn families() -> Families {
-    Families::from_scopes(vec![
-        Scope::new("hello-http", Some("http/hello"), &HELLO),
-        oci(),
-        site(),
-    ])
+    Families::from_registry(&REGISTERED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::families::Family;
+
+    /// The families the tests parse against are exactly the ones the kinds' crates declare,
+    /// word for word and option for option.
+    #[test]
+    fn test_families_are_the_registered_declarations() {
+        let kinds: Vec<&str> = families()
+            .all()
+            .into_iter()
+            .filter_map(|f| match f {
+                Family::Kind(scope) => Some(scope.kind()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["hello-http", "oci-http", "site-http"]);
+        for scope in [oci(), site()] {
+            let real = factory(scope.kind());
+            assert_eq!(Some(*scope.console()), real.console, "{}", scope.kind());
+            assert_eq!(scope.access_root(), real.access_root, "{}", scope.kind());
+        }
+        // What drifted once: the registry's settings beyond `allow-delete`.
+        let oci_help = Family::Kind(oci()).help();
+        for key in ["allow-push", "upstream", "quota", "webhooks"] {
+            assert!(oci_help.contains(&format!(" {key}=")), "{key}: {oci_help}");
+        }
+    }
 }

@@ -3,11 +3,11 @@
 //! host's (`everlock_host::admin_tls`); this module holds the grammar and the output.
 
 use everlock_host::Host;
-use everlock_host::admin_tls::{TlsRow, unix_now};
+use everlock_host::admin_tls::{TlsAdminError, TlsRow, unix_now};
 use everlock_host::auth::Principal;
 
-use crate::command::UsageError;
-use crate::help::Family;
+use crate::families::Family;
+use crate::usage::{Mistake, UsageError};
 
 /// `/tls` sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +24,8 @@ pub enum TlsCmd {
     },
 }
 
-fn usage_error(sub: &str, message: impl Into<String>) -> UsageError {
-    UsageError {
-        message: message.into(),
-        usage: Family::Tls.usage_of(sub),
-    }
+fn usage_error(sub: &str, mistake: Mistake) -> UsageError {
+    UsageError::new(mistake, Family::Tls.usage_of(sub))
 }
 
 /// Parses the words after `/tls <sub>`; `sub` is one of the family's sub-commands.
@@ -36,20 +33,20 @@ pub fn parse(sub: &str, words: &[&str]) -> Result<TlsCmd, UsageError> {
     match (sub, words) {
         ("list", []) => Ok(TlsCmd::List { json: false }),
         ("list", ["--json"]) => Ok(TlsCmd::List { json: true }),
-        ("list", [extra, ..]) => Err(usage_error(sub, format!("unexpected argument `{extra}`"))),
+        ("list", [extra, ..]) => Err(usage_error(sub, Mistake::Unexpected((*extra).to_owned()))),
         ("renew", [name]) if !name.starts_with('-') => Ok(TlsCmd::Renew {
             name: name.to_ascii_lowercase(),
         }),
-        ("renew", []) => Err(usage_error(sub, "missing <name>")),
-        (_, _) => Err(usage_error(sub, "expected exactly one <name>")),
+        ("renew", []) => Err(usage_error(sub, Mistake::Missing("<name>".to_owned()))),
+        (_, _) => Err(usage_error(sub, Mistake::ExactlyOne("<name>"))),
     }
 }
 
-/// Runs a `/tls` command as `actor`; the error is the one line to print.
-pub async fn execute(host: &Host, actor: &Principal, cmd: TlsCmd) -> Result<String, String> {
+/// Runs a `/tls` command as `actor`.
+pub async fn execute(host: &Host, actor: &Principal, cmd: TlsCmd) -> Result<String, TlsAdminError> {
     match cmd {
         TlsCmd::List { json } => {
-            let rows = host.tls_list(actor).await.map_err(|e| e.to_string())?;
+            let rows = host.tls_list(actor).await?;
             Ok(if json {
                 list_json(&rows)
             } else {
@@ -57,9 +54,7 @@ pub async fn execute(host: &Host, actor: &Principal, cmd: TlsCmd) -> Result<Stri
             })
         }
         TlsCmd::Renew { name } => {
-            host.tls_renew(actor, &name)
-                .await
-                .map_err(|e| e.to_string())?;
+            host.tls_renew(actor, &name).await?;
             Ok(format!(
                 "ordering a new certificate for {name}; /tls list shows the outcome"
             ))

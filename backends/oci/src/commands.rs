@@ -277,7 +277,13 @@ impl InstanceCommands for Commands {
                     let (line, name, tag, digest) =
                         content::rm(&registry, store().await?, &actor, &args).await?;
                     let digest = tag.is_none().then_some(&digest);
-                    crate::webhooks::deleted(&registry, &actor, &name, tag.as_ref(), digest);
+                    crate::webhooks::deleted(
+                        &registry.webhooks,
+                        &actor,
+                        &name,
+                        tag.as_ref(),
+                        digest,
+                    );
                     return Ok(line);
                 }
                 _ => {
@@ -294,6 +300,41 @@ impl InstanceCommands for Commands {
             collect(&registry, store, args, grace).await
         })
     }
+}
+
+/// One maintenance pass: applies the instance's rules with its GC grace period, then
+/// collects the blobs the removed manifests left unreferenced.
+pub(crate) async fn maintain(
+    registry: Arc<Registry>,
+) -> Result<String, everlock_host::CommandError> {
+    let failed = |e: &dyn std::fmt::Display| everlock_host::CommandError::Failed(e.to_string());
+    let store = registry.open_store().await.map_err(|e| failed(&e))?;
+    let rules = &registry.settings.retention;
+    let plan = retention::plan(store, rules, registry.settings.gc_grace())
+        .await
+        .map_err(|e| failed(&e))?;
+    if plan.removals.is_empty() {
+        return Ok(String::new());
+    }
+    let outcome = retention::apply(store, &plan)
+        .await
+        .map_err(|e| failed(&e))?;
+    if outcome.manifests == 0 {
+        return Ok(outcome.to_string());
+    }
+    // The manifests removed leave blobs nothing references: collect them now (same grace),
+    // so that the store's GC, which runs next, gives their bytes back.
+    let opts = GcOptions {
+        untagged: false,
+        dry_run: false,
+        grace: registry.settings.gc_grace(),
+    };
+    let report = gc(store, &opts).await.map_err(|e| failed(&e))?;
+    Ok(format!(
+        "{outcome}; gc: {} blobs ({} bytes)",
+        report.blobs.len(),
+        report.blob_bytes
+    ))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 
 mod blobs;
 mod commands;
+mod dispatch;
 mod error;
 mod gc;
 mod layout;
@@ -52,10 +53,12 @@ mod webhooks;
 
 use std::sync::Arc;
 
+use everlock_host::api::PathPrefix;
 use everlock_host::axum::Router;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
-    InstanceCommands, OptionSpec, OptionValue, parse_settings, register_backend,
+    Backend, BackendContext, BackendFactory, BackendKind, BuildError, ConsoleFamily,
+    DefaultInstance, Frontend, InstanceCommands, OptionSpec, OptionValue, Service,
+    register_backend,
 };
 
 pub use gc::{GcError, GcOptions, GcReport, gc};
@@ -66,12 +69,8 @@ pub const KIND: &str = "oci-http";
 /// The zero-config instance's store (product.md §8).
 pub const DEFAULT_STORE: &str = "everlock-oci-local";
 
-register_backend!(BackendFactory {
-    kind: KIND,
-    frontend: Frontend::Http,
-    summary: "OCI Distribution registry (push, pull, referrers, delete, gc) on the versioned store",
-    check,
-    build,
+/// The registry's registration: `check` and `build` derive from [`OciKind`]'s typed settings.
+pub const FACTORY: BackendFactory = BackendFactory {
     default_instances,
     example_settings: settings::EXAMPLE_SETTINGS,
     access_root: Some("http/oci"),
@@ -180,11 +179,52 @@ register_backend!(BackendFactory {
         owner_on_create: false,
         commands: commands::HELP,
     }),
-});
+    ..BackendFactory::of::<OciKind>(
+        KIND,
+        "OCI Distribution registry (push, pull, referrers, delete, gc) on the versioned store",
+    )
+};
 
-fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
-    let s: settings::Settings = parse_settings(table)?;
-    s.validate().map_err(BuildError::Settings)
+register_backend!(FACTORY);
+
+/// The registry kind: its settings, their validation, the `/ui` they claim and the build.
+pub(crate) struct OciKind;
+
+impl BackendKind for OciKind {
+    type Settings = settings::Settings;
+    const FRONTEND: Frontend = Frontend::Http;
+
+    fn validate(settings: &settings::Settings) -> Result<(), BuildError> {
+        settings.validate().map_err(BuildError::Settings)
+    }
+
+    /// The web UI lives at `/ui` on the registry's vhosts, next to `/v2`.
+    fn extra_prefixes(settings: &settings::Settings) -> Vec<PathPrefix> {
+        if !settings.ui {
+            return Vec::new();
+        }
+        match ui::BASE.parse() {
+            Ok(prefix) => vec![prefix],
+            Err(e) => {
+                tracing::error!(error = %e, "oci: the UI prefix does not parse");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Cheap: wires state; the store opens on first use.
+    fn build(
+        ctx: BackendContext,
+        settings: settings::Settings,
+    ) -> Result<Box<dyn Backend>, BuildError> {
+        let instance = ctx.instance.to_string();
+        let mirror =
+            mirror::Mirror::new(&instance, settings.mirror()).map_err(BuildError::Settings)?;
+        let registry = Arc::new(
+            registry::Registry::new(instance, ctx.store, ctx.auth, settings).with_mirror(mirror),
+        );
+        Ok(Box::new(Oci { registry }))
+    }
 }
 
 fn default_instances() -> Vec<DefaultInstance> {
@@ -198,19 +238,19 @@ fn default_instances() -> Vec<DefaultInstance> {
     }]
 }
 
-/// Cheap: parses settings and wires state; the store opens on first use.
+/// Builds one registry from its settings table (the factory's `build`), for tests.
+#[cfg(test)]
 fn build(
     ctx: BackendContext,
     table: &everlock_host::toml::Table,
 ) -> Result<Box<dyn Backend>, BuildError> {
-    let settings: settings::Settings = parse_settings(table)?;
-    settings.validate().map_err(BuildError::Settings)?;
-    let instance = ctx.instance.to_string();
-    let mirror = mirror::Mirror::new(&instance, &settings).map_err(BuildError::Settings)?;
-    let registry = Arc::new(
-        registry::Registry::new(instance, ctx.store, ctx.auth, settings).with_mirror(mirror),
-    );
-    Ok(Box::new(Oci { registry }))
+    (FACTORY.build)(ctx, table)
+}
+
+/// Checks a settings table (the factory's `check`) and returns the prefixes it claims.
+#[cfg(test)]
+fn check(table: &everlock_host::toml::Table) -> Result<Vec<PathPrefix>, BuildError> {
+    (FACTORY.check)(table)
 }
 
 struct Oci {
@@ -218,26 +258,12 @@ struct Oci {
 }
 
 impl Backend for Oci {
-    fn http_router(&self) -> Option<Router> {
-        Some(
+    fn service(&self) -> Service {
+        Service::Http(
             Router::new()
-                .fallback(registry::handle)
+                .fallback(dispatch::handle)
                 .with_state(self.registry.clone()),
         )
-    }
-
-    /// The web UI lives at `/ui` on the registry's vhosts, next to `/v2`.
-    fn extra_prefixes(&self) -> Vec<everlock_host::config::PathPrefix> {
-        if !self.registry.settings.ui {
-            return Vec::new();
-        }
-        match ui::BASE.parse() {
-            Ok(prefix) => vec![prefix],
-            Err(e) => {
-                tracing::error!(error = %e, "oci: the UI prefix does not parse");
-                Vec::new()
-            }
-        }
     }
 
     fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
@@ -251,7 +277,7 @@ impl Backend for Oci {
         if self.registry.settings.retention.is_empty() {
             return None;
         }
-        Some(Box::pin(retention::maintain(self.registry.clone())))
+        Some(Box::pin(commands::maintain(self.registry.clone())))
     }
 }
 

@@ -70,7 +70,7 @@ pub(crate) async fn tags(reg: &Registry, name: &Name, parts: &Parts) -> OciResul
         .filter_map(|e| e.path.strip_prefix(&prefix).map(str::to_owned))
         .collect();
     // A mirror also lists what its upstream has, so clients can discover what to pull.
-    let all: Vec<String> = match crate::mirror::upstream_tags(reg, name).await {
+    let all: Vec<String> = match crate::mirror::tags::upstream_tags(reg, name).await {
         Some(upstream) => all
             .into_iter()
             .chain(upstream)

@@ -244,17 +244,15 @@ impl QuotaState {
 
 /// Refuses a manifest push that would take a quota past its limit.
 pub(crate) async fn check(
-    reg: &crate::registry::Registry,
+    state: &QuotaState,
+    rules: &[QuotaRule],
     store: &Store,
     name: &Name,
     digest: &OciDigest,
     parsed: &manifests::Parsed,
     len: u64,
 ) -> OciResult<()> {
-    let state = &reg.quota;
-    let matching: Vec<&QuotaRule> = reg
-        .settings
-        .quota
+    let matching: Vec<&QuotaRule> = rules
         .iter()
         .filter(|q| glob::matches(&q.repositories, name.as_str()))
         .collect();

@@ -83,7 +83,7 @@ pub(crate) struct Settings {
     pub(crate) upstream_username: Option<String>,
     /// Never logged: its `Debug` is redacted.
     #[serde(default)]
-    pub(crate) upstream_password: Option<crate::mirror::Secret>,
+    pub(crate) upstream_password: Option<crate::mirror::config::Secret>,
     #[serde(default = "default_tag_ttl")]
     pub(crate) upstream_tag_ttl_secs: u64,
     #[serde(default)]
@@ -131,6 +131,17 @@ impl Settings {
         Duration::from_secs(self.upload_expiry_secs)
     }
 
+    /// The mirror's part of the settings (see `mirror`).
+    pub(crate) fn mirror(&self) -> crate::mirror::config::MirrorConfig<'_> {
+        crate::mirror::config::MirrorConfig {
+            upstream: self.upstream.as_deref(),
+            username: self.upstream_username.as_deref(),
+            password: self.upstream_password.as_ref(),
+            tag_ttl_secs: self.upstream_tag_ttl_secs,
+            allow_push: self.allow_push,
+        }
+    }
+
     pub(crate) fn gc_grace(&self) -> Duration {
         Duration::from_secs(self.gc_grace_secs)
     }
@@ -146,7 +157,11 @@ impl Settings {
         if self.max_manifest_bytes < 4 * 1024 * 1024 {
             return Err("max-manifest-bytes must be at least 4194304 (the spec's 4 MB)".into());
         }
-        crate::mirror::validate(self)?;
+        crate::mirror::config::validate(
+            self.upstream.as_deref(),
+            self.upstream_username.as_deref(),
+            self.upstream_password.as_ref(),
+        )?;
         crate::token::validate(self)?;
         for r in &self.retention {
             r.validate()?;

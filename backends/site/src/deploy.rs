@@ -9,6 +9,7 @@
 mod archive;
 mod links;
 pub mod manifest;
+mod render;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ use archive::{Limits, Sink};
 use manifest::{Known, Manifest};
 use validate::{kept_for_validation, validate_links, validate_markdown, validate_rules};
 
-use crate::http::serve::REALM;
+use crate::http::reply::REALM;
 use crate::settings::Mode;
 use crate::site::SiteInner;
 
@@ -257,6 +258,10 @@ where
         report.commit = head.to_hex();
         report.unchanged = true;
         return Ok(report);
+    }
+    if markdown {
+        // Last, as the costliest check: every page renders with the new layouts first.
+        render::check(site, &store, &files, &validate).await?;
     }
     let mut ops: Vec<Op> = known
         .current

@@ -38,8 +38,9 @@ use std::sync::Arc;
 use everlock_host::auth::AccessPath;
 use everlock_host::axum::Router;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
-    InstanceCommands, OptionSpec, OptionValue, parse_settings, register_backend,
+    Backend, BackendContext, BackendFactory, BackendKind, BuildError, ConsoleFamily,
+    DefaultInstance, Frontend, InstanceCommands, OptionSpec, OptionValue, Service,
+    register_backend,
 };
 
 use crate::settings::{EXAMPLE_SETTINGS, Settings};
@@ -48,12 +49,8 @@ use crate::site::SiteInner;
 /// The kind name.
 pub const KIND: &str = "site-http";
 
-register_backend!(BackendFactory {
-    kind: KIND,
-    frontend: Frontend::Http,
-    summary: "static and Markdown websites with atomic deploys and rollback",
-    check,
-    build,
+/// The site kind's registration: `check` and `build` derive from [`SiteKind`]'s typed settings.
+pub const FACTORY: BackendFactory = BackendFactory {
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
     access_root: Some("http/site"),
@@ -130,10 +127,36 @@ register_backend!(BackendFactory {
         owner_on_create: true,
         commands: commands::HELP,
     }),
-});
+    ..BackendFactory::of::<SiteKind>(
+        KIND,
+        "static and Markdown websites with atomic deploys and rollback",
+    )
+};
 
-fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
-    parse_settings::<Settings>(table).map(|_| ())
+register_backend!(FACTORY);
+
+/// The site kind: typed settings and the build.
+pub struct SiteKind;
+
+impl BackendKind for SiteKind {
+    type Settings = Settings;
+    const FRONTEND: Frontend = Frontend::Http;
+
+    /// Cheap: the store opens on the first request.
+    fn build(ctx: BackendContext, settings: Settings) -> Result<Box<dyn Backend>, BuildError> {
+        let resource = AccessPath::from_segments(["http", "site", ctx.instance.as_str()])
+            .map_err(|e| BuildError::Failed(e.to_string()))?;
+        Ok(Box::new(Site {
+            inner: Arc::new(SiteInner::new(
+                ctx.instance.to_string(),
+                ctx.prefix.to_string(),
+                settings,
+                ctx.store,
+                ctx.auth,
+                resource,
+            )),
+        }))
+    }
 }
 
 /// The zero-config welcome site on the loopback names.
@@ -148,24 +171,12 @@ fn default_instances() -> Vec<DefaultInstance> {
     }]
 }
 
-/// Builds a site. Cheap: the store opens on the first request.
+/// Builds a site from its settings table (the factory's `build`).
 pub fn build(
     ctx: BackendContext,
     table: &everlock_host::toml::Table,
 ) -> Result<Box<dyn Backend>, BuildError> {
-    let settings: Settings = parse_settings(table)?;
-    let resource = AccessPath::from_segments(["http", "site", ctx.instance.as_str()])
-        .map_err(|e| BuildError::Failed(e.to_string()))?;
-    Ok(Box::new(Site {
-        inner: Arc::new(SiteInner::new(
-            ctx.instance.to_string(),
-            ctx.prefix.to_string(),
-            settings,
-            ctx.store,
-            ctx.auth,
-            resource,
-        )),
-    }))
+    (FACTORY.build)(ctx, table)
 }
 
 /// One built site.
@@ -174,9 +185,9 @@ struct Site {
 }
 
 impl Backend for Site {
-    fn http_router(&self) -> Option<Router> {
+    fn service(&self) -> Service {
         // Every path goes through one handler: resolution is data-driven, not route-driven.
-        Some(
+        Service::Http(
             Router::new()
                 .fallback(http::serve::handle)
                 .with_state(self.inner.clone()),

@@ -86,13 +86,30 @@ struct Pattern {
     splat: bool,
 }
 
+/// Why a path pattern is malformed; the text goes into a [`RuleError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PatternError {
+    /// The pattern is not a site path.
+    #[error("{0:?} must start with `/`")]
+    NotAbsolute(String),
+    /// A `*` before the last segment.
+    #[error("in {0:?}, `*` may only be the last segment")]
+    SplatNotLast(String),
+    /// A `:name` whose name is empty, not a name, or the reserved `splat`.
+    #[error("{0:?} is not a placeholder name")]
+    BadPlaceholder(String),
+    /// A `*` inside a segment (`/a*`).
+    #[error("in {0:?}, `*` must be a whole segment")]
+    PartialSplat(String),
+}
+
 /// Captured placeholder values (`splat` for `*`).
 type Captures = Vec<(String, String)>;
 
 impl Pattern {
-    fn parse(text: &str) -> Result<Pattern, String> {
+    fn parse(text: &str) -> Result<Pattern, PatternError> {
         if !text.starts_with('/') {
-            return Err(format!("{text:?} must start with `/`"));
+            return Err(PatternError::NotAbsolute(text.to_owned()));
         }
         let parts: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
         let mut segments = Vec::new();
@@ -100,16 +117,16 @@ impl Pattern {
         for (i, part) in parts.iter().enumerate() {
             if *part == "*" {
                 if i + 1 != parts.len() {
-                    return Err(format!("in {text:?}, `*` may only be the last segment"));
+                    return Err(PatternError::SplatNotLast(text.to_owned()));
                 }
                 splat = true;
             } else if let Some(name) = part.strip_prefix(':') {
                 if !is_name(name) || name == "splat" {
-                    return Err(format!("{part:?} is not a placeholder name"));
+                    return Err(PatternError::BadPlaceholder((*part).to_owned()));
                 }
                 segments.push(Segment::Param(name.to_owned()));
             } else if part.contains('*') {
-                return Err(format!("in {text:?}, `*` must be a whole segment"));
+                return Err(PatternError::PartialSplat(text.to_owned()));
             } else {
                 segments.push(Segment::Literal((*part).to_owned()));
             }
@@ -263,7 +280,7 @@ fn parse_redirects(text: &str) -> Result<Vec<Redirect>, RuleError> {
             }
             _ => return Err(err("a rule needs a source path and a target".to_owned())),
         };
-        let from = Pattern::parse(from).map_err(&err)?;
+        let from = Pattern::parse(from).map_err(|e| err(e.to_string()))?;
         let (code, force) = match status.strip_suffix('!') {
             Some(code) => (code, true),
             None => (status, false),
@@ -326,7 +343,7 @@ fn parse_headers(text: &str) -> Result<Vec<HeaderRule>, RuleError> {
         };
         let indented = content.starts_with([' ', '\t']);
         if !indented {
-            let pattern = Pattern::parse(content.trim()).map_err(&err)?;
+            let pattern = Pattern::parse(content.trim()).map_err(|e| err(e.to_string()))?;
             out.push(HeaderRule {
                 pattern,
                 headers: Vec::new(),
@@ -469,6 +486,20 @@ mod tests {
             );
             assert!(e.message.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn pattern_errors_say_what_is_wrong() {
+        for (text, expected) in [
+            ("a/b", PatternError::NotAbsolute("a/b".into())),
+            ("/*/b", PatternError::SplatNotLast("/*/b".into())),
+            ("/:splat", PatternError::BadPlaceholder(":splat".into())),
+            ("/:", PatternError::BadPlaceholder(":".into())),
+            ("/a*", PatternError::PartialSplat("/a*".into())),
+        ] {
+            assert_eq!(Pattern::parse(text), Err(expected), "{text:?}");
+        }
+        assert!(Pattern::parse("/a/:b/*").is_ok());
     }
 
     #[test]

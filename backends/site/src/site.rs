@@ -9,6 +9,7 @@ use everlock_host::auth::{AccessPath, Auth};
 use everlock_host::storage::{CommitId, Entry, ObjectId, RetentionPolicy, StorageError, Store};
 
 use crate::http::compress::CompressCache;
+use crate::markdown::check::CommitFiles;
 use crate::markdown::site::MarkdownSite;
 use crate::rules::{self, Rules};
 use crate::settings::{DEFAULT_KEEP_DEPLOYS, Settings};
@@ -150,10 +151,10 @@ impl SiteInner {
         snapshot
             .markdown
             .get_or_try_init(|| async {
-                Ok::<_, StorageError>(Arc::new(
-                    MarkdownSite::load(store, snapshot, &self.prefix, self.settings.render_fuel)
-                        .await,
-                ))
+                let files = CommitFiles::new(store, snapshot);
+                let fuel = self.settings.render_fuel;
+                let site = MarkdownSite::load_from(&files, &self.prefix, fuel, false).await;
+                Ok::<_, StorageError>(Arc::new(site))
             })
             .await
             .cloned()

@@ -11,8 +11,8 @@
 mod common;
 
 use common::{TestSite, header};
+use everlock_host::Scheme;
 use everlock_host::axum::body::Body;
-use everlock_host::frontend::http::Scheme;
 use everlock_host::http::{Request, StatusCode};
 
 const INDEX: &[u8] = b"<!doctype html><title>Home</title><h1>Home</h1>";

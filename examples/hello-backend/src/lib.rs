@@ -29,8 +29,8 @@ use everlock_host::axum::response::Response;
 use everlock_host::axum::routing::{get, post};
 use everlock_host::http_auth;
 use everlock_host::{
-    Backend, BackendContext, BackendFactory, BuildError, ConsoleFamily, DefaultInstance, Frontend,
-    OptionSpec, OptionValue, parse_settings, register_backend,
+    Backend, BackendContext, BackendFactory, BackendKind, BuildError, ConsoleFamily,
+    DefaultInstance, Frontend, OptionSpec, OptionValue, Service, register_backend,
 };
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -61,12 +61,9 @@ greeting = "Hello from Everlock"
 private = false
 "#;
 
-register_backend!(BackendFactory {
-    kind: KIND,
-    frontend: Frontend::Http,
-    summary: "example backend: a greeting page and a streaming echo endpoint",
-    check,
-    build,
+/// The registration: `check` and `build` are derived from [`HelloKind`]'s typed settings, so
+/// the table is parsed by one declaration.
+const FACTORY: BackendFactory = BackendFactory {
     default_instances,
     example_settings: EXAMPLE_SETTINGS,
     access_root: Some("http/hello"),
@@ -94,10 +91,24 @@ register_backend!(BackendFactory {
         owner_on_create: false,
         commands: &[],
     }),
-});
+    ..BackendFactory::of::<HelloKind>(
+        KIND,
+        "example backend: a greeting page and a streaming echo endpoint",
+    )
+};
 
-fn check(table: &everlock_host::toml::Table) -> Result<(), BuildError> {
-    parse_settings::<Settings>(table).map(|_| ())
+register_backend!(FACTORY);
+
+/// The kind: typed settings and the build; everything else is the factory's constant data.
+struct HelloKind;
+
+impl BackendKind for HelloKind {
+    type Settings = Settings;
+    const FRONTEND: Frontend = Frontend::Http;
+
+    fn build(ctx: BackendContext, settings: Settings) -> Result<Box<dyn Backend>, BuildError> {
+        build(ctx, settings)
+    }
 }
 
 /// None: the example serves only configured instances, because the zero-config welcome page
@@ -106,11 +117,7 @@ fn default_instances() -> Vec<DefaultInstance> {
     Vec::new()
 }
 
-fn build(
-    ctx: BackendContext,
-    table: &everlock_host::toml::Table,
-) -> Result<Box<dyn Backend>, BuildError> {
-    let settings: Settings = parse_settings(table)?;
+fn build(ctx: BackendContext, settings: Settings) -> Result<Box<dyn Backend>, BuildError> {
     let resource = AccessPath::from_segments(["http", "hello", ctx.instance.as_str()])
         .map_err(|e| BuildError::Failed(e.to_string()))?;
     Ok(Box::new(Hello {
@@ -148,7 +155,7 @@ struct Guard {
 }
 
 impl Backend for Hello {
-    fn http_router(&self) -> Option<Router> {
+    fn service(&self) -> Service {
         // Requests keep their full path, so routes are spelled out under the prefix; both
         // `/prefix` and `/prefix/` show the page.
         let base = self.prefix.trim_end_matches('/');
@@ -159,7 +166,7 @@ impl Backend for Hello {
         let router = router
             .route(&format!("{base}/echo"), post(echo))
             .with_state(self.page.clone());
-        Some(match &self.guard {
+        Service::Http(match &self.guard {
             Some(guard) => {
                 router.layer(middleware::from_fn_with_state(guard.clone(), require_read))
             }
@@ -244,13 +251,13 @@ mod tests {
     #[test]
     fn example_settings_round_trip() {
         let table: everlock_host::toml::Table = EXAMPLE_SETTINGS.parse().unwrap();
-        check(&table).unwrap();
+        (FACTORY.check)(&table).unwrap();
     }
 
     #[test]
     fn unknown_settings_are_rejected() {
         let table: everlock_host::toml::Table = "greting = \"typo\"".parse().unwrap();
-        let err = check(&table).unwrap_err().to_string();
+        let err = (FACTORY.check)(&table).unwrap_err().to_string();
         assert!(err.contains("greting"), "{err}");
     }
 
@@ -258,7 +265,7 @@ mod tests {
     async fn greets_and_echoes_under_a_prefix() {
         let env = TestEnv::new().await;
         let table: everlock_host::toml::Table = "greeting = \"Hi\"".parse().unwrap();
-        let router = build(env.context(KIND, "t", "h.example", "/hello"), &table)
+        let router = (FACTORY.build)(env.context(KIND, "t", "h.example", "/hello"), &table)
             .unwrap()
             .http_router()
             .unwrap();
@@ -310,7 +317,7 @@ mod tests {
             .await
             .unwrap();
         let table: everlock_host::toml::Table = "private = true".parse().unwrap();
-        let router = build(env.context(KIND, "p", "h.example", "/"), &table)
+        let router = (FACTORY.build)(env.context(KIND, "p", "h.example", "/"), &table)
             .unwrap()
             .http_router()
             .unwrap();

@@ -2,21 +2,22 @@
 //! and surviving restarts.
 
 use super::*;
-use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance};
+use crate::api::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend};
+use crate::config::{ConfigError, SYSTEM_STORE};
 use crate::registry::Registry;
 use crate::test_util::TestEnv;
 use everlock_auth::AdminPassword;
 
 struct Named;
 impl Backend for Named {
-    fn http_router(&self) -> Option<axum::Router> {
-        Some(axum::Router::new())
+    fn service(&self) -> crate::api::Service {
+        crate::api::Service::Http(axum::Router::new())
     }
 }
-fn check(t: &toml::Table) -> Result<(), BuildError> {
+fn check(t: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
     match t.keys().find(|k| *k != "color") {
         Some(k) => Err(BuildError::Settings(format!("unknown field `{k}`"))),
-        None => Ok(()),
+        None => Ok(Vec::new()),
     }
 }
 fn build(_: BackendContext, t: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
@@ -173,6 +174,17 @@ async fn bad_changes_are_refused_and_change_nothing() {
             .to_string();
         assert!(err.contains(want), "{err} should contain {want}");
     }
+    // The causes stay typed, so the console (or a test) can tell them apart without
+    // matching on message text.
+    assert!(matches!(
+        host.create_instance(&admin, spec("other", "localhost"))
+            .await,
+        Err(AdminError::Config(ConfigError::DuplicateRoute { .. }))
+    ));
+    assert!(matches!(
+        host.create_instance(&admin, spec("ok", "bad host")).await,
+        Err(AdminError::Value(_))
+    ));
     let alice = Principal::test_user("alice");
     assert!(matches!(
         host.create_instance(&alice, spec("x", "x.localhost")).await,

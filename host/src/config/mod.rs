@@ -4,11 +4,14 @@
 //! # Layout
 //! - `types`: validated newtypes (`Vhost`, `ListenAddr`, `PathPrefix`, `StoreName`, ...).
 //! - `overrides`: the flag/env layer applied on top of the file.
+//! - `plan`: the effective instances (configured or zero-config defaults) and the one
+//!   validation of the whole configuration against the compiled-in kinds.
 
 mod acme;
 mod metrics;
 mod overrides;
 mod ownership;
+mod plan;
 mod settings_location;
 mod ssh;
 mod storage;
@@ -25,7 +28,9 @@ pub use acme::{
 };
 pub use metrics::{LogConfig, LogFormat, MetricsConfig};
 pub use overrides::{ConfigOverrides, KindOverrides};
-pub use ownership::{RESERVED_STORES, check_ownership};
+pub use ownership::{RESERVED_STORES, SYSTEM_STORE, check_ownership};
+pub use plan::{ResolvedInstance, check_routes};
+pub(crate) use ssh::SSH_MAX_CONNECTIONS;
 pub use ssh::SshFrontendConfig;
 pub use storage::{
     BucketName, MetaKind, MetaStorage, ObjectStorage, ObjectsKind, POSTGRES_PASSWORD_ENV,
@@ -35,8 +40,6 @@ pub use storage::{
 pub use types::{
     CertName, InstanceName, ListenAddr, PathPrefix, StoreName, ValueError, Vhost, check_kind,
 };
-
-use crate::registry::Registry;
 
 /// The whole process configuration after all layers are applied.
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +166,9 @@ impl AuthConfig {
                 ),
                 ..defaults
             },
+            // The minimum length of new passwords is the console's setting, applied when the
+            // console is built.
+            ..everlock_auth::AuthOptions::default()
         }
     }
 }
@@ -386,7 +392,7 @@ pub enum ConfigError {
         /// ` (line L, column C)` when known.
         location: String,
         /// The backend's error.
-        error: crate::backend::BuildError,
+        error: crate::api::BuildError,
     },
     /// `[storage]` is incomplete or inconsistent.
     #[error(transparent)]
@@ -443,27 +449,6 @@ pub enum ConfigError {
     },
 }
 
-/// An instance after defaults are resolved: what the host builds.
-#[derive(Debug, Clone)]
-pub struct ResolvedInstance {
-    /// Backend kind.
-    pub kind: &'static str,
-    /// The frontend carrying the kind's traffic (only HTTP instances need vhosts).
-    pub frontend: crate::backend::Frontend,
-    /// Instance name.
-    pub name: InstanceName,
-    /// Hostnames.
-    pub vhosts: Vec<Vhost>,
-    /// Mount prefix.
-    pub prefix: PathPrefix,
-    /// Store name.
-    pub store: StoreName,
-    /// Kind-specific settings.
-    pub settings: toml::Table,
-    /// The instance's own `https-redirect`; `None`: the server-wide rule.
-    pub https_redirect: Option<bool>,
-}
-
 impl Config {
     /// Parses a TOML document strictly. `path` only labels errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -490,185 +475,6 @@ impl Config {
         })?;
         Self::parse(&text, path)
     }
-
-    /// Checks everything that needs the compiled-in kinds: known kinds, settings accepted by
-    /// each backend, vhosts present and no two instances on one vhost+prefix. `source` is the
-    /// file text when there is one, to locate settings errors.
-    pub fn validate(&self, registry: &Registry, source: Option<&str>) -> Result<(), ConfigError> {
-        for kind in self.backends.keys() {
-            if registry.get(kind).is_none() {
-                return Err(ConfigError::UnknownKind {
-                    kind: kind.clone(),
-                    known: registry.kinds().collect::<Vec<_>>().join(", "),
-                });
-            }
-        }
-        for (kind, section) in &self.backends {
-            let (Some(factory), Some(instances)) = (registry.get(kind), &section.instances) else {
-                continue;
-            };
-            for (name, instance) in instances {
-                if let Err(source_err) = (factory.check)(&instance.settings_table()) {
-                    let location = source
-                        .and_then(|text| {
-                            settings_location::settings_line(text, kind, name.as_str())
-                        })
-                        .map(|line| format!(" (line {line}, column 1)"))
-                        .unwrap_or_default();
-                    return Err(ConfigError::Settings {
-                        kind: kind.clone(),
-                        instance: name.to_string(),
-                        location,
-                        error: source_err,
-                    });
-                }
-            }
-        }
-        self.storage.selection()?;
-        let resolved = self.instances(registry);
-        check_routes(&resolved)?;
-        check_ownership(&resolved)?;
-        Ok(())
-    }
-
-    /// Makes `kind`'s zero-config defaults explicit instances, so that adding or removing one
-    /// instance at runtime does not make the others disappear. A no-op when the kind already
-    /// has an instance table.
-    pub fn materialize_defaults(&mut self, factory: &crate::backend::BackendFactory) {
-        let section = self.backends.entry(factory.kind.to_owned()).or_default();
-        if section.instances.is_some() {
-            return;
-        }
-        let mut instances = BTreeMap::new();
-        for d in (factory.default_instances)() {
-            if let Some(r) = resolve_default(factory, &d) {
-                instances.insert(
-                    r.name,
-                    InstanceConfig {
-                        vhosts: r.vhosts,
-                        prefix: r.prefix,
-                        store: Some(r.store),
-                        settings: None,
-                        https_redirect: None,
-                    },
-                );
-            }
-        }
-        section.instances = Some(instances);
-    }
-
-    /// Whether `kind` is enabled (compiled-in kinds are enabled unless configured off).
-    pub fn is_enabled(&self, kind: &str) -> bool {
-        self.backends
-            .get(kind)
-            .and_then(|s| s.enabled)
-            .unwrap_or(true)
-    }
-
-    /// Every instance of every enabled kind, with defaults resolved: configured instances,
-    /// or the kind's zero-config defaults when the configuration names none.
-    pub fn instances(&self, registry: &Registry) -> Vec<ResolvedInstance> {
-        let mut out = Vec::new();
-        for factory in registry.factories() {
-            if !self.is_enabled(factory.kind) {
-                continue;
-            }
-            match self
-                .backends
-                .get(factory.kind)
-                .and_then(|s| s.instances.as_ref())
-            {
-                Some(instances) => {
-                    for (name, inst) in instances {
-                        let store = inst
-                            .store
-                            .clone()
-                            .unwrap_or_else(|| default_store_name(factory.kind, name));
-                        out.push(ResolvedInstance {
-                            kind: factory.kind,
-                            frontend: factory.frontend,
-                            name: name.clone(),
-                            vhosts: inst.vhosts.clone(),
-                            prefix: inst.prefix.clone(),
-                            store,
-                            settings: inst.settings_table(),
-                            https_redirect: inst.https_redirect,
-                        });
-                    }
-                }
-                None => {
-                    for d in (factory.default_instances)() {
-                        if let Some(resolved) = resolve_default(factory, &d) {
-                            out.push(resolved);
-                        } else {
-                            tracing::error!(
-                                kind = factory.kind,
-                                name = d.name,
-                                "backend proposes an invalid default instance; skipped"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `<kind>-<instance>`: always a valid store name, because kinds are at most 30 and instance
-/// names at most 32 characters of the same alphabet.
-fn default_store_name(kind: &str, name: &InstanceName) -> StoreName {
-    StoreName::derived(kind, name)
-}
-
-fn resolve_default(
-    factory: &crate::backend::BackendFactory,
-    d: &crate::backend::DefaultInstance,
-) -> Option<ResolvedInstance> {
-    Some(ResolvedInstance {
-        kind: factory.kind,
-        frontend: factory.frontend,
-        name: d.name.parse().ok()?,
-        vhosts: d
-            .vhosts
-            .iter()
-            .map(|v| v.parse())
-            .collect::<Result<_, _>>()
-            .ok()?,
-        prefix: d.prefix.parse().ok()?,
-        store: d.store.parse().ok()?,
-        settings: toml::Table::new(),
-        https_redirect: None,
-    })
-}
-
-/// Rejects vhost-less instances and two instances on the same vhost and prefix.
-pub fn check_routes(instances: &[ResolvedInstance]) -> Result<(), ConfigError> {
-    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
-    for inst in instances
-        .iter()
-        .filter(|i| i.frontend == crate::backend::Frontend::Http)
-    {
-        let who = format!("{}/{}", inst.kind, inst.name);
-        if inst.vhosts.is_empty() {
-            return Err(ConfigError::NoVhosts {
-                kind: inst.kind.to_owned(),
-                instance: inst.name.to_string(),
-            });
-        }
-        for vhost in &inst.vhosts {
-            let key = (vhost.to_string(), inst.prefix.to_string());
-            if let Some(first) = seen.insert(key, who.clone()) {
-                return Err(ConfigError::DuplicateRoute {
-                    vhost: vhost.to_string(),
-                    prefix: inst.prefix.to_string(),
-                    first,
-                    second: who,
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Config, InstanceConfig, InstanceName, ListenAddr, StoreName, Vhost};
+use super::{
+    AuthConfig, BackendKindConfig, Config, HttpFrontendConfig, InstanceConfig, InstanceName,
+    ListenAddr, SshFrontendConfig, StoreName, Vhost,
+};
 
 /// Values given on the command line or in `EVERLOCK_*` variables; `None` leaves the file's
 /// value alone.
@@ -78,101 +81,99 @@ pub struct KindOverrides {
 }
 
 impl ConfigOverrides {
-    /// Lays these overrides over `config`.
+    /// Lays these overrides over `config`, section by section.
     pub fn apply(&self, config: &mut Config) {
-        if let Some(dir) = &self.data_dir {
-            config.data_dir = dir.clone();
-        }
-        let http = &mut config.frontend_http;
-        if let Some(v) = self.listen_http {
-            http.listen_http = v;
-        }
-        if let Some(v) = self.listen_https {
-            http.listen_https = v;
-        }
-        if let Some(v) = self.header_read_timeout_secs {
-            http.header_read_timeout_secs = v;
-        }
-        if let Some(v) = self.shutdown_timeout_secs {
-            http.shutdown_timeout_secs = v;
-        }
-        if let Some(v) = self.max_connections {
-            http.max_connections = v;
-        }
-        if let Some(v) = self.idle_timeout_secs {
-            http.idle_timeout_secs = v;
-        }
-        if let Some(v) = self.ssh_listen {
-            config.frontend_ssh.listen = v;
-        }
-        if let Some(v) = self.ssh_idle_timeout_secs {
-            config.frontend_ssh.idle_timeout_secs = v;
-        }
-        if let Some(v) = self.ssh_login_grace_secs {
-            config.frontend_ssh.login_grace_secs = v;
-        }
-        if let Some(v) = self.ssh_max_unauthenticated_per_address {
-            config.frontend_ssh.max_unauthenticated_per_address = v;
-        }
-        let auth = &mut config.auth;
-        if let Some(v) = self.bcrypt_cost {
-            auth.bcrypt_cost = v;
-        }
-        if let Some(v) = self.credential_cache_secs {
-            auth.credential_cache_secs = v;
-        }
-        if let Some(v) = self.throttle_free_failures {
-            auth.throttle_free_failures = v;
-        }
-        if let Some(v) = self.throttle_lockout_secs {
-            auth.throttle_lockout_secs = v;
-        }
-        if let Some(v) = self.throttle_address_failures {
-            auth.throttle_address_failures = v;
-        }
-        if let Some(v) = self.throttle_address_window_secs {
-            auth.throttle_address_window_secs = v;
-        }
-        if let Some(v) = self.metrics_listen {
-            config.metrics.listen = v;
-        }
-        if let Some(v) = self.log_format {
-            config.log.format = v;
-        }
-        if let Some(v) = self.storage_maintenance_interval_secs {
-            config.storage.maintenance_interval_secs = v;
-        }
+        set(&mut config.data_dir, &self.data_dir);
+        self.apply_http(&mut config.frontend_http);
+        self.apply_ssh(&mut config.frontend_ssh);
+        self.apply_auth(&mut config.auth);
+        set(&mut config.metrics.listen, &self.metrics_listen);
+        set(&mut config.log.format, &self.log_format);
+        set(
+            &mut config.storage.maintenance_interval_secs,
+            &self.storage_maintenance_interval_secs,
+        );
         self.storage.apply(&mut config.storage);
-        if let Some(v) = self.https_redirect {
-            config.frontend_http.https_redirect = v;
-        }
         self.acme.apply(&mut config.acme);
         for (kind, o) in &self.kinds {
-            let section = config.backends.entry(kind.clone()).or_default();
-            if let Some(enabled) = o.enabled {
-                section.enabled = Some(enabled);
-            }
-            if o.vhosts.is_none() && o.store.is_none() {
-                continue;
-            }
-            let default_name = InstanceName::default_instance();
-            let instances = section.instances.get_or_insert_with(BTreeMap::new);
-            let instance = instances
-                .entry(default_name)
-                .or_insert_with(|| InstanceConfig {
-                    vhosts: Vec::new(),
-                    prefix: Default::default(),
-                    store: None,
-                    settings: None,
-                    https_redirect: None,
-                });
-            if let Some(vhosts) = &o.vhosts {
-                instance.vhosts = vhosts.clone();
-            }
-            if let Some(store) = &o.store {
-                instance.store = Some(store.clone());
-            }
+            o.apply(config.backends.entry(kind.clone()).or_default());
         }
+    }
+
+    fn apply_http(&self, http: &mut HttpFrontendConfig) {
+        set(&mut http.listen_http, &self.listen_http);
+        set(&mut http.listen_https, &self.listen_https);
+        set(
+            &mut http.header_read_timeout_secs,
+            &self.header_read_timeout_secs,
+        );
+        set(&mut http.shutdown_timeout_secs, &self.shutdown_timeout_secs);
+        set(&mut http.max_connections, &self.max_connections);
+        set(&mut http.idle_timeout_secs, &self.idle_timeout_secs);
+        set(&mut http.https_redirect, &self.https_redirect);
+    }
+
+    fn apply_ssh(&self, ssh: &mut SshFrontendConfig) {
+        set(&mut ssh.listen, &self.ssh_listen);
+        set(&mut ssh.idle_timeout_secs, &self.ssh_idle_timeout_secs);
+        set(&mut ssh.login_grace_secs, &self.ssh_login_grace_secs);
+        set(
+            &mut ssh.max_unauthenticated_per_address,
+            &self.ssh_max_unauthenticated_per_address,
+        );
+    }
+
+    fn apply_auth(&self, auth: &mut AuthConfig) {
+        set(&mut auth.bcrypt_cost, &self.bcrypt_cost);
+        set(&mut auth.credential_cache_secs, &self.credential_cache_secs);
+        set(
+            &mut auth.throttle_free_failures,
+            &self.throttle_free_failures,
+        );
+        set(&mut auth.throttle_lockout_secs, &self.throttle_lockout_secs);
+        set(
+            &mut auth.throttle_address_failures,
+            &self.throttle_address_failures,
+        );
+        set(
+            &mut auth.throttle_address_window_secs,
+            &self.throttle_address_window_secs,
+        );
+    }
+}
+
+impl KindOverrides {
+    /// Enables or disables the kind, and shapes its `default` instance when a vhost or store
+    /// is given (creating it if the configuration names none).
+    fn apply(&self, section: &mut BackendKindConfig) {
+        if let Some(enabled) = self.enabled {
+            section.enabled = Some(enabled);
+        }
+        if self.vhosts.is_none() && self.store.is_none() {
+            return;
+        }
+        let instance = section
+            .instances
+            .get_or_insert_with(BTreeMap::new)
+            .entry(InstanceName::default_instance())
+            .or_insert_with(|| InstanceConfig {
+                vhosts: Vec::new(),
+                prefix: Default::default(),
+                store: None,
+                settings: None,
+                https_redirect: None,
+            });
+        set(&mut instance.vhosts, &self.vhosts);
+        if let Some(store) = &self.store {
+            instance.store = Some(store.clone());
+        }
+    }
+}
+
+/// Replaces `field` with the override, when one is given.
+fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *field = v.clone();
     }
 }
 

@@ -10,11 +10,14 @@
 use std::collections::BTreeMap;
 
 use super::{ConfigError, ResolvedInstance};
-use crate::backend::Frontend;
+use crate::api::Frontend;
 
 /// Stores that belong to the server itself and never to an instance: the user directory and
 /// the host's runtime configuration.
-pub const RESERVED_STORES: &[&str] = &[everlock_auth::USERS_STORE, crate::admin::SYSTEM_STORE];
+pub const RESERVED_STORES: &[&str] = &[everlock_auth::USERS_STORE, SYSTEM_STORE];
+
+/// The store holding the host's runtime configuration.
+pub const SYSTEM_STORE: &str = "everlock-system";
 
 /// Refuses reserved stores, stores shared by two instances, and more than one SSH instance.
 pub fn check_ownership(instances: &[ResolvedInstance]) -> Result<(), ConfigError> {

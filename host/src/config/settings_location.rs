@@ -66,15 +66,15 @@ fn header_path(line: &str) -> Option<String> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
+    use crate::api::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
     use crate::config::Config;
     use crate::registry::Registry;
     use std::path::Path;
 
-    fn check(t: &toml::Table) -> Result<(), BuildError> {
+    fn check(t: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
         match t.keys().find(|k| *k != "webhooks") {
             Some(k) => Err(BuildError::Settings(format!("unknown field `{k}`"))),
-            None => Ok(()),
+            None => Ok(Vec::new()),
         }
     }
     fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {

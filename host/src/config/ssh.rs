@@ -6,7 +6,10 @@ use serde::{Deserialize, Deserializer};
 
 use super::ListenAddr;
 
-use crate::frontend::ssh::MAX_CONNECTIONS as SSH_MAX_CONNECTIONS;
+/// SSH connections served at once, logged in or not; more wait in the kernel's backlog. Those
+/// that have not logged in yet have a smaller budget of their own (`max-unauthenticated`, at
+/// most half of this), so they can never take every slot. The frontend enforces it.
+pub(crate) const SSH_MAX_CONNECTIONS: usize = 256;
 
 /// The largest `max-unauthenticated` accepted: half the connection slots, so that a flood of
 /// connections that never log in can never take the slots authenticated sessions need.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use everlock_auth::{AdminPassword, Principal};
 
-use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
+use crate::api::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::runtime::Host;
@@ -14,14 +14,14 @@ use crate::{InstanceEdit, InstanceSpec};
 
 struct Named;
 impl Backend for Named {
-    fn http_router(&self) -> Option<axum::Router> {
-        Some(axum::Router::new())
+    fn service(&self) -> crate::api::Service {
+        crate::api::Service::Http(axum::Router::new())
     }
 }
-fn check(t: &toml::Table) -> Result<(), BuildError> {
+fn check(t: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
     match t.keys().find(|k| *k != "color") {
         Some(k) => Err(BuildError::Settings(format!("unknown field `{k}`"))),
-        None => Ok(()),
+        None => Ok(Vec::new()),
     }
 }
 fn build(_: BackendContext, t: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
@@ -138,7 +138,7 @@ async fn changes_on_one_node_are_live_on_the_other_within_a_second() {
 async fn a_record_changed_after_the_applied_state_is_refused() {
     use everlock_storage::{CommitMeta, Expected};
     let env = TestEnv::new().await;
-    let system = env.stores.open(crate::admin::SYSTEM_STORE).await.unwrap();
+    let system = env.stores.open(crate::config::SYSTEM_STORE).await.unwrap();
     let path = "config/instances/k-http/team.toml";
     let pre = super::record_precondition(&system, path, 0).await.unwrap();
     assert_eq!(pre.expected, Expected::Absent);

@@ -10,38 +10,29 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use http::header::{CONTENT_TYPE, EXPECT, HOST, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::header::EXPECT;
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
 use super::drain::{self, Leftover, RequestFacts, Tracked};
 use super::idle::{Activity, Guarded, Watched};
+pub use super::routing::{Routed, route};
+use super::routing::{instance_redirect, request_host};
 
+use crate::api::Scheme;
 use crate::metrics::exchange::{ByteCount, Counted, Exchange, LoginSlot, Observed, user_agent};
 use crate::metrics::{Listener, Metrics};
-use crate::routes::{InstanceTable, Resolution};
+use crate::routes::InstanceTable;
 use crate::tls::ACME_TLS_ALPN;
 use crate::tls::redirect::{HttpHooks, strip_local_hsts};
-use crate::vhost::{HostError, normalize_host};
-
-/// The scheme a request arrived on, inserted into every request's extensions so backends can
-/// build absolute URLs and decide on redirects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS.
-    Https,
-}
 
 /// Tunables of one listener.
 #[derive(Debug, Clone)]
@@ -57,15 +48,6 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// ACME HTTP-01 answers, the HTTPS redirect and the HSTS rule.
     pub hooks: HttpHooks,
-}
-
-impl Scheme {
-    fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then lets in-flight requests finish for
@@ -88,28 +70,7 @@ pub async fn run(
     let connections = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let builder = protocol_builder(&settings);
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Usually EMFILE or a connection reset before accept; back off briefly
-                // instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((permit, stream, remote)) = accept(&listener, &limit, &shutdown).await {
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             builder: builder.clone(),
@@ -126,21 +87,7 @@ pub async fn run(
             let _permit = permit;
             let _open = open;
             match tls {
-                Some(acceptor) => {
-                    let handshake = acceptor.accept(stream);
-                    match tokio::time::timeout(conn.settings.header_read_timeout, handshake).await {
-                        // A TLS-ALPN-01 validator only checks the certificate; it
-                        // never speaks HTTP on the connection.
-                        Ok(Ok(stream))
-                            if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) =>
-                        {
-                            tracing::debug!(%remote, "ACME TLS-ALPN-01 validation handshake");
-                        }
-                        Ok(Ok(stream)) => conn.serve(stream).await,
-                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-                    }
-                }
+                Some(acceptor) => conn.serve_tls(&acceptor, stream).await,
                 None => conn.serve(stream).await,
             }
         });
@@ -151,6 +98,33 @@ pub async fn run(
         () = connections.wait() => tracing::debug!(?scheme, "all connections closed"),
         () = tokio::time::sleep(settings.shutdown_timeout) => {
             tracing::warn!(?scheme, "shutdown timeout reached; abandoning open connections");
+        }
+    }
+}
+
+/// The next connection, once a connection slot is free; `None` when the server shuts down.
+async fn accept(
+    listener: &TcpListener,
+    limit: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    let permit = tokio::select! {
+        permit = Arc::clone(limit).acquire_owned() => permit.ok()?,
+        () = shutdown.cancelled() => return None,
+    };
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return None,
+        };
+        match accepted {
+            Ok((stream, remote)) => return Some((permit, stream, remote)),
+            Err(e) => {
+                // Usually EMFILE or a connection reset before accept; back off briefly
+                // instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
@@ -183,6 +157,23 @@ struct Conn {
 }
 
 impl Conn {
+    /// Completes the TLS handshake within the header-read timeout, then serves HTTP on the
+    /// encrypted stream.
+    async fn serve_tls(self, acceptor: &TlsAcceptor, stream: TcpStream) {
+        let remote = self.remote;
+        let handshake = acceptor.accept(stream);
+        match tokio::time::timeout(self.settings.header_read_timeout, handshake).await {
+            // A TLS-ALPN-01 validator only checks the certificate; it never speaks HTTP on
+            // the connection.
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {
+                tracing::debug!(%remote, "ACME TLS-ALPN-01 validation handshake");
+            }
+            Ok(Ok(stream)) => self.serve(stream).await,
+            Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+        }
+    }
+
     /// Speaks HTTP on `stream` until the peer closes it, it stays silent or idle for too
     /// long, or the server shuts down (then in-flight requests may finish).
     async fn serve<S>(self, stream: S)
@@ -233,14 +224,6 @@ impl Conn {
     }
 }
 
-/// The `https-redirect` of the instance `host` and `path` route to, if that instance has one.
-fn instance_redirect(table: &InstanceTable, host: &str, path: &str) -> Option<bool> {
-    match table.snapshot().resolve(host, path) {
-        Resolution::Found(instance) => instance.https_redirect,
-        _ => None,
-    }
-}
-
 fn log_end<E: std::fmt::Display>(remote: SocketAddr, result: Result<(), E>) {
     if let Err(e) = result {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
@@ -262,210 +245,136 @@ struct RequestContext {
 /// Handles one request from the network: records the peer and scheme, routes, settles an
 /// unread request body. The connection counts as busy, and the exchange is timed, until the
 /// response body ends; then it is counted and logged.
-async fn handle(ctx: &RequestContext, mut req: Request<Incoming>) -> Response<Body> {
+async fn handle(ctx: &RequestContext, req: Request<Incoming>) -> Response<Body> {
     let in_flight = ctx.activity.request();
-    let started = Instant::now();
-    let remote = ctx.remote;
-    let scheme = ctx.scheme;
-    // A fresh slot per request: `http_auth::authenticate` records the login `Auth` verified.
-    let login = LoginSlot::default();
-    req.extensions_mut().insert(ConnectInfo(remote));
-    req.extensions_mut().insert(scheme);
-    req.extensions_mut().insert(login.clone());
-    let user_agent = user_agent(req.headers());
-    let method = req.method().clone();
-    let version = req.version();
-    let facts = RequestFacts {
-        version,
-        expects_continue: req
-            .headers()
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
-    };
-    // Only the path is logged: query strings can carry secrets.
-    let path = req.uri().path().to_owned();
-    let leftover = Leftover::default();
-    let received = ByteCount::default();
-    let req = req.map(|body| {
-        Body::new(Counted::new(
-            Tracked::new(body, leftover.clone()),
-            received.clone(),
-        ))
-    });
-    let (mut response, routed) = match request_host(&req).ok().and_then(|host| {
-        // Only plain HTTP can be redirected; HTTPS requests skip the extra table lookup.
-        let instance = (scheme == Scheme::Http)
-            .then(|| instance_redirect(&ctx.table, &host, req.uri().path()))
-            .flatten();
-        Some((
-            ctx.hooks
-                .before_routing(&host, req.uri(), scheme == Scheme::Https, instance)?,
-            host,
-        ))
-    }) {
-        Some((response, host)) => (
-            response,
-            Routed {
-                host,
-                instance: "-".to_owned(),
-                kind: "-",
-                name: "-".to_owned(),
-            },
-        ),
+    let (req, pending) = Pending::start(ctx, req);
+    let (mut response, routed) = match answer_before_routing(ctx, &req) {
+        Some((response, host)) => (response, Routed::unrouted(host)),
         None => route(&ctx.table, req).await,
     };
     strip_local_hsts(&routed.host, response.headers_mut());
     drain::settle(
         &mut response,
-        facts,
-        &leftover,
+        pending.facts,
+        &pending.leftover,
         &ctx.activity,
         ctx.drain_timeout,
     );
-    let exchange = Exchange {
-        metrics: ctx.metrics.clone(),
-        started,
-        remote,
-        scheme: scheme.as_str(),
-        version,
-        method,
-        host: routed.host,
-        path,
-        status: response.status().as_u16(),
-        length: response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok()),
-        kind: routed.kind,
-        instance: routed.name,
-        user_agent,
-        login,
-        received,
-    };
+    let exchange = pending.finish(ctx, routed, &response);
     response.map(|body| Body::new(Guarded::new(Observed::new(body, exchange), in_flight)))
 }
 
-/// What routing decided, for the access log and the metrics.
-#[derive(Debug, Default)]
-pub struct Routed {
-    /// The normalised host, or `-`.
-    pub host: String,
-    /// `kind/name` of the instance that answered, or `-`.
-    pub instance: String,
-    /// The kind of the instance that answered, or `-`.
-    pub kind: &'static str,
-    /// The name of the instance that answered, or `-`.
-    pub name: String,
+/// The ACME HTTP-01 answer or the HTTPS redirect that answers a request before any instance
+/// sees it, with the request's normalised host.
+fn answer_before_routing(
+    ctx: &RequestContext,
+    req: &Request<Body>,
+) -> Option<(Response<Body>, String)> {
+    let host = request_host(req).ok()?;
+    // Only plain HTTP can be redirected; HTTPS requests skip the extra table lookup.
+    let instance = (ctx.scheme == Scheme::Http)
+        .then(|| instance_redirect(&ctx.table, &host, req.uri().path()))
+        .flatten();
+    let response =
+        ctx.hooks
+            .before_routing(&host, req.uri(), ctx.scheme == Scheme::Https, instance)?;
+    Some((response, host))
 }
 
-/// Routes one request through the current instance table and runs the chosen instance's
-/// router. Public so tests can drive routing without sockets.
-pub async fn route(table: &InstanceTable, req: Request<Body>) -> (Response<Body>, Routed) {
-    let mut routed = Routed {
-        host: "-".to_owned(),
-        instance: "-".to_owned(),
-        kind: "-",
-        name: "-".to_owned(),
-    };
-    let host = match request_host(&req) {
-        Ok(h) => h,
-        Err(message) => return (text(StatusCode::BAD_REQUEST, message), routed),
-    };
-    routed.host.clone_from(&host);
-    // Hold one snapshot for the whole request, so a concurrent table swap cannot change
-    // which instance serves it halfway.
-    let snapshot = table.snapshot();
-    match snapshot.resolve(&host, req.uri().path()) {
-        Resolution::Found(instance) => {
-            routed.instance = instance.id();
-            routed.kind = instance.kind;
-            routed.name = instance.name.to_string();
-            let Some(router) = instance.router.clone() else {
-                return (
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("instance {} cannot serve HTTP", instance.id()),
-                    ),
-                    routed,
-                );
-            };
-            let response = match router.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            (response, routed)
-        }
-        Resolution::UnknownHost => (
-            text(
-                StatusCode::NOT_FOUND,
-                format!("No backend configured for host: {host}"),
-            ),
-            routed,
-        ),
-        Resolution::NoPrefix => (
-            text(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "No backend configured for host: {host} and path: {}",
-                    req.uri().path()
-                ),
-            ),
-            routed,
-        ),
+/// What a request's access-log line and metrics need from before it was routed, and the
+/// handles that count its body and note what of it was left unread.
+struct Pending {
+    started: Instant,
+    version: Version,
+    method: http::Method,
+    /// Only the path is logged: query strings can carry secrets.
+    path: String,
+    user_agent: String,
+    login: LoginSlot,
+    facts: RequestFacts,
+    leftover: Leftover,
+    received: ByteCount,
+}
+
+impl Pending {
+    /// Tags the request with its peer, scheme and login slot, and wraps its body so that the
+    /// bytes received and an unread remainder are known when the response is sent.
+    fn start(ctx: &RequestContext, mut req: Request<Incoming>) -> (Request<Body>, Pending) {
+        let started = Instant::now();
+        // A fresh slot per request: `http_auth::authenticate` records the login `Auth`
+        // verified.
+        let login = LoginSlot::default();
+        req.extensions_mut().insert(ConnectInfo(ctx.remote));
+        req.extensions_mut().insert(ctx.scheme);
+        req.extensions_mut().insert(login.clone());
+        let facts = RequestFacts {
+            version: req.version(),
+            expects_continue: req
+                .headers()
+                .get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+        };
+        let pending = Pending {
+            started,
+            version: req.version(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            user_agent: user_agent(req.headers()),
+            login,
+            facts,
+            leftover: Leftover::default(),
+            received: ByteCount::default(),
+        };
+        let req = req.map(|body| {
+            Body::new(Counted::new(
+                Tracked::new(body, pending.leftover.clone()),
+                pending.received.clone(),
+            ))
+        });
+        (req, pending)
     }
-}
 
-/// The request's host: the URI authority (HTTP/2 `:authority`, or an absolute-form HTTP/1.1
-/// target), else the single `Host` header, normalised. The error is the response text.
-fn request_host<B>(req: &Request<B>) -> Result<String, String> {
-    let raw = if let Some(authority) = req.uri().authority() {
-        authority.as_str().to_owned()
-    } else {
-        let mut values = req.headers().get_all(HOST).iter();
-        match (values.next(), values.next()) {
-            (Some(v), None) => v
-                .to_str()
-                .map_err(|_| "Invalid Host header".to_owned())?
-                .to_owned(),
-            (Some(_), Some(_)) => return Err("Multiple Host headers".to_owned()),
-            (None, _) => {
-                return Err(if req.version() == Version::HTTP_11 {
-                    "Missing Host header".to_owned()
-                } else {
-                    "Missing Host header (HTTP/1.0 clients must send one)".to_owned()
-                });
-            }
+    /// The exchange that is counted and logged when the response body ends.
+    fn finish(self, ctx: &RequestContext, routed: Routed, response: &Response<Body>) -> Exchange {
+        Exchange {
+            metrics: ctx.metrics.clone(),
+            started: self.started,
+            remote: ctx.remote,
+            scheme: ctx.scheme.as_str(),
+            version: self.version,
+            method: self.method,
+            host: routed.host,
+            path: self.path,
+            status: response.status().as_u16(),
+            length: response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok()),
+            kind: routed.kind,
+            instance: routed.name,
+            user_agent: self.user_agent,
+            login: self.login,
+            received: self.received,
         }
-    };
-    normalize_host(&raw).map_err(|e| match e {
-        HostError::Empty => "Empty Host header".to_owned(),
-        HostError::Invalid(_) => "Invalid Host header".to_owned(),
-    })
-}
-
-fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response.headers_mut().insert(
-        http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+    use http::header::HOST;
+
     use super::*;
-    use crate::backend::Backend;
+    use crate::api::{Backend, Service};
     use crate::instance::Instance;
     use http_body_util::BodyExt;
 
     struct Nothing;
-    impl Backend for Nothing {}
+    impl Backend for Nothing {
+        fn service(&self) -> Service {
+            Service::Http(axum::Router::new())
+        }
+    }
 
     fn table() -> InstanceTable {
         let router = axum::Router::new()
@@ -473,14 +382,16 @@ mod tests {
         let t = InstanceTable::new();
         t.insert(Instance {
             kind: "test-http",
-            frontend: crate::backend::Frontend::Http,
+            frontend: crate::api::Frontend::Http,
             settings: toml::Table::new(),
             https_redirect: None,
             name: "a".parse().unwrap(),
             vhosts: vec!["localhost".parse().unwrap(), "::1".parse().unwrap()],
             prefix: "/".parse().unwrap(),
             store: "s".parse().unwrap(),
+            extra_prefixes: Vec::new(),
             router: Some(router),
+            ssh: None,
             commands: None,
             backend: Box::new(Nothing),
         })
@@ -508,14 +419,16 @@ mod tests {
         let t = table();
         t.insert(Instance {
             kind: "test-http",
-            frontend: crate::backend::Frontend::Http,
+            frontend: crate::api::Frontend::Http,
             settings: toml::Table::new(),
             https_redirect: Some(true),
             name: "docs".parse().unwrap(),
             vhosts: vec!["localhost".parse().unwrap()],
             prefix: "/docs".parse().unwrap(),
             store: "d".parse().unwrap(),
+            extra_prefixes: Vec::new(),
             router: Some(axum::Router::new()),
+            ssh: None,
             commands: None,
             backend: Box::new(Nothing),
         })

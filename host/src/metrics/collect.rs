@@ -268,6 +268,25 @@ pub(crate) struct ScrapeCollector(ScrapeState);
 
 impl prometheus_client::collector::Collector for ScrapeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.encode_build(&mut encoder)?;
+        let snap = self.0.latest();
+        encode_auth(&mut encoder, &snap)?;
+        encode_stores(&mut encoder, &snap)?;
+        gauges(
+            &mut encoder,
+            (
+                "upload_sessions",
+                "Upload sessions open now (registries), by instance",
+                None,
+            ),
+            snap.uploads.iter().cloned(),
+        )
+    }
+}
+
+impl ScrapeCollector {
+    /// `everlock_build_info`: the running binary's version and git commit.
+    fn encode_build(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let build = Info::new(
             self.0
                 .0
@@ -282,75 +301,78 @@ impl prometheus_client::collector::Collector for ScrapeCollector {
             None,
             build.metric_type(),
         )?;
-        build.encode(m)?;
-        let snap = self.0.latest();
-        counter(
-            &mut encoder,
-            "auth_bcrypt_verifications",
-            "Password checks that ran bcrypt (credential cache misses)",
-            snap.bcrypt_verifications,
-        )?;
-        counter(
-            &mut encoder,
-            "auth_failures",
-            "Logins refused for bad credentials (HTTP and SSH, passwords and keys)",
-            snap.login_failures,
-        )?;
-        counter(
-            &mut encoder,
-            "auth_throttled",
-            "Logins refused by the throttle without checking the credentials",
-            snap.login_throttles,
-        )?;
-        let rows = |f: fn(&StoreStats) -> u64| {
-            snap.stores.iter().filter_map(move |r| {
-                let label = StoreLabel {
-                    store: r.store.clone(),
-                };
-                r.stats.as_ref().map(|s| (label, f(s)))
-            })
-        };
-        gauges(
-            &mut encoder,
-            ("store_up", "Whether the store opens (1) or not (0)", None),
-            snap.stores.iter().map(|r| {
-                let label = StoreLabel {
-                    store: r.store.clone(),
-                };
-                (label, u64::from(r.stats.is_some()))
-            }),
-        )?;
-        gauges(
-            &mut encoder,
-            ("store_commits", "Commits in the store's history", None),
-            rows(|s| s.commits),
-        )?;
-        gauges(
-            &mut encoder,
-            ("store_objects", "Distinct objects the store keeps", None),
-            rows(|s| s.objects),
-        )?;
-        gauges(
-            &mut encoder,
-            (
-                "store",
-                "Bytes of the objects the store keeps",
-                Some(&Unit::Bytes),
-            ),
-            rows(|s| s.bytes),
-        )?;
-        gauges(
-            &mut encoder,
-            (
-                "upload_sessions",
-                "Upload sessions open now (registries), by instance",
-                None,
-            ),
-            snap.uploads.iter().cloned(),
-        )
+        build.encode(m)
     }
 }
 
+/// The login counters of the auth service.
+fn encode_auth(
+    encoder: &mut DescriptorEncoder<'_>,
+    snap: &Snapshot,
+) -> Result<(), std::fmt::Error> {
+    counter(
+        encoder,
+        "auth_bcrypt_verifications",
+        "Password checks that ran bcrypt (credential cache misses)",
+        snap.bcrypt_verifications,
+    )?;
+    counter(
+        encoder,
+        "auth_failures",
+        "Logins refused for bad credentials (HTTP and SSH, passwords and keys)",
+        snap.login_failures,
+    )?;
+    counter(
+        encoder,
+        "auth_throttled",
+        "Logins refused by the throttle without checking the credentials",
+        snap.login_throttles,
+    )
+}
+
+/// One gauge per store statistic, labelled by store; a store that does not open has only
+/// `store_up 0`.
+fn encode_stores(
+    encoder: &mut DescriptorEncoder<'_>,
+    snap: &Snapshot,
+) -> Result<(), std::fmt::Error> {
+    let label = |row: &StoreRow| StoreLabel {
+        store: row.store.clone(),
+    };
+    let rows = |f: fn(&StoreStats) -> u64| {
+        snap.stores
+            .iter()
+            .filter_map(move |r| r.stats.as_ref().map(|s| (label(r), f(s))))
+    };
+    gauges(
+        encoder,
+        ("store_up", "Whether the store opens (1) or not (0)", None),
+        snap.stores
+            .iter()
+            .map(|r| (label(r), u64::from(r.stats.is_some()))),
+    )?;
+    gauges(
+        encoder,
+        ("store_commits", "Commits in the store's history", None),
+        rows(|s| s.commits),
+    )?;
+    gauges(
+        encoder,
+        ("store_objects", "Distinct objects the store keeps", None),
+        rows(|s| s.objects),
+    )?;
+    gauges(
+        encoder,
+        (
+            "store",
+            "Bytes of the objects the store keeps",
+            Some(&Unit::Bytes),
+        ),
+        rows(|s| s.bytes),
+    )
+}
+
+/// Encodes one counter without labels.
 fn counter(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,

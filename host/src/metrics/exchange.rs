@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,26 +21,7 @@ use super::families::{HttpLabels, status_class};
 /// client cannot make log lines arbitrarily long.
 const MAX_USER_AGENT: usize = 256;
 
-/// Where the login that `Auth` verified for one request is recorded.
-///
-/// The frontend puts a fresh slot in each request's extensions and reads it when the
-/// response ends; only [`crate::http_auth::authenticate`] fills it, right after `Auth`
-/// verified the credentials. The type is private to the host crate, so a backend can neither
-/// name it to fetch the slot nor write a login of its choosing into it.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LoginSlot(Arc<OnceLock<String>>);
-
-impl LoginSlot {
-    /// Records a verified login; the first one of a request stays.
-    pub(crate) fn set(&self, login: &str) {
-        let _ = self.0.set(login.to_owned());
-    }
-
-    /// The verified login, if the request authenticated as a user.
-    pub(crate) fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
-    }
-}
+pub(crate) use crate::api::http_auth::LoginSlot;
 
 /// A byte count shared between a body wrapper and whoever reads it later.
 #[derive(Debug, Clone, Default)]

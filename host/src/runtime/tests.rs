@@ -6,9 +6,7 @@ use std::sync::Mutex;
 use everlock_auth::{AdminPassword, Principal};
 
 use crate::InstanceSpec;
-use crate::backend::{
-    Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend,
-};
+use crate::api::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend};
 use crate::config::{Config, ResolvedInstance};
 use crate::registry::Registry;
 use crate::runtime::{Host, HostError};
@@ -19,12 +17,12 @@ static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 struct Probe;
 impl Backend for Probe {
-    fn http_router(&self) -> Option<axum::Router> {
-        Some(axum::Router::new())
+    fn service(&self) -> crate::api::Service {
+        crate::api::Service::Http(axum::Router::new())
     }
 }
-fn check(_: &toml::Table) -> Result<(), BuildError> {
-    Ok(())
+fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+    Ok(Vec::new())
 }
 fn build(ctx: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
     let line = format!("{}/{}: {}", ctx.kind, ctx.instance, ctx.admin.is_some());

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use everlock_storage::{CommitMeta, Expected, Op, Precondition, StorageError, Store, StoreManager};
 
 use super::{GeneratedCertPaths, LocalCa, TlsError, TlsState};
-use crate::admin::SYSTEM_STORE;
 use crate::config::CertificateConfig;
+use crate::config::SYSTEM_STORE;
 
 /// The local CA certificate in the system store.
 pub const CA_CERT_PATH: &str = "tls/local-ca/ca.pem";

@@ -14,68 +14,26 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as Key;
-use object_store::{
-    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
-    WriteMultipart,
-};
-use tokio::io::AsyncReadExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 
 use super::{ObjectBackend, PartKey, Published, TempObject};
 use crate::digest::ObjectId;
 
 /// Objects up to this size are uploaded in one conditional `PutObject` (held in memory once).
 pub(crate) const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
-/// Size of each multipart part (S3 needs at least 5 MiB for all but the last).
-const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts uploaded at the same time by one publish; with the part being filled this bounds a
-/// publish to about `(PARTS_IN_FLIGHT + 1) * PART_SIZE` bytes of memory.
-const PARTS_IN_FLIGHT: usize = 2;
 /// Bytes fetched by one ranged GET of a reader; a reader holds at most one window.
 pub(crate) const READ_WINDOW: u64 = 4 * 1024 * 1024;
 /// Worker threads of the client runtime: they only move bytes between sockets and buffers.
 const IO_THREADS: usize = 2;
-
-/// Where the bucket is and how to reach it (the `[storage.s3]` section of issue #12).
-#[derive(Clone)]
-pub struct S3Config {
-    /// Base URL, e.g. `https://s3.example.com`.
-    pub endpoint: String,
-    /// Bucket name; the bucket must exist.
-    pub bucket: String,
-    /// Key prefix inside the bucket, so that several deployments can share one (may be empty).
-    pub prefix: String,
-    /// Signing region.
-    pub region: String,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Must be true for an `http://` endpoint, so plain HTTP is never used by accident.
-    pub allow_http: bool,
-}
-
-impl std::fmt::Debug for S3Config {
-    /// Leaves the secret out, so that a logged configuration never leaks it.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The client and the runtime it runs on, shared with every open reader.
 #[derive(Debug)]
@@ -314,124 +272,6 @@ impl S3Objects {
     }
 }
 
-/// Uploads `file` from its start as `key`, aborting the upload on any error so that no parts
-/// linger (a crash still can: the bucket should expire incomplete uploads, see README).
-async fn upload_multipart(
-    store: Arc<dyn ObjectStore>,
-    key: Key,
-    mut file: tokio::fs::File,
-    expected: u64,
-) -> Result<(), S3Error> {
-    use tokio::io::AsyncSeekExt;
-    let upload = store
-        .put_multipart(&key)
-        .await
-        .map_err(request("create multipart", &key))?;
-    let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut sent = 0u64;
-    let streamed: Result<(), S3Error> = async {
-        file.seek(SeekFrom::Start(0))
-            .await
-            .map_err(S3Error::Spool)?;
-        loop {
-            let n = file.read(&mut buf).await.map_err(S3Error::Spool)?;
-            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                break;
-            };
-            parts
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(request("upload part", &key))?;
-            parts.write(chunk);
-            sent += n as u64;
-        }
-        check_len(&key, expected, sent)
-    }
-    .await;
-    match streamed {
-        Ok(()) => {
-            parts
-                .finish()
-                .await
-                .map_err(request("complete multipart", &key))?;
-            Ok(())
-        }
-        Err(e) => {
-            if let Err(abort) = parts.abort().await {
-                tracing::warn!(key = %key, error = %abort, "cannot abort multipart upload");
-            }
-            Err(e)
-        }
-    }
-}
-
-fn check_len(key: &Key, expected: u64, got: u64) -> Result<(), S3Error> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(S3Error::Length {
-            key: key.to_string(),
-            expected,
-            got,
-        })
-    }
-}
-
-/// The prefix as a key path, refusing a prefix that is not a clean key path.
-fn base_key(prefix: &str) -> Result<Key, S3Error> {
-    let trimmed = prefix.trim_matches('/');
-    Key::parse(trimmed)
-        .map_err(|e| S3Error::Config(format!("prefix {prefix:?} is not a valid key: {e}")))
-}
-
-/// The retries of the serving client: transient failures are ridden out for up to 30 s.
-fn retry_config() -> RetryConfig {
-    RetryConfig {
-        max_retries: 5,
-        retry_timeout: Duration::from_secs(30),
-        ..RetryConfig::default()
-    }
-}
-
-fn build_store(config: &S3Config, retry: RetryConfig) -> Result<impl ObjectStore, S3Error> {
-    if config.endpoint.starts_with("http://") && !config.allow_http {
-        return Err(S3Error::Config(format!(
-            "endpoint {} is plain HTTP; set allow-http = true to use it",
-            config.endpoint
-        )));
-    }
-    for (name, value) in [
-        ("endpoint", &config.endpoint),
-        ("bucket", &config.bucket),
-        ("region", &config.region),
-        ("access-key-id", &config.access_key_id),
-        ("secret-access-key", &config.secret_access_key),
-    ] {
-        if value.is_empty() {
-            return Err(S3Error::Config(format!("{name} is required")));
-        }
-    }
-    // reqwest is built without a bundled crypto provider; ring is the workspace's choice.
-    // Another part of the process may have installed one already, which is just as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    AmazonS3Builder::new()
-        // Client options first: setting them replaces `allow_http`, which lives among them.
-        .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)))
-        .with_allow_http(config.allow_http)
-        .with_endpoint(&config.endpoint)
-        .with_bucket_name(&config.bucket)
-        .with_region(&config.region)
-        .with_access_key_id(&config.access_key_id)
-        .with_secret_access_key(&config.secret_access_key)
-        // Path-style requests work on every S3-compatible server, without wildcard DNS.
-        .with_virtual_hosted_style_request(false)
-        .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_retry(retry)
-        .build()
-        .map_err(|e| S3Error::Config(e.to_string()))
-}
-
 impl ObjectBackend for S3Objects {
     type Temp = S3Temp;
     type Reader = S3Reader;
@@ -573,47 +413,15 @@ impl ObjectBackend for S3Objects {
     }
 }
 
-/// A spool file, deleted when dropped.
-#[derive(Debug)]
-pub(crate) struct S3Temp {
-    file: File,
-    path: PathBuf,
-    written: u64,
-}
-
-impl TempObject for S3Temp {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)?;
-        self.written += buf.len() as u64;
-        Ok(())
-    }
-
-    /// Nothing to do: the spool is read back by `publish`, and durability comes from S3
-    /// acknowledging the upload. A crash before that loses only an unacknowledged upload.
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn discard(self) {
-        drop(self);
-    }
-}
-
-impl Drop for S3Temp {
-    fn drop(&mut self) {
-        match fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove spool file")
-            }
-        }
-    }
-}
-
+mod config;
 mod error;
 mod parts;
 mod reader;
+mod upload;
+pub use config::S3Config;
+use config::{base_key, build_store, retry_config};
 pub(crate) use error::S3Error;
 use error::request;
 pub(crate) use reader::S3Reader;
+pub(crate) use upload::S3Temp;
+use upload::{check_len, upload_multipart};

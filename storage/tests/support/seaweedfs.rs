@@ -37,6 +37,8 @@ pub const ACCESS_KEY: &str = "everlock-test";
 pub const SECRET_KEY: &str = "everlock-test-secret";
 /// The bucket created at start.
 pub const BUCKET: &str = "everlock";
+/// Starts tried, each on fresh ports, before the harness gives up.
+const START_ATTEMPTS: u32 = 3;
 
 /// A running private server. Dropping it stops the server and removes its files.
 pub struct SeaweedFs {
@@ -71,11 +73,20 @@ impl SeaweedFs {
         let weed = find_weed()?;
         // A free port found by binding can be taken by someone else before weed binds it;
         // a fresh set of ports on a retry makes that a non-event.
+        // weed takes eight ports from its command line and cannot report port 0 bindings.
         let mut last = String::new();
-        for _ in 0..3 {
+        for attempt in 1..=START_ATTEMPTS {
             match Self::try_start(&weed) {
                 Ok(server) => return Some(server),
-                Err(e) => last = e,
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "SeaweedFS did not start (attempt {attempt}/{START_ATTEMPTS}), \
+                         retrying on fresh ports: {}",
+                        e.lines().next().unwrap_or_default()
+                    );
+                    last = e;
+                }
             }
         }
         panic!("SeaweedFS did not start: {last}");

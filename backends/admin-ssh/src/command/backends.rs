@@ -1,6 +1,7 @@
 //! `/backends`: the sub-commands and their grammar.
 
-use super::{Args, UsageError, take1};
+use super::args::{Args, take1};
+use crate::usage::UsageError;
 
 /// `/backends` sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `/groups`: the sub-commands and their grammar.
 
-use super::{Args, UsageError, take1, take2, take3};
+use super::args::{Args, take1, take2, take3};
+use crate::usage::UsageError;
 
 /// `/groups` sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,9 @@
 //! `key=value` options (the generic ones and the settings the kind declares) and the
 //! maintenance commands an instance offers.
 
-use super::{Args, UsageError, take1};
+use super::args::{Args, take1};
 use crate::families::Scope;
+use crate::usage::{Mistake, UsageError};
 
 /// The generic per-instance key that overrides `[frontend-http] https-redirect`.
 pub(crate) const HTTPS_REDIRECT: &str = "https-redirect";
@@ -85,7 +86,7 @@ fn parse_unset_word(scope: Scope, a: &Args<'_>, w: String) -> Result<(String, St
         return Ok((w, String::new()));
     }
     if let Some(o) = scope.console().create_options.iter().find(|o| o.key == w) {
-        return Err(a.error(format!("`{}` is required and cannot be unset", o.key)));
+        return Err(a.error(Mistake::RequiredSetting(o.key.to_owned())));
     }
     match w.split_once('=') {
         Some(("vhost", v)) if !v.is_empty() => Ok(("vhost".to_owned(), v.to_owned())),
@@ -94,10 +95,10 @@ fn parse_unset_word(scope: Scope, a: &Args<'_>, w: String) -> Result<(String, St
                 .chain(std::iter::once(HTTPS_REDIRECT.to_owned()))
                 .chain(unsettable(scope).map(str::to_owned))
                 .collect();
-            Err(a.error(format!(
-                "unknown option `{w}` (expected {})",
-                keys.join(", ")
-            )))
+            Err(a.error(Mistake::UnknownOption {
+                got: w,
+                expected: keys,
+            }))
         }
     }
 }
@@ -118,28 +119,23 @@ fn parse_options(
             continue;
         }
         let Some((k, v)) = w.split_once('=') else {
-            return Err(a.error(format!("expected key=value, got `{w}`")));
+            return Err(a.error(Mistake::NotKeyValue(w)));
         };
         if !allowed.contains(&k) {
-            return Err(a.error(format!(
-                "unknown option `{k}` (expected {})",
-                allowed.join(", ")
-            )));
+            return Err(a.error(Mistake::UnknownOption {
+                got: k.to_owned(),
+                expected: allowed.iter().map(|o| (*o).to_owned()).collect(),
+            }));
         }
         if v.is_empty() {
-            return Err(a.error(format!("empty value for `{k}`")));
+            return Err(a.error(Mistake::EmptyValue(k.to_owned())));
         }
         out.push((k.to_owned(), v.to_owned()));
     }
     // `create` reports its missing required keys itself, which says more than "an option".
     if out.is_empty() && sub != "create" {
-        return Err(a.error(format!(
-            "missing option ({})",
-            allowed
-                .iter()
-                .map(|k| format!("{k}=..."))
-                .collect::<Vec<_>>()
-                .join(", ")
+        return Err(a.error(Mistake::MissingOption(
+            allowed.iter().map(|k| (*k).to_owned()).collect(),
         )));
     }
     Ok(out)
@@ -157,7 +153,7 @@ fn parse_edit(scope: Scope, sub: &str, a: &Args<'_>) -> Result<InstanceCmd, Usag
                 std::iter::once("vhost").chain(declared.filter(|o| o.required).map(|o| o.key));
             for key in required {
                 if !options.iter().any(|(k, _)| k == key) {
-                    return Err(a.error(format!("missing {key}=...")));
+                    return Err(a.error(Mistake::Missing(format!("{key}=..."))));
                 }
             }
             InstanceCmd::Create { name, options }

@@ -1,6 +1,7 @@
 //! `/keys`: a user's own SSH keys (self-service; every user may run it).
 
-use super::{Args, UsageError, take1};
+use super::args::{Args, take1};
+use crate::usage::UsageError;
 
 /// `/keys` sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `/users`: the sub-commands and their grammar.
 
-use super::{Args, UsageError, take1, take2, take3};
+use super::args::{Args, take1, take2, take3};
+use crate::usage::{Mistake, UsageError};
 
 /// `/users` sub-commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +74,10 @@ fn parse_key(a: &Args<'_>) -> Result<UsersCmd, UsageError> {
     match take1(head).as_str() {
         "add" => {
             let Some((login, key)) = tail.split_first() else {
-                return Err(a.error("missing <login>"));
+                return Err(a.error(Mistake::Missing("<login>".to_owned())));
             };
             if key.is_empty() {
-                return Err(a.error("missing <openssh public key>"));
+                return Err(a.error(Mistake::Missing("<openssh public key>".to_owned())));
             }
             // The key may arrive as one quoted word or as its space-separated parts.
             Ok(UsersCmd::KeyAdd {
@@ -89,10 +90,10 @@ fn parse_key(a: &Args<'_>) -> Result<UsersCmd, UsageError> {
                 login: login.clone(),
                 fingerprint: fingerprint.clone(),
             }),
-            [] => Err(a.error("missing <login>")),
-            [_] => Err(a.error("missing <fingerprint>")),
-            [_, _, extra, ..] => Err(a.error(format!("unexpected argument `{extra}`"))),
+            [] => Err(a.error(Mistake::Missing("<login>".to_owned()))),
+            [_] => Err(a.error(Mistake::Missing("<fingerprint>".to_owned()))),
+            [_, _, extra, ..] => Err(a.error(Mistake::Unexpected(extra.clone()))),
         },
-        other => Err(a.error(format!("unknown key action `{other}`"))),
+        other => Err(a.error(Mistake::UnknownKeyAction(other.to_owned()))),
     }
 }

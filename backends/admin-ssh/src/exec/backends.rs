@@ -25,14 +25,14 @@ impl Console {
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
-            [] => Err(Failure::Other(format!(
-                "unknown backend `{name}` (compiled-in: {})",
-                kinds.join(", ")
-            ))),
-            many => Err(Failure::Other(format!(
-                "`{name}` is ambiguous: {}",
-                many.join(", ")
-            ))),
+            [] => Err(Failure::UnknownBackend {
+                name: name.to_owned(),
+                known: kinds,
+            }),
+            many => Err(Failure::AmbiguousBackend {
+                name: name.to_owned(),
+                matches: many.to_vec(),
+            }),
         }
     }
 
@@ -55,9 +55,7 @@ impl Console {
             BackendsCmd::Disable { name } => {
                 let kind = self.resolve_kind(&name)?;
                 if kind == crate::KIND {
-                    return Err(Failure::Other(
-                        "refusing to disable the admin console from itself".to_owned(),
-                    ));
+                    return Err(Failure::DisableSelf);
                 }
                 self.host.set_backend_enabled(actor, kind, false).await?;
                 Ok(format!("backend {kind} disabled"))

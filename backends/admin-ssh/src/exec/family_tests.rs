@@ -8,7 +8,7 @@ use everlock_host::OptionValue;
 /// The hello kind gets `/hello list|create|set|unset|delete` from its declaration alone.
 #[tokio::test]
 async fn hello_family_end_to_end() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &HELLO]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO]).await;
     let console = Console::new(host.clone());
     table(
         &console,
@@ -73,13 +73,7 @@ async fn hello_family_end_to_end() {
             .any(|(g, _)| g.path.to_string() == "http/hello/hi"),
         "{anon:?}"
     );
-    let help = console.execute(&user("admin"), "/help").await;
-    assert!(
-        help.stdout.contains("/hello create <name> vhost=<host>"),
-        "{help:?}"
-    );
-    let family = console.execute(&user("admin"), "/hello").await;
-    assert!(family.stdout.contains("greeting=<text>"), "{family:?}");
+    hello_help_comes_from_the_declaration(&console).await;
     table(
         &console,
         &[
@@ -90,11 +84,22 @@ async fn hello_family_end_to_end() {
     .await;
 }
 
+/// `/help` and a bare `/hello` show the family generated from the hello kind's declaration.
+async fn hello_help_comes_from_the_declaration(console: &Console) {
+    let help = console.execute(&user("admin"), "/help").await;
+    assert!(
+        help.stdout.contains("/hello create <name> vhost=<host>"),
+        "{help:?}"
+    );
+    let family = console.execute(&user("admin"), "/hello").await;
+    assert!(family.stdout.contains("greeting=<text>"), "{family:?}");
+}
+
 /// A word no built-in family and no registered kind claims is an unknown command, with the
 /// families that do exist as usage.
 #[tokio::test]
 async fn unknown_family_words_are_refused_clearly() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE]).await;
     let console = Console::new(host);
     let admin = user("admin");
     let reply = console.execute(&admin, "/hello list").await;
@@ -114,7 +119,7 @@ async fn unknown_family_words_are_refused_clearly() {
 /// applies and persists them: a restarted host still has them.
 #[tokio::test]
 async fn oci_settings_edits_apply_and_persist() {
-    let (env, host) = setup_with(vec![&OCI, &CONSOLE]).await;
+    let (env, host) = setup_with(vec![&*OCI, &CONSOLE]).await;
     let console = Console::new(host.clone());
     table(
         &console,
@@ -148,7 +153,7 @@ async fn oci_settings_edits_apply_and_persist() {
     .await;
     drop(console);
     drop(host);
-    let again = start_on(&env, vec![&OCI, &CONSOLE]).await;
+    let again = start_on(&env, vec![&*OCI, &CONSOLE]).await;
     let default = again
         .instances()
         .into_iter()
@@ -161,7 +166,7 @@ async fn oci_settings_edits_apply_and_persist() {
 /// instance is not left behind.
 #[tokio::test]
 async fn a_create_whose_grants_fail_leaves_no_instance() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &HELLO]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO]).await;
     let console = Console::new(host.clone());
     table(
         &console,
@@ -200,7 +205,8 @@ async fn a_create_whose_grants_fail_leaves_no_instance() {
 }
 
 /// A registry-like kind with structured settings and its own `auth` values, checked strictly
-/// as the real registry's factory does (the real one lives in a crate this one does not use).
+/// by a settings type of its own: these tests pin how the console handles structured values
+/// and kind `auth` words, independently of how the real registry's settings evolve.
 const REG_FAMILY: everlock_host::ConsoleFamily = everlock_host::ConsoleFamily {
     word: "reg",
     noun: "registry",
@@ -261,8 +267,10 @@ struct RegHook {
     url: String,
     secret: Option<String>,
 }
-fn check_reg(table: &toml::Table) -> Result<(), everlock_host::BuildError> {
-    everlock_host::parse_settings::<RegSettings>(table).map(|_| ())
+fn check_reg(
+    table: &toml::Table,
+) -> Result<Vec<everlock_host::api::PathPrefix>, everlock_host::BuildError> {
+    everlock_host::parse_settings::<RegSettings>(table).map(|_| Vec::new())
 }
 static REG: everlock_host::BackendFactory = everlock_host::BackendFactory {
     kind: "reg-http",
@@ -270,7 +278,7 @@ static REG: everlock_host::BackendFactory = everlock_host::BackendFactory {
     check: check_reg,
     access_root: Some("http/reg"),
     console: Some(REG_FAMILY),
-    ..OCI
+    ..super::tests::STAND
 };
 
 fn reg_settings(host: &Host) -> toml::Table {
@@ -306,7 +314,7 @@ fn a_kind_may_declare_auth_values_other_than_access() {
 /// names all four. `unset` returns a setting to its default.
 #[tokio::test]
 async fn auth_words_split_between_access_and_the_kind_setting() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &HELLO, &REG]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO, &REG]).await;
     let console = Console::new(host.clone());
     table(
         &console,
@@ -359,7 +367,7 @@ async fn auth_words_split_between_access_and_the_kind_setting() {
 /// `unset` removes it again.
 #[tokio::test]
 async fn structured_settings_are_set_checked_and_unset() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &REG]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, &REG]).await;
     let console = Console::new(host.clone());
     table(
         &console,
@@ -390,22 +398,7 @@ async fn structured_settings_are_set_checked_and_unset() {
         .parse()
         .unwrap();
     assert_eq!(quota, expected["quota"]);
-    // The kind's strict check refuses a value of the wrong shape and keeps the old one.
-    let reply = console
-        .execute(
-            &user("admin"),
-            r#"/reg set r 'quota=[{repositories="team/*", bytes="lots"}]'"#,
-        )
-        .await;
-    assert_eq!(reply.status, 1, "{reply:?}");
-    assert_eq!(reg_settings(&host)["quota"], quota);
-    let listed = console.execute(&user("admin"), "/reg list").await;
-    assert!(
-        listed
-            .stdout
-            .contains(r#"quota=[{ bytes = 1000000, repositories = "team/*" }]"#),
-        "{listed:?}"
-    );
+    wrong_shape_keeps_the_old_quota(&console, &host, &quota).await;
     table(
         &console,
         &[
@@ -422,11 +415,31 @@ async fn structured_settings_are_set_checked_and_unset() {
     assert!(!reg_settings(&host).contains_key("quota"));
 }
 
+/// The kind's strict check refuses a quota of the wrong shape and keeps the old one, which
+/// the listing shows as TOML.
+async fn wrong_shape_keeps_the_old_quota(console: &Console, host: &Host, quota: &toml::Value) {
+    let reply = console
+        .execute(
+            &user("admin"),
+            r#"/reg set r 'quota=[{repositories="team/*", bytes="lots"}]'"#,
+        )
+        .await;
+    assert_eq!(reply.status, 1, "{reply:?}");
+    assert_eq!(&reg_settings(host)["quota"], quota);
+    let listed = console.execute(&user("admin"), "/reg list").await;
+    assert!(
+        listed
+            .stdout
+            .contains(r#"quota=[{ bytes = 1000000, repositories = "team/*" }]"#),
+        "{listed:?}"
+    );
+}
+
 /// A webhook's `secret` typed in the console is stored, but never shown by listings nor
 /// recorded by the audit log.
 #[tokio::test]
 async fn webhook_secrets_stay_out_of_listings_and_the_audit_log() {
-    let (_env, host) = setup_with(vec![&OCI, &CONSOLE, &REG]).await;
+    let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, &REG]).await;
     let console = Console::new(host.clone());
     let line = r#"/reg set r 'webhooks=[{url="http://hooks.test/x", secret="s3cr3t-hook"}]'"#;
     table(

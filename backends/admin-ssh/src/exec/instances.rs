@@ -3,10 +3,10 @@
 //! commands an instance offers. Everything kind-specific comes from the kind's declaration.
 
 use everlock_host::auth::Principal;
-use everlock_host::{AdminError, CommandError, InstanceEdit, InstanceSpec, OptionValue};
+use everlock_host::{AdminError, InstanceEdit, InstanceSpec, OptionValue};
 use serde_json::json;
 
-use super::{Console, Failure, Outcome, parse_access, to_json};
+use super::{Console, Failure, Outcome, invalid_value, parse_access, to_json};
 use crate::command::{InstanceCmd, Scope};
 
 /// `https-redirect=true|false` as the instance's own redirect rule.
@@ -14,9 +14,7 @@ fn redirect_value(value: &str) -> Result<bool, Failure> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(Failure::Other(format!(
-            "invalid https-redirect `{value}`: expected true or false"
-        ))),
+        _ => Err(invalid_value("https-redirect", value, ["true", "false"])),
     }
 }
 
@@ -28,33 +26,29 @@ fn setting_value(scope: Scope, key: &str, value: String) -> Result<Option<toml::
         return Ok(None);
     };
     if !spec.allowed.is_empty() && !spec.allowed.contains(&value.as_str()) {
-        return Err(Failure::Other(format!(
-            "invalid {key} `{value}`: expected {}",
-            spec.allowed.join(" or ")
-        )));
+        return Err(invalid_value(key, &value, spec.allowed.iter().copied()));
     }
-    let invalid =
-        |expected: &str| Failure::Other(format!("invalid {key} `{value}`: expected {expected}"));
+    let invalid = |expected: &[&str]| invalid_value(key, &value, expected.iter().copied());
     Ok(Some(match spec.value {
         OptionValue::Text => toml::Value::String(value),
         OptionValue::Bool => match value.as_str() {
             "true" => toml::Value::Boolean(true),
             "false" => toml::Value::Boolean(false),
-            _ => return Err(invalid("true or false")),
+            _ => return Err(invalid(&["true", "false"])),
         },
         OptionValue::Integer => value
             .parse::<u64>()
             .ok()
             .and_then(|n| i64::try_from(n).ok())
             .map(toml::Value::Integer)
-            .ok_or_else(|| invalid("a non-negative integer"))?,
+            .ok_or_else(|| invalid(&["a non-negative integer"]))?,
         // The kind's `check` (run by the host on every change) validates the structure; the
         // console only needs a TOML value. The word is not echoed back: it may hold a secret.
-        OptionValue::Toml => crate::command::parse_inline(&value).ok_or_else(|| {
-            Failure::Other(format!(
-                "invalid {key}: expected a TOML value such as [{{...}}], quoted as one word"
-            ))
-        })?,
+        OptionValue::Toml => {
+            crate::command::parse_inline(&value).ok_or_else(|| Failure::InvalidToml {
+                key: key.to_owned(),
+            })?
+        }
     }))
 }
 
@@ -77,12 +71,12 @@ fn auth_word(scope: Scope, value: String) -> Result<AuthWord, Failure> {
         "public" | "private" => parse_access(&value).map(AuthWord::Access),
         v if declared.contains(&v) => Ok(AuthWord::Setting(toml::Value::String(value))),
         other => {
-            let mut expected = vec!["private", "public"];
-            expected.extend(declared.iter().copied());
-            Err(Failure::Other(format!(
-                "invalid auth `{other}`: expected {}",
-                expected.join(" or ")
-            )))
+            let expected = ["private", "public"].into_iter();
+            Err(invalid_value(
+                "auth",
+                other,
+                expected.chain(declared.iter().copied()),
+            ))
         }
     }
 }
@@ -102,10 +96,7 @@ impl Console {
             .iter()
             .any(|b| b.kind == kind && b.enabled);
         if !enabled {
-            return Err(Failure::Other(format!(
-                "{} backend not enabled",
-                scope.name()
-            )));
+            return Err(Failure::NotEnabled(scope.name()));
         }
         match cmd {
             InstanceCmd::List { json } => Ok(self.list_instances(scope, json)),
@@ -370,10 +361,7 @@ impl Console {
         public: bool,
     ) -> Result<(), Failure> {
         let Some(root) = scope.access_root() else {
-            return Err(Failure::Other(format!(
-                "{} instances have no access path: auth= does not apply",
-                scope.name()
-            )));
+            return Err(Failure::NoAccessPath(scope.name()));
         };
         let path = format!("{root}/{name}");
         if public {
@@ -399,9 +387,9 @@ impl Console {
         // Reading history is open to every user (the instance authorizes it again); every
         // other maintenance command changes state and needs a system administrator.
         if command != "history" && !self.host.auth().is_system_admin(actor) {
-            return Err(Failure::Other(format!(
-                "permission denied: {actor} is not a system administrator"
-            )));
+            return Err(Failure::NotSystemAdmin {
+                actor: actor.to_string(),
+            });
         }
         if !self.exists(kind, name) {
             return Err(AdminError::NoSuchInstance {
@@ -410,33 +398,23 @@ impl Console {
             }
             .into());
         }
-        let Some(commands) = self.host.instance_commands(kind, name) else {
-            return Err(Failure::Other(format!(
-                "{kind}/{name} offers no `{command}` command"
-            )));
+        let offered = self
+            .host
+            .instance_commands(kind, name)
+            .filter(|c| c.help().iter().any(|h| h.name == command));
+        let Some(commands) = offered else {
+            return Err(Failure::NoSuchCommand {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                command: command.to_owned(),
+            });
         };
-        if !commands.help().iter().any(|h| h.name == command) {
-            return Err(Failure::Other(format!(
-                "{kind}/{name} offers no `{command}` command"
-            )));
-        }
+        // The kind knows what is wrong; the console knows the whole command line
+        // (`/site history <name> [--json]`), so it supplies the usage.
         commands
             .run(actor.clone(), command, args)
             .await
-            .map_err(|e| match e {
-                // The kind knows what is wrong; the console knows the whole command line
-                // (`/site history <name> [--json]`), so it supplies the usage.
-                CommandError::Usage(message) => {
-                    let usage = scope.family().usage_of(command);
-                    match message.lines().next() {
-                        Some(first) if !first.starts_with("usage:") => {
-                            Failure::Other(format!("{first}\n{usage}"))
-                        }
-                        _ => Failure::Other(usage),
-                    }
-                }
-                other => Failure::Other(other.to_string()),
-            })
+            .map_err(|e| Failure::from_command(e, scope.family().usage_of(command)))
     }
 }
 

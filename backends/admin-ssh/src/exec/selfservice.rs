@@ -6,7 +6,7 @@ use everlock_host::auth::{OwnKey, Principal, check_min_length};
 use serde_json::json;
 
 use super::{Console, Failure, Outcome, Reply, to_json};
-use crate::command::{KeysCmd, PASSWD_USAGE};
+use crate::command::KeysCmd;
 
 impl Console {
     pub(super) async fn keys(&self, actor: &Principal, cmd: KeysCmd) -> Outcome {
@@ -27,15 +27,12 @@ impl Console {
     /// `/passwd` reached the interpreter without its answers (the session layer collects
     /// them): say how to give them.
     pub(super) fn passwd_without_answers() -> Outcome {
-        Err(Failure::Other(format!(
-            "/passwd needs the passwords from a terminal or stdin\n{PASSWD_USAGE}"
-        )))
+        Err(Failure::PasswdNeedsAnswers)
     }
 
     /// The refusal of a new password shorter than the configured minimum, if it is.
     pub(super) fn too_short(&self, password: &str) -> Result<(), Failure> {
-        check_min_length(password, self.min_password_chars)
-            .map_err(|e| Failure::Other(e.to_string()))
+        check_min_length(password, self.min_password_chars).map_err(Failure::from)
     }
 
     /// `/passwd` with its three answers: the current password, the new one and its repeat.
@@ -48,7 +45,7 @@ impl Console {
     ) -> Reply {
         let outcome = async {
             if new != repeat {
-                return Err(Failure::Other("passwords do not match".to_owned()));
+                return Err(Failure::PasswordMismatch);
             }
             self.too_short(new)?;
             self.host

@@ -1,6 +1,6 @@
 //! The interpreter against a started host with stand-in registry and site kinds.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use everlock_host::auth::AdminPassword;
 use everlock_host::config::Config;
@@ -12,40 +12,24 @@ use everlock_host::{
 
 use super::*;
 
-/// A minimal HTTP backend standing in for the registry and site kinds, whose crates this
-/// one does not depend on: it accepts any settings and offers the console commands the
-/// real ones do, answering with what it was asked.
-struct Stand(String);
-struct StandCommands(String);
+/// A minimal HTTP backend standing in for the registry and site kinds, so these tests need
+/// no registry or site behind them: it accepts any settings and offers the maintenance
+/// commands the real kind declares, answering with what it was asked.
+struct Stand(String, &'static [CommandHelp]);
+struct StandCommands(String, &'static [CommandHelp]);
 
 impl Backend for Stand {
-    fn http_router(&self) -> Option<everlock_host::axum::Router> {
-        Some(everlock_host::axum::Router::new())
+    fn service(&self) -> everlock_host::Service {
+        everlock_host::Service::Http(everlock_host::axum::Router::new())
     }
     fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
-        Some(Arc::new(StandCommands(self.0.clone())))
+        Some(Arc::new(StandCommands(self.0.clone(), self.1)))
     }
 }
 
 impl InstanceCommands for StandCommands {
     fn help(&self) -> &'static [CommandHelp] {
-        &[
-            CommandHelp {
-                name: "gc",
-                args: "[--untagged] [--dry-run]",
-                summary: "gc",
-            },
-            CommandHelp {
-                name: "history",
-                args: "",
-                summary: "history",
-            },
-            CommandHelp {
-                name: "rollback",
-                args: "<commit>",
-                summary: "rollback",
-            },
-        ]
+        self.1
     }
     fn run(&self, actor: Principal, command: &str, args: Vec<String>) -> CommandFuture {
         let text = format!("{} ran {command} {} as {actor}", self.0, args.join(" "));
@@ -59,62 +43,55 @@ impl InstanceCommands for StandCommands {
     }
 }
 
-fn check(_: &toml::Table) -> Result<(), BuildError> {
-    Ok(())
+fn check(_: &toml::Table) -> Result<Vec<everlock_host::api::PathPrefix>, BuildError> {
+    Ok(Vec::new())
 }
 fn build(ctx: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
-    Ok(Box::new(Stand(ctx.instance.to_string())))
+    let commands = crate::test_families::declared_commands(ctx.kind);
+    Ok(Box::new(Stand(ctx.instance.to_string(), commands)))
 }
-pub(super) static OCI: BackendFactory = BackendFactory {
-    kind: "oci-http",
+/// The stand-in's factory fields; each stand-in takes its kind, access root and console
+/// family from the real kind's registration (`test_families`), so only behaviour is stood in.
+pub(super) static STAND: BackendFactory = BackendFactory {
+    kind: "stand-http",
     frontend: Frontend::Http,
-    summary: "test registry",
+    summary: "test stand-in",
     check,
     build,
     default_instances: Vec::new,
     example_settings: "",
-    access_root: Some("http/oci"),
-    console: Some(crate::test_families::OCI),
-};
-static SITE: BackendFactory = BackendFactory {
-    kind: "site-http",
-    summary: "test site",
-    access_root: Some("http/site"),
-    console: Some(crate::test_families::SITE),
-    ..OCI
+    access_root: None,
+    console: None,
 };
 
-/// The example hello kind's settings, checked strictly as its factory does.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[allow(dead_code, reason = "only the strict parse matters")]
-struct HelloSettings {
-    greeting: Option<String>,
-    private: Option<bool>,
+/// A stand-in for the registered `kind` with its real console declaration.
+fn stand_in_for(kind: &str) -> BackendFactory {
+    let real = crate::test_families::factory(kind);
+    BackendFactory {
+        kind: real.kind,
+        access_root: real.access_root,
+        console: real.console,
+        ..STAND
+    }
 }
-fn check_hello(table: &toml::Table) -> Result<(), BuildError> {
-    everlock_host::parse_settings::<HelloSettings>(table).map(|_| ())
-}
-fn build_hello(ctx: BackendContext, table: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
-    check_hello(table)?;
-    build(ctx, table)
-}
-/// A third-party kind the console has no code for: only its console declaration.
-pub(super) static HELLO: BackendFactory = BackendFactory {
-    kind: "hello-http",
-    summary: "test hello",
-    check: check_hello,
-    build: build_hello,
-    access_root: Some("http/hello"),
-    console: Some(crate::test_families::HELLO),
-    ..OCI
-};
+
+/// The registry kind, stood in.
+pub(super) static OCI: LazyLock<BackendFactory> =
+    LazyLock::new(|| stand_in_for(everlock_backend_oci_http::KIND));
+/// The site kind, stood in.
+static SITE: LazyLock<BackendFactory> =
+    LazyLock::new(|| stand_in_for(everlock_backend_site_http::KIND));
+
+/// A third-party kind the console has no code for: the example hello kind itself, with only
+/// its console declaration.
+pub(super) static HELLO: LazyLock<&'static BackendFactory> =
+    LazyLock::new(|| crate::test_families::factory(everlock_example_hello_backend::KIND));
 pub(super) static CONSOLE: BackendFactory = crate::FACTORY;
 
 async fn setup(with_site: bool) -> (TestEnv, Host) {
-    let mut factories = vec![&OCI, &CONSOLE];
+    let mut factories = vec![&*OCI, &CONSOLE];
     if with_site {
-        factories.push(&SITE);
+        factories.push(&*SITE);
     }
     setup_with(factories).await
 }
@@ -291,7 +268,7 @@ async fn console_with_alice() -> (TestEnv, Host, Console) {
     let (env, host) = setup(true).await;
     let console = Console::new(host.clone());
     host.auth()
-        .add_user(&user("admin"), "alice", "pw")
+        .add_user(&user("admin"), "alice", "alice-pw-long")
         .await
         .unwrap();
     (env, host, console)

@@ -76,7 +76,16 @@ pub(crate) async fn put(
     let store = reg.store().await?;
     let (ops, preconditions) = push_ops(store, name, &digest, &tags, &parsed, &bytes).await?;
     let size = bytes.len() as u64;
-    crate::quota::check(reg, store, name, &digest, &parsed, size).await?;
+    crate::quota::check(
+        &reg.quota,
+        &reg.settings.quota,
+        store,
+        name,
+        &digest,
+        &parsed,
+        size,
+    )
+    .await?;
     let message = match tags.as_slice() {
         [] => format!("oci: push manifest {name}@{digest}"),
         list => {
@@ -93,7 +102,7 @@ pub(crate) async fn put(
         .await
         .map_err(commit_error)?;
     crate::webhooks::pushed(
-        reg,
+        &reg.webhooks,
         principal,
         name,
         &tags,

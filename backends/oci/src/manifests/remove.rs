@@ -80,7 +80,7 @@ pub(crate) async fn delete(
                     Reference::Tag(t) => (Some(t), None),
                     Reference::Digest(d) => (None, Some(d)),
                 };
-                crate::webhooks::deleted(reg, principal, name, tag, digest);
+                crate::webhooks::deleted(&reg.webhooks, principal, name, tag, digest);
                 return Ok(empty(StatusCode::ACCEPTED));
             }
             Err(StorageError::Conflict { .. } | StorageError::NotFound(_)) => continue,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, RANGE, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 
@@ -32,6 +32,20 @@ pub(crate) enum UpstreamError {
     /// The token endpoint refused or answered nonsense.
     #[error("upstream token endpoint: {0}")]
     Token(String),
+}
+
+/// A `Range: bytes=<offset>-` header on a request, when there is an offset.
+trait MaybeRange {
+    fn maybe_range(self, from: Option<u64>) -> Self;
+}
+
+impl MaybeRange for RequestBuilder {
+    fn maybe_range(self, from: Option<u64>) -> Self {
+        match from {
+            Some(offset) => self.header(RANGE, format!("bytes={offset}-")),
+            None => self,
+        }
+    }
 }
 
 /// A cached Bearer token.
@@ -90,6 +104,29 @@ impl Upstream {
         tail: &str,
         accept: &[&str],
     ) -> Result<Response, UpstreamError> {
+        self.ask(method, name, tail, accept, None).await
+    }
+
+    /// `GET /v2/<name>/<tail>` from byte `offset` on (`Range: bytes=<offset>-`), the way
+    /// [`Upstream::send`] authenticates. An upstream may ignore the range and answer `200`
+    /// with the whole content; the caller tells the two apart by the status.
+    pub(crate) async fn get_from(
+        &self,
+        name: &Name,
+        tail: &str,
+        offset: u64,
+    ) -> Result<Response, UpstreamError> {
+        self.ask(Method::GET, name, tail, &[], Some(offset)).await
+    }
+
+    async fn ask(
+        &self,
+        method: Method,
+        name: &Name,
+        tail: &str,
+        accept: &[&str],
+        from: Option<u64>,
+    ) -> Result<Response, UpstreamError> {
         let url = self
             .base
             .join(&format!("v2/{name}/{tail}"))
@@ -97,6 +134,7 @@ impl Upstream {
         let cached = self.cached_token(name);
         let first = self
             .request(method.clone(), url.clone(), accept, cached.as_deref())
+            .maybe_range(from)
             .send()
             .await?;
         if first.status() != StatusCode::UNAUTHORIZED {
@@ -117,6 +155,7 @@ impl Upstream {
         self.remember(name, &token);
         Ok(self
             .request(method, url, accept, Some(&token.value))
+            .maybe_range(from)
             .send()
             .await?)
     }

@@ -1,17 +1,18 @@
-//! Fetching a missing blob from upstream once, however many clients ask for it at the same
-//! time, and streaming it to the first client while it is staged into the store.
+//! Streaming a missing blob from upstream to the client that leads its fetch (`flights`)
+//! while it is staged into the store.
 //!
-//! The first request for a digest becomes the leader: it opens the upstream answer, hands a
-//! background task the stream, and answers its client from a bounded channel the task feeds.
-//! The task feeds the same chunks, through a second bounded channel, to `Store::stage_with`,
-//! so neither side ever holds more than a few chunks and the blob is never in memory. The
-//! task (not the client's request) owns the fetch, so a client that goes away does not
-//! abandon a half-stored blob. Later requests for the same digest wait until the leader's
-//! task has committed the blob (or failed), then are served from the store.
+//! The leader opens the upstream answer, hands a background task the stream, and answers its
+//! client from a bounded channel the task feeds.
+//! The task also hands the chunks to `Store::stage_with` while the store keeps within
+//! `catchup::LAG` bytes of the client; a store further behind leaves the tee and reads the
+//! rest of the blob from upstream itself, so the client gets the upstream's speed, not the
+//! store's, and the blob is never in memory. The task (not the client's request) owns the
+//! fetch, so a client that goes away does not abandon a half-stored blob. Later requests for
+//! the same digest wait until the leader's task has committed the blob (or failed), then are
+//! served from the store.
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,79 +23,21 @@ use everlock_host::http::StatusCode;
 use everlock_host::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderValue};
 use everlock_host::storage::{StageOptions, Store};
 use futures_util::{Stream, StreamExt as _};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
 
+use super::catchup::{self, Resume, StoreFeed, TeeRunning};
+use super::client::Upstream;
+use super::flights::FlightGuard;
 use crate::error::OciResult;
 use crate::names::{Name, OciDigest};
 use crate::registry::header;
 
-/// Chunks in flight on each side of the tee: a few hundred KiB at most per fetch.
+/// Chunks in flight to the client: a few MiB at most per fetch.
 const CHANNEL_CHUNKS: usize = 16;
 /// How long a client may refuse to take the next chunk before the fetch goes on without it
 /// (the store still gets the whole blob).
 const CLIENT_STALL: Duration = Duration::from_secs(30);
-/// Blobs fetched at the same time at most; more missing blobs wait for a slot. Each fetch
-/// holds an upstream connection and a staged file.
-pub(crate) const MAX_FLIGHTS: usize = 64;
-
-/// The fetches in progress, by digest; the receiver turns `true` when a fetch is over.
-#[derive(Clone, Default)]
-pub(crate) struct Flights(Arc<Mutex<HashMap<OciDigest, watch::Receiver<bool>>>>);
-
-/// What a request for a missing blob does.
-pub(crate) enum Role {
-    /// Fetch it; dropping the guard ends the flight and wakes the followers.
-    Leader(FlightGuard),
-    /// Wait for the leader, then read the store.
-    Follower(watch::Receiver<bool>),
-}
-
-/// The leader's claim on a digest.
-pub(crate) struct FlightGuard {
-    flights: Flights,
-    digest: OciDigest,
-    done: watch::Sender<bool>,
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
-        self.flights
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.digest);
-        let _ = self.done.send(true);
-    }
-}
-
-impl Flights {
-    /// Joins the flight of `digest`, leading it if there is none.
-    pub(crate) fn join(&self, digest: &OciDigest) -> Role {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(rx) = map.get(digest) {
-            return Role::Follower(rx.clone());
-        }
-        let (done, rx) = watch::channel(false);
-        map.insert(digest.clone(), rx);
-        Role::Leader(FlightGuard {
-            flights: self.clone(),
-            digest: digest.clone(),
-            done,
-        })
-    }
-
-    /// Fetches in progress.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-}
-
-/// Waits until a followed flight is over (however it ended).
-pub(crate) async fn follow(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|done| *done).await;
-}
 
 /// A receiver as a stream.
 fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
@@ -107,7 +50,9 @@ pub(crate) struct Target {
     pub(crate) principal: Principal,
     pub(crate) name: Name,
     pub(crate) digest: OciDigest,
-    /// The fetch's slot among [`MAX_FLIGHTS`], held until it is over.
+    /// The upstream, for the part of the blob the store reads on its own (`catchup`).
+    pub(crate) upstream: Arc<Upstream>,
+    /// The fetch's slot among [`super::flights::MAX_FLIGHTS`], held until it is over.
     pub(crate) permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -137,66 +82,39 @@ pub(crate) fn tee(
     Ok(response)
 }
 
-/// Copies the upstream stream to the store and, while it keeps up, to the client; then
-/// commits the blob. The guard is dropped last, so followers find the blob committed.
+/// Copies the upstream stream to the client and, while it keeps up, to the store (which
+/// otherwise reads the rest itself, see `catchup`); then commits the blob. The guard is
+/// dropped last, so followers find the blob committed.
 async fn pump(
     upstream: reqwest::Response,
     target: Target,
     client_tx: mpsc::Sender<io::Result<Bytes>>,
     guard: FlightGuard,
 ) {
-    let (store_tx, store_rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-    let stage = target.store.stage_with(
-        StreamReader::new(Box::pin(receiver_stream(store_rx))),
-        StageOptions {
+    let (store_feed, running, store_stream) = catchup::store_side(Resume {
+        upstream: target.upstream.clone(),
+        name: target.name.clone(),
+        digest: target.digest.clone(),
+        length: upstream.content_length(),
+    });
+    let stage = async {
+        #[cfg(test)]
+        gate::wait(&target.digest).await;
+        let reader = StreamReader::new(Box::pin(store_stream));
+        let opts = StageOptions {
             expect: target.digest.to_store(),
             sha512: false,
-        },
-    );
-    let feed = async move {
-        let mut body = upstream.bytes_stream();
-        let mut store = Some(store_tx);
-        let mut client = Some(client_tx);
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    // The store gave up (a full disk): the client still gets the blob, it
-                    // is just not cached.
-                    if let Some(s) = &store
-                        && s.send(Ok(chunk.clone())).await.is_err()
-                    {
-                        store = None;
-                    }
-                    if let Some(c) = &client {
-                        let sent = tokio::time::timeout(CLIENT_STALL, c.send(Ok(chunk))).await;
-                        if !matches!(sent, Ok(Ok(()))) {
-                            client = None;
-                        }
-                    }
-                    if store.is_none() && client.is_none() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let message = format!("upstream: {e}");
-                    if let Some(s) = &store {
-                        let _ = s.send(Err(io::Error::other(message.clone()))).await;
-                    }
-                    if let Some(c) = &client {
-                        let _ = c.send(Err(io::Error::other(message))).await;
-                    }
-                    return;
-                }
-            }
-        }
+        };
+        target.store.stage_with(reader, opts).await
     };
-    let (staged, ()) = tokio::join!(stage, feed);
+    let (staged, ()) = tokio::join!(stage, feed(upstream, store_feed, running, client_tx));
     let Target {
         store,
         principal,
         name,
         digest,
         permit,
+        ..
     } = target;
     match staged {
         Ok(object) => {
@@ -214,29 +132,94 @@ async fn pump(
     drop(guard);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Reads the upstream answer for as long as the client or the store takes its chunks. The
+/// client is never held back by the store: a store more than `catchup::LAG` behind leaves
+/// the tee (and reads the rest once `running` is dropped, when this returns). Without a
+/// client, the store sets the pace.
+async fn feed(
+    upstream: reqwest::Response,
+    store_feed: StoreFeed,
+    running: TeeRunning,
+    client_tx: mpsc::Sender<io::Result<Bytes>>,
+) {
+    let _running = running;
+    let mut body = upstream.bytes_stream();
+    let mut store = Some(store_feed);
+    let mut client = Some(client_tx);
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(chunk) => {
+                if let Some(s) = &store {
+                    // Left behind (or given up on a full disk): the client still gets the
+                    // blob, and the store fetches what it lacks itself, or keeps nothing.
+                    let kept = match client {
+                        Some(_) => s.offer(chunk.clone()),
+                        None => s.give(chunk.clone()).await,
+                    };
+                    if !kept {
+                        store = None;
+                    }
+                }
+                if let Some(c) = &client {
+                    let sent = tokio::time::timeout(CLIENT_STALL, c.send(Ok(chunk))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        client = None;
+                    }
+                }
+                if store.is_none() && client.is_none() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let message = format!("upstream: {e}");
+                if let Some(s) = store {
+                    s.fail(message.clone());
+                }
+                if let Some(c) = &client {
+                    let _ = c.send(Err(io::Error::other(message))).await;
+                }
+                return;
+            }
+        }
+    }
+    if let Some(s) = store {
+        s.end();
+    }
+}
 
-    #[tokio::test]
-    async fn one_leader_per_digest_and_followers_wake_when_it_ends() {
-        let flights = Flights::default();
-        let d = OciDigest::sha256_of(b"x");
-        let Role::Leader(guard) = flights.join(&d) else {
-            panic!("first is the leader");
-        };
-        let Role::Follower(rx) = flights.join(&d) else {
-            panic!("second follows");
-        };
-        let other = OciDigest::sha256_of(b"y");
-        assert!(matches!(flights.join(&other), Role::Leader(_)));
-        assert_eq!(flights.len(), 1, "the dropped leader of y ended its flight");
-        let waiter = tokio::spawn(follow(rx));
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        drop(guard);
-        waiter.await.unwrap();
-        assert_eq!(flights.len(), 0);
-        assert!(matches!(flights.join(&d), Role::Leader(_)));
+/// A test hook that holds a blob's stage back until the test lets it go, as a store slower
+/// than any client would.
+#[cfg(test)]
+pub(crate) mod gate {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+
+    use tokio::sync::Semaphore;
+
+    use crate::names::OciDigest;
+
+    static HELD: LazyLock<Mutex<HashMap<OciDigest, Arc<Semaphore>>>> =
+        LazyLock::new(Mutex::default);
+
+    /// Holds the stage of `digest` from now on.
+    pub(crate) fn hold(digest: &OciDigest) {
+        HELD.lock()
+            .unwrap()
+            .insert(digest.clone(), Arc::new(Semaphore::new(0)));
+    }
+
+    /// Lets the stage of `digest` go.
+    pub(crate) fn release(digest: &OciDigest) {
+        if let Some(s) = HELD.lock().unwrap().remove(digest) {
+            s.add_permits(1);
+        }
+    }
+
+    /// Waits while the stage of `digest` is held.
+    pub(crate) async fn wait(digest: &OciDigest) {
+        let held = HELD.lock().unwrap().get(digest).cloned();
+        if let Some(s) = held {
+            let _ = s.acquire().await;
+        }
     }
 }

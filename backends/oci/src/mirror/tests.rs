@@ -1,6 +1,7 @@
 //! Mirror settings.
 
 use super::*;
+use crate::settings::Settings;
 
 #[test]
 fn upstream_settings_are_checked_and_the_password_is_never_shown() {

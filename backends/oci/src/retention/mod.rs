@@ -344,39 +344,6 @@ pub(crate) async fn apply(store: &Store, plan: &Plan) -> Result<Outcome, GcError
     Ok(out)
 }
 
-/// One maintenance pass: applies the instance's rules with its GC grace period, then
-/// collects the blobs the removed manifests left unreferenced.
-pub(crate) async fn maintain(
-    registry: std::sync::Arc<crate::registry::Registry>,
-) -> Result<String, everlock_host::CommandError> {
-    let failed = |e: &dyn std::fmt::Display| everlock_host::CommandError::Failed(e.to_string());
-    let store = registry.open_store().await.map_err(|e| failed(&e))?;
-    let rules = &registry.settings.retention;
-    let plan = plan(store, rules, registry.settings.gc_grace())
-        .await
-        .map_err(|e| failed(&e))?;
-    if plan.removals.is_empty() {
-        return Ok(String::new());
-    }
-    let outcome = apply(store, &plan).await.map_err(|e| failed(&e))?;
-    if outcome.manifests == 0 {
-        return Ok(outcome.to_string());
-    }
-    // The manifests removed leave blobs nothing references: collect them now (same grace),
-    // so that the store's GC, which runs next, gives their bytes back.
-    let opts = crate::GcOptions {
-        untagged: false,
-        dry_run: false,
-        grace: registry.settings.gc_grace(),
-    };
-    let report = crate::gc(store, &opts).await.map_err(|e| failed(&e))?;
-    Ok(format!(
-        "{outcome}; gc: {} blobs ({} bytes)",
-        report.blobs.len(),
-        report.blob_bytes
-    ))
-}
-
 /// The plan as text, one removal per line, then a summary line.
 pub(crate) fn render(plan: &Plan, dry_run: bool) -> String {
     let mut s = String::new();

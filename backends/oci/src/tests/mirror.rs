@@ -21,6 +21,8 @@ struct Upstream {
     /// When set, every request is answered 503 (connections the server already accepted
     /// outlive the listener, so aborting it alone would not take the upstream down).
     down: Arc<AtomicBool>,
+    /// When set, `Range` headers are dropped, as by an upstream that always sends it all.
+    no_ranges: Arc<AtomicBool>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -38,14 +40,25 @@ impl Upstream {
         let seen = log.clone();
         let down = Arc::new(AtomicBool::new(false));
         let is_down = down.clone();
-        let router = served.layer(from_fn(move |req: AxumRequest, next: Next| {
+        let no_ranges = Arc::new(AtomicBool::new(false));
+        let drop_ranges = no_ranges.clone();
+        let router = served.layer(from_fn(move |mut req: AxumRequest, next: Next| {
             let seen = seen.clone();
             let is_down = is_down.clone();
+            let drop_ranges = drop_ranges.clone();
             async move {
                 if is_down.load(Ordering::SeqCst) {
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
-                let line = format!("{} {}", req.method(), req.uri().path());
+                // A ranged request is logged with its range, so `count` of the plain line
+                // counts whole fetches only.
+                let mut line = format!("{} {}", req.method(), req.uri().path());
+                if let Some(range) = req.headers().get("range") {
+                    line = format!("{line} {}", range.to_str().unwrap());
+                    if drop_ranges.load(Ordering::SeqCst) {
+                        req.headers_mut().remove("range");
+                    }
+                }
                 let slow = line.starts_with("GET ") && line.contains("/blobs/sha256:");
                 seen.lock().unwrap().push(line);
                 if slow {
@@ -64,6 +77,7 @@ impl Upstream {
             port,
             log,
             down,
+            no_ranges,
             server,
         }
     }
@@ -320,4 +334,78 @@ async fn a_client_that_goes_away_mid_pull_still_leaves_the_blob_cached() {
     assert_eq!(r.body.len(), big.len());
     assert_eq!(up.count(&format!("GET {uri}")), 1);
     up.server.abort();
+}
+
+/// The ranged GETs of `uri` the upstream saw: the offsets asked for.
+fn ranged_gets(up: &Upstream, uri: &str) -> Vec<u64> {
+    let prefix = format!("GET {uri} bytes=");
+    up.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| rest.trim_end_matches('-').parse().unwrap())
+        .collect()
+}
+
+/// A store that takes no byte while the client pulls (its stage is held by a test hook)
+/// must not hold the client back: the client gets the whole blob, nothing is committed yet,
+/// and once the stage goes on the store reads what it lacks from upstream by a ranged GET
+/// (or, from an upstream that ignores ranges, by a whole GET whose head it skips) and the
+/// blob is committed intact.
+async fn a_stalled_store_never_holds_the_client_back(upstream_ignores_ranges: bool) {
+    let up = Upstream::start().await;
+    up.no_ranges
+        .store(upstream_ignores_ranges, Ordering::SeqCst);
+    // Three times the store's lag window, so the store must leave the tee; the bytes never
+    // repeat at a short period, so a misplaced offset cannot go unnoticed. The two variants
+    // hold different blobs, since the hook holds a digest.
+    let seed = u32::from(upstream_ignores_ranges);
+    let big: Vec<u8> = (0..3 * crate::mirror::LAG)
+        .map(|i| ((i ^ seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let d = up.reg.push_blob("team/app", &big).await;
+    let digest = OciDigest::parse(&d).unwrap();
+    crate::mirror::gate::hold(&digest);
+    let mirror = up.mirror("").await;
+    let uri = format!("/v2/team/app/blobs/{d}");
+
+    let pulled = tokio::time::timeout(Duration::from_secs(20), mirror.call("GET", &uri, BOB))
+        .await
+        .expect("the client got the blob while the store took nothing");
+    assert_eq!(pulled.status, StatusCode::OK);
+    assert!(pulled.body == big, "the client's bytes are the blob");
+    let link = format!("repos/team/app/_blobs/sha256/{}", &d["sha256:".len()..]);
+    let store = mirror.store().await;
+    assert!(
+        store.stat(&link).await.unwrap().is_none(),
+        "nothing committed yet"
+    );
+
+    crate::mirror::gate::release(&digest);
+    for _ in 0..200 {
+        if store.stat(&link).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.stat(&link).await.unwrap().is_some(), "committed");
+    let offsets = ranged_gets(&up, &uri);
+    assert_eq!(offsets.len(), 1, "{:?}", up.log.lock().unwrap());
+    assert!(offsets[0] <= u64::from(crate::mirror::LAG), "{offsets:?}");
+    assert_eq!(up.count(&format!("GET {uri}")), 1, "one whole fetch");
+    up.down.store(true, Ordering::SeqCst);
+    let r = mirror.call("GET", &uri, BOB).await;
+    assert!(r.body == big, "served intact from the store");
+    up.server.abort();
+}
+
+#[tokio::test]
+async fn a_stalled_store_reads_the_rest_by_a_ranged_get() {
+    a_stalled_store_never_holds_the_client_back(false).await;
+}
+
+#[tokio::test]
+async fn a_stalled_store_skips_the_head_when_upstream_ignores_ranges() {
+    a_stalled_store_never_holds_the_client_back(true).await;
 }

@@ -79,13 +79,11 @@ async fn the_ui_can_be_turned_off() {
 
 #[tokio::test]
 async fn the_registry_claims_ui_only_when_it_is_on() {
-    let env = TestEnv::new().await;
+    // The settings declare the claim, so validation sees it before anything is built.
     let prefixes = |settings: &str| {
         let table: everlock_host::toml::Table = settings.parse().unwrap();
-        let ctx = env.context(crate::KIND, "default", "localhost", "/v2");
-        let backend = crate::build(ctx, &table).unwrap();
-        backend
-            .extra_prefixes()
+        crate::check(&table)
+            .unwrap()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()

@@ -2,6 +2,8 @@
 //! endpoint. The caller has already been authenticated by Basic credentials, or is `anon`;
 //! the token grants, per requested repository, only the actions this principal may do now.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use everlock_host::auth::{Action, Principal};
 use everlock_host::axum::response::Response;
 use everlock_host::http::header::{CACHE_CONTROL, HeaderValue};
@@ -16,23 +18,42 @@ use crate::registry::{Registry, json_response};
 /// Scopes honoured per token request; more are ignored (a token is meant for one operation).
 const MAX_SCOPES: usize = 16;
 
-/// Issues a token for `principal`.
+/// Issues a token for `principal` (`GET`: service and scopes in the query).
 pub(crate) async fn issue(
     reg: &Registry,
     principal: &Principal,
     parts: &Parts,
 ) -> OciResult<Response> {
-    if reg.settings.auth != AuthMode::Token {
-        return Err(OciError::not_found(
-            Code::NameUnknown,
-            "this registry does not issue tokens (auth = \"basic\")",
-        ));
-    }
+    require_token_mode(reg)?;
     let pairs: Vec<(String, String)> = parts
         .uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    respond(reg, principal, &pairs).await
+}
+
+/// Refuses token requests to a basic-auth instance.
+pub(super) fn require_token_mode(reg: &Registry) -> OciResult<()> {
+    if reg.settings.auth == AuthMode::Token {
+        Ok(())
+    } else {
+        Err(OciError::not_found(
+            Code::NameUnknown,
+            "this registry does not issue tokens (auth = \"basic\")",
+        ))
+    }
+}
+
+/// The token answer for `principal`, given the request's parameters (`service`, and `scope`
+/// repeated or space-separated; `account`, `client_id`, `offline_token` and the like are
+/// accepted and ignored: the token always names the authenticated principal, and this
+/// registry issues no refresh tokens, so clients keep using their credentials).
+pub(super) async fn respond(
+    reg: &Registry,
+    principal: &Principal,
+    pairs: &[(String, String)],
+) -> OciResult<Response> {
     let service = pairs
         .iter()
         .find(|(k, _)| k == "service")
@@ -42,6 +63,7 @@ pub(crate) async fn issue(
         .iter()
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' '))
+        .filter(|s| !s.is_empty())
         .take(MAX_SCOPES)
         .collect();
     let access = grant(reg, principal, &scopes);
@@ -78,16 +100,23 @@ pub(crate) async fn issue(
     })?;
     reg.tokens
         .open_session(claims.jti.clone(), principal.clone(), claims.exp);
-    let body = serde_json::json!({
-        "token": token,
-        "access_token": token,
-        "expires_in": TOKEN_TTL_SECS,
-    });
-    let mut response = json_response(StatusCode::OK, body.to_string());
+    let mut response = json_response(StatusCode::OK, body(&token, now).to_string());
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The JSON answer: `token` and its OAuth2 alias `access_token` (clients read either),
+/// `expires_in` and `issued_at` (RFC 3339), from which clients schedule a new token.
+pub(super) fn body(token: &str, now: u64) -> serde_json::Value {
+    let issued = UNIX_EPOCH + Duration::from_secs(now);
+    serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": TOKEN_TTL_SECS,
+        "issued_at": humantime::format_rfc3339_seconds(issued).to_string(),
+    })
 }
 
 /// The granted subset of the requested scopes (`repository:<name>:<a,b>`); unknown types,

@@ -11,6 +11,7 @@
 //! Sessions live in memory (bounded, and gone after a restart, when clients simply fetch a
 //! new token after the next 401).
 
+mod form;
 mod issue;
 mod jwt;
 
@@ -18,19 +19,20 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use everlock_host::Scheme;
 use everlock_host::auth::Principal;
 use everlock_host::axum::extract::Request;
 use everlock_host::axum::response::Response;
-use everlock_host::frontend::http::Scheme;
 use everlock_host::http::header::{AUTHORIZATION, HOST, HeaderValue, WWW_AUTHENTICATE};
-use everlock_host::http::{Method, request::Parts};
+use everlock_host::http::{Method, StatusCode, request::Parts};
 use everlock_host::storage::{CommitMeta, Expected, Op, Precondition, StorageError, Store};
 use serde::Deserialize;
 
-use crate::error::{OciError, OciResult};
+use crate::error::{Code, OciError, OciResult};
 use crate::registry::{Registry, unauthorized};
 use crate::route::Route;
 
+pub(crate) use form::issue_form;
 pub(crate) use issue::issue;
 use jwt::Access;
 
@@ -159,7 +161,8 @@ pub(crate) struct Grant(Vec<Access>);
 /// The principal and grant of a request carrying `Authorization: Bearer` on a token-auth
 /// instance; `None` for every other request (which then authenticates as before). Basic
 /// credentials on a token-auth instance count only at the token endpoint, as with Docker
-/// Hub: elsewhere they get the Bearer challenge, so clients take the token flow.
+/// Hub: elsewhere they get the Bearer challenge, so clients take the token flow. So does an
+/// anonymous `GET /v2/`.
 pub(crate) async fn bearer(
     reg: &Registry,
     route: &Route,
@@ -173,6 +176,13 @@ pub(crate) async fn bearer(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
+        // The anonymous ping answers 401 with the Bearer challenge, as Docker Hub does, even
+        // when anon may read something: the Docker daemon learns the token realm only from a
+        // 401 ping. After a 200 it sends no credentials at all (`docker login` "succeeds"
+        // without checking them, and a push fails with 401 forever).
+        if *route == Route::Base {
+            return Err(unauthorized("authentication required"));
+        }
         return Ok(None);
     };
     let Some((scheme, token)) = value.split_once(' ') else {
@@ -217,8 +227,15 @@ fn needed(route: &Route, method: &Method) -> Option<(String, &'static str)> {
     }
 }
 
-/// Refuses a Bearer request whose token does not carry the action it needs (401, so the
-/// client asks for a token with the scope the challenge names).
+/// The placeholder challenge of a refusal for want of scope: [`rewrite`] turns it into the
+/// full challenge with `error="insufficient_scope"` (RFC 6750 section 3.1).
+const INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
+
+/// Refuses a Bearer request whose token does not carry the action it needs: 403 with a
+/// challenge naming the scope and `error="insufficient_scope"`, as RFC 6750 says. Clients
+/// that fetched a token for an earlier step (oras-py pulls a `pull` token for its blob `HEAD`,
+/// then pushes) fetch a wider one on that 403; asking again gains nothing the principal may
+/// not do, since the token endpoint grants only the principal's rights.
 pub(crate) fn check(grant: Option<&Grant>, route: &Route, method: &Method) -> OciResult<()> {
     let (Some(Grant(access)), Some((name, action))) = (grant, needed(route, method)) else {
         return Ok(());
@@ -231,9 +248,15 @@ pub(crate) fn check(grant: Option<&Grant>, route: &Route, method: &Method) -> Oc
     if granted {
         Ok(())
     } else {
-        Err(unauthorized(&format!(
-            "the token does not grant {action} on {name}"
-        )))
+        Err(OciError::new(
+            StatusCode::FORBIDDEN,
+            Code::Denied,
+            format!("the token does not grant {action} on {name}"),
+        )
+        .with_header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(INSUFFICIENT_SCOPE),
+        ))
     }
 }
 
@@ -272,11 +295,20 @@ pub(crate) fn challenge_for(reg: &Registry, req: &Request) -> Option<HeaderValue
     HeaderValue::from_str(&value).ok()
 }
 
-/// Replaces the Basic challenge of a 401 (or of an anonymous ping) by the Bearer one.
+/// Replaces the Basic challenge of a 401 (or of an anonymous ping) by the Bearer one, and
+/// completes the challenge of a refusal for want of scope with its error.
 pub(crate) fn rewrite(response: &mut Response, challenge: HeaderValue) {
-    if response.headers().contains_key(WWW_AUTHENTICATE) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-    }
+    let Some(current) = response.headers().get(WWW_AUTHENTICATE) else {
+        return;
+    };
+    let value = if current == INSUFFICIENT_SCOPE {
+        let mut bytes = challenge.as_bytes().to_vec();
+        bytes.extend_from_slice(b",error=\"insufficient_scope\"");
+        HeaderValue::from_bytes(&bytes).unwrap_or(challenge)
+    } else {
+        challenge
+    };
+    response.headers_mut().insert(WWW_AUTHENTICATE, value);
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! SBOMs) and the pull command. Server-rendered HTML without JavaScript.
 //!
 //! Where it is served: under `/ui/` on the registry's own vhosts. The registry declares
-//! `/ui` as an extra path prefix (`Backend::extra_prefixes`) when `ui = true`, so the host
+//! `/ui` as an extra path prefix (`BackendKind::extra_prefixes`) when `ui = true`, so the host
 //! routes it to the instance next to `/v2` (the zero-config `localhost/ui/` beside the
 //! welcome site's `localhost/`). Nothing under `/v2/` is the UI's, so no name there is a
 //! pseudo-repository. Setting `ui = false` stops declaring the prefix; a `/ui` request that

@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::names::{Name, OciDigest, Tag};
-use crate::registry::Registry;
 
 /// Events waiting for the delivery task in memory; more are dropped (and logged).
 const CHANNEL: usize = 1024;
@@ -201,7 +200,7 @@ impl Webhooks {
 
 /// A manifest push: one event per tag it set (one without a tag for a push by digest).
 pub(crate) fn pushed(
-    reg: &Registry,
+    w: &Webhooks,
     actor: &Principal,
     name: &Name,
     tags: &[Tag],
@@ -209,7 +208,6 @@ pub(crate) fn pushed(
     media_type: &str,
     size: usize,
 ) {
-    let w = &reg.webhooks;
     if !w.wants(Action::Push) {
         return;
     }
@@ -233,13 +231,13 @@ pub(crate) fn pushed(
 
 /// A tag or manifest delete.
 pub(crate) fn deleted(
-    reg: &Registry,
+    w: &Webhooks,
     actor: &Principal,
     name: &Name,
     tag: Option<&Tag>,
     digest: Option<&OciDigest>,
 ) {
-    reg.webhooks.emit(
+    w.emit(
         Action::Delete,
         actor.name(),
         name.as_str(),
@@ -253,19 +251,19 @@ pub(crate) fn deleted(
 /// A manifest GET that succeeded (HEAD requests and blob reads send no event, so a pull is
 /// one event, not one per layer).
 pub(crate) fn pulled(
-    reg: &Registry,
+    w: &Webhooks,
     actor: &Principal,
     name: &Name,
     reference: &str,
     response: &everlock_host::axum::response::Response,
 ) {
-    if !reg.webhooks.wants(Action::Pull) || !response.status().is_success() {
+    if !w.wants(Action::Pull) || !response.status().is_success() {
         return;
     }
     let h = response.headers();
     let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let tag = Tag::parse(reference).map(|t| t.to_string());
-    reg.webhooks.emit(
+    w.emit(
         Action::Pull,
         actor.name(),
         name.as_str(),

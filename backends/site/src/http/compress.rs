@@ -16,10 +16,9 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use everlock_host::http::{HeaderMap, header};
-use everlock_host::storage::{CommitId, Entry, StorageError};
+use everlock_host::storage::StorageError;
 
 use crate::http::encoding::{self, Coding};
-use crate::site::SiteInner;
 
 /// Representations larger than this are served as they are stored (or from their sidecars):
 /// compressing them would hold the whole input and output in memory.
@@ -223,7 +222,7 @@ pub(crate) fn compressible_size(content_type: &str, len: u64) -> bool {
 /// (ranges address the identity bytes), an incompressible type, or a client that accepts no
 /// coding; otherwise from the site's cache, compressing on a miss.
 pub(crate) async fn on_the_fly<F, Fut>(
-    site: &SiteInner,
+    cache: &CompressCache,
     req_headers: &HeaderMap,
     content_type: &str,
     hash: [u8; 32],
@@ -243,22 +242,8 @@ where
     let Some(coding) = encoding::choose(accept, &Coding::ALL) else {
         return Ok(None);
     };
-    let bytes = site.compressed.get(hash, coding, load).await?;
+    let bytes = cache.get(hash, coding, load).await?;
     Ok(bytes.map(|b| (coding, b)))
-}
-
-/// The identity bytes of a stored file (for compression, so at most `MAX_INPUT`).
-pub(crate) async fn identity_bytes(
-    site: &SiteInner,
-    entry: &Entry,
-    commit: CommitId,
-) -> Result<Bytes, StorageError> {
-    match site.small_file(entry, commit).await? {
-        Some(bytes) => Ok(bytes),
-        None => Ok(Bytes::from(
-            site.store().await?.read_at(&entry.path, commit).await?,
-        )),
-    }
 }
 
 /// A compressed variant's strong ETag: the identity ETag with the coding inside the quotes, so

@@ -135,7 +135,10 @@ fn resolve_markdown(
     if key == "sitemap.xml" && md.config.sitemap && !is_file {
         return Target::Sitemap;
     }
-    if !is_file && let Some(asset) = crate::markdown::theme::requested(md, &path.segments) {
+    if !is_file
+        && let Some(asset) =
+            crate::markdown::theme::requested(&md.stylesheet, &md.search, &path.segments)
+    {
         return Target::Stylesheet(asset);
     }
     if !is_file

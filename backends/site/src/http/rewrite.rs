@@ -4,8 +4,8 @@ use everlock_host::axum::response::Response;
 use everlock_host::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::http::path::{self, SitePath};
+use crate::http::reply::plain;
 use crate::http::resolve::Target;
-use crate::http::serve::plain;
 use crate::rules::{Matched, Rules};
 use crate::site::SiteInner;
 

@@ -2,7 +2,9 @@
 //! in the section listing's order: `weight`, then date, then title), with the current page
 //! marked. Bounded in entries and depth so a huge site cannot make every page huge.
 
-use crate::markdown::site::{MarkdownSite, PageMeta};
+use std::collections::BTreeMap;
+
+use crate::markdown::pages::{self, PageMeta};
 
 /// The most entries a sidebar holds; the rest of a very large site is reached through the
 /// section listings.
@@ -18,10 +20,10 @@ pub fn sidebar(tree: &serde_json::Value, current_url: &str) -> serde_json::Value
     out
 }
 
-/// The navigation tree of `md`, every entry's `current` false.
-pub fn tree(md: &MarkdownSite) -> serde_json::Value {
+/// The navigation tree of a site's `pages`, every entry's `current` false.
+pub fn tree(pages: &BTreeMap<String, PageMeta>) -> serde_json::Value {
     let mut budget = MAX_SIDEBAR;
-    serde_json::Value::Array(level(md, "_index.md", 0, &mut budget))
+    serde_json::Value::Array(level(pages, "_index.md", 0, &mut budget))
 }
 
 fn mark(entries: &mut serde_json::Value, current_url: &str) {
@@ -41,13 +43,13 @@ fn mark(entries: &mut serde_json::Value, current_url: &str) {
 }
 
 fn level(
-    md: &MarkdownSite,
+    pages: &BTreeMap<String, PageMeta>,
     section: &str,
     depth: usize,
     budget: &mut usize,
 ) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for page in md.section_pages(section) {
+    for page in pages::section(pages, section) {
         if *budget == 0 {
             break;
         }
@@ -56,7 +58,7 @@ fn level(
         }
         *budget -= 1;
         let children = if is_section(page) && depth + 1 < MAX_DEPTH {
-            level(md, &page.key, depth + 1, budget)
+            level(pages, &page.key, depth + 1, budget)
         } else {
             Vec::new()
         };

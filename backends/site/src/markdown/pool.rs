@@ -11,10 +11,22 @@
 
 use std::sync::{Arc, LazyLock};
 
+use everlock_host::storage::StorageError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::markdown::layout::LayoutError;
-use crate::markdown::site::ReadError;
+
+/// Why a site file could not be read as text. It lives here, with the render error that
+/// wraps it, so that this module imports nothing of the site model that uses it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The file is not UTF-8 text.
+    #[error("{0} is not UTF-8")]
+    NotUtf8(String),
+}
 
 /// Why a page could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +38,12 @@ pub enum RenderError {
     /// built-in layout itself failed).
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    /// The render thread failed.
-    #[error("render worker failed: {0}")]
-    Worker(String),
+    /// The render thread failed: the job panicked, or the runtime is shutting down.
+    #[error("render worker failed")]
+    Worker(#[from] tokio::task::JoinError),
+    /// The render slots are closed; they never are while the process serves.
+    #[error("render slots closed")]
+    Closed(#[from] tokio::sync::AcquireError),
 }
 
 impl RenderError {
@@ -75,7 +90,7 @@ impl RenderPool {
             job()
         })
         .await
-        .map_err(|e| RenderError::Worker(e.to_string()))
+        .map_err(RenderError::from)
     }
 }
 
@@ -84,7 +99,7 @@ async fn acquire(semaphore: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Ren
         .clone()
         .acquire_owned()
         .await
-        .map_err(|e| RenderError::Worker(e.to_string()))
+        .map_err(RenderError::from)
 }
 
 #[cfg(test)]

@@ -52,48 +52,117 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
         | Options::ENABLE_HEADING_ATTRIBUTES
         | Options::ENABLE_SMART_PUNCTUATION
         | Options::ENABLE_GFM;
-    let mut events: Vec<Event<'_>> = Vec::new();
-    let mut heading: Option<Vec<Event<'_>>> = None;
-    let mut code: Option<(String, String)> = None;
-    let mut used_ids = HashSet::new();
-    let mut h1 = None;
-    let mut toc = Vec::new();
+    let mut pass = Pass::new(opts);
     for event in Parser::new_ext(markdown, options) {
-        if let Some((_, text)) = code.as_mut() {
-            match event {
-                Event::Text(t) => text.push_str(&t),
-                Event::End(TagEnd::CodeBlock) => {
-                    if let Some((lang, text)) = code.take() {
-                        events.push(Event::Html(CowStr::from(code_block(&lang, &text, opts))));
-                    }
-                }
-                _ => {}
-            }
-            continue;
+        pass.event(event);
+    }
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, pass.events.into_iter());
+    if !opts.unsafe_html {
+        html = sanitizer().clean(&html).to_string();
+    }
+    Rendered {
+        html,
+        h1: pass.h1,
+        toc: pass.toc,
+    }
+}
+
+/// One pass over the parser's events: code blocks and headings are collected whole and then
+/// rewritten (highlighted; given an id and a permalink), everything else is rewritten event by
+/// event.
+struct Pass<'a> {
+    opts: RenderOptions,
+    /// The events for pulldown-cmark's HTML writer.
+    events: Vec<Event<'a>>,
+    /// The heading being collected, from its start event on.
+    heading: Option<Vec<Event<'a>>>,
+    /// The code block being collected: its language and text.
+    code: Option<(String, String)>,
+    /// The heading ids given so far, to keep them unique.
+    used_ids: HashSet<String>,
+    /// The first level-1 heading's text.
+    h1: Option<String>,
+    /// The table of contents.
+    toc: Vec<TocEntry>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(opts: RenderOptions) -> Pass<'a> {
+        Pass {
+            opts,
+            events: Vec::new(),
+            heading: None,
+            code: None,
+            used_ids: HashSet::new(),
+            h1: None,
+            toc: Vec::new(),
         }
-        if let Some(buffer) = heading.as_mut() {
-            let end = matches!(event, Event::End(TagEnd::Heading(_)));
+    }
+
+    /// Takes one event: into the code block or heading being collected, else rewritten.
+    fn event(&mut self, event: Event<'a>) {
+        if self.code.is_some() {
+            self.code_event(event);
+        } else if self.heading.is_some() {
+            self.heading_event(event);
+        } else {
+            self.other_event(event);
+        }
+    }
+
+    /// Collects a code block's text; at its end, emits the whole block as HTML.
+    fn code_event(&mut self, event: Event<'a>) {
+        match event {
+            Event::Text(t) => {
+                if let Some((_, text)) = self.code.as_mut() {
+                    text.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                if let Some((lang, text)) = self.code.take() {
+                    let html = code_block(&lang, &text, self.opts);
+                    self.events.push(Event::Html(CowStr::from(html)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Collects a heading; at its end, gives it its id and permalink and records it as the
+    /// title (the first `#`) or in the table of contents (`##`, `###`).
+    fn heading_event(&mut self, event: Event<'a>) {
+        let end = matches!(event, Event::End(TagEnd::Heading(_)));
+        if let Some(buffer) = self.heading.as_mut() {
             buffer.push(event);
-            if end && let Some(buffer) = heading.take() {
-                let (events_out, text, level, id) = finish_heading(buffer, &mut used_ids);
-                let depth = match level {
-                    HeadingLevel::H2 => 2,
-                    HeadingLevel::H3 => 3,
-                    _ => 0,
-                };
-                if level == HeadingLevel::H1 && h1.is_none() {
-                    h1 = Some(text);
-                } else if depth > 0 && toc.len() < MAX_TOC {
-                    toc.push(TocEntry {
-                        level: depth,
-                        id,
-                        title: text,
-                    });
-                }
-                events.extend(events_out);
-            }
-            continue;
         }
+        if !end {
+            return;
+        }
+        let Some(buffer) = self.heading.take() else {
+            return;
+        };
+        let (events_out, text, level, id) = finish_heading(buffer, &mut self.used_ids);
+        let depth = match level {
+            HeadingLevel::H2 => 2,
+            HeadingLevel::H3 => 3,
+            _ => 0,
+        };
+        if level == HeadingLevel::H1 && self.h1.is_none() {
+            self.h1 = Some(text);
+        } else if depth > 0 && self.toc.len() < MAX_TOC {
+            self.toc.push(TocEntry {
+                level: depth,
+                id,
+                title: text,
+            });
+        }
+        self.events.extend(events_out);
+    }
+
+    /// Any other event: starts a code block or heading, turns alerts into admonitions and
+    /// `.md` links into clean URLs, and passes the rest on.
+    fn other_event(&mut self, event: Event<'a>) {
         match event {
             Event::Start(Tag::CodeBlock(kind)) => {
                 let lang = match kind {
@@ -102,19 +171,19 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
                     }
                     CodeBlockKind::Indented => String::new(),
                 };
-                code = Some((lang, String::new()));
+                self.code = Some((lang, String::new()));
             }
-            Event::Start(Tag::Heading { .. }) => heading = Some(vec![event]),
+            Event::Start(Tag::Heading { .. }) => self.heading = Some(vec![event]),
             // GitHub-style alerts (`> [!NOTE]`) become styled admonitions; the class names
             // are the theme's, so a site's own stylesheet can restyle them.
             Event::Start(Tag::BlockQuote(Some(kind))) => {
                 let (class, label) = admonition(kind);
-                events.push(Event::Html(CowStr::from(format!(
+                self.events.push(Event::Html(CowStr::from(format!(
                     "<div class=\"admonition {class}\">\n<p class=\"admonition-title\">{label}</p>\n"
                 ))));
             }
             Event::End(TagEnd::BlockQuote(Some(_))) => {
-                events.push(Event::Html(CowStr::from("</div>\n")));
+                self.events.push(Event::Html(CowStr::from("</div>\n")));
             }
             Event::Start(Tag::Link {
                 link_type,
@@ -122,22 +191,16 @@ pub fn render(markdown: &str, opts: RenderOptions) -> Rendered {
                 title,
                 id,
             }) => {
-                events.push(Event::Start(Tag::Link {
+                self.events.push(Event::Start(Tag::Link {
                     link_type,
                     dest_url: CowStr::from(clean_link(&dest_url)),
                     title,
                     id,
                 }));
             }
-            other => events.push(other),
+            other => self.events.push(other),
         }
     }
-    let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    if !opts.unsafe_html {
-        html = sanitizer().clean(&html).to_string();
-    }
-    Rendered { html, h1, toc }
 }
 
 /// The class and the visible label of an admonition.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use pulldown_cmark::{Event, Parser};
 
-use crate::markdown::site::PageMeta;
+use crate::markdown::pages::PageMeta;
 
 /// The most characters of a page's text the index keeps.
 pub const MAX_EXCERPT: usize = 2000;

@@ -4,50 +4,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use everlock_host::storage::{CommitId, StorageError, Store};
-use serde::Serialize;
+use everlock_host::storage::{CommitId, Store};
 
 use crate::markdown::config::SiteConfig;
+use crate::markdown::files::SiteFiles;
 use crate::markdown::front::{self, FrontMatter};
 use crate::markdown::highlight;
 use crate::markdown::layout::{LayoutError, Layouts};
 use crate::markdown::nav;
+use crate::markdown::pages;
 use crate::markdown::pool::{RenderError, RenderPool};
 use crate::markdown::render::{self, RenderOptions};
 use crate::markdown::search::{self, SearchAssets};
 use crate::markdown::theme::{self, Stylesheet};
-use crate::snapshot::Snapshot;
 
 /// Where a page's layouts live in the store.
 pub const LAYOUT_DIR: &str = "layouts/";
 
-/// One page in the index, for listings, navigation and the sitemap.
-#[derive(Debug, Clone, Serialize)]
-pub struct PageMeta {
-    /// The store key (`docs/intro.md`).
-    #[serde(skip)]
-    pub key: String,
-    /// The page's URL (with the instance prefix).
-    pub url: String,
-    /// Title: front matter, else first `# ` line, else file name.
-    pub title: String,
-    /// Description from front matter.
-    pub description: Option<String>,
-    /// Date from front matter.
-    pub date: Option<String>,
-    /// Weight from front matter.
-    #[serde(skip)]
-    pub weight: Option<i64>,
-    /// Drafts are never served nor listed.
-    #[serde(skip)]
-    pub draft: bool,
-    /// Taxonomy terms by taxonomy name (`tags` from the `tags` key).
-    #[serde(skip)]
-    pub terms: BTreeMap<String, Vec<String>>,
-    /// The start of the page's plain text, for the search index.
-    #[serde(skip)]
-    pub excerpt: String,
-}
+pub use crate::markdown::pages::PageMeta;
 
 /// What kind of page is being rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,17 +59,25 @@ pub struct MarkdownSite {
     pub pages: BTreeMap<String, PageMeta>,
     /// The instance prefix (`/` or `/docs`).
     prefix: String,
+    /// A site's own layout failing at render time is an error instead of the built-in
+    /// fallback (the deploy-time check, see [`crate::markdown::check`]).
+    strict: bool,
 }
 
 impl MarkdownSite {
-    /// Loads the site as of `commit`, each page render limited to `fuel` (see
-    /// [`Layouts`]). Problems in site-author files never fail the load: a bad `site.toml` or
-    /// layout falls back to the defaults with a warning (deploys reject them up front, so this
-    /// only happens for content written some other way).
-    pub async fn load(store: &Store, snapshot: &Snapshot, prefix: &str, fuel: u64) -> MarkdownSite {
-        let commit = snapshot.commit_id();
-        let config = match (commit, snapshot.files.contains_key("site.toml")) {
-            (Some(c), true) => match read_text(store, "site.toml", c).await {
+    /// Loads the site from `files` (a commit's, or a deploy's before it commits), each page
+    /// render limited to `fuel` (see [`Layouts`]). Problems in site-author files never fail the
+    /// load: a bad `site.toml` or layout falls back to the defaults with a warning (deploys
+    /// reject them up front, so this only happens for content written some other way).
+    /// `strict` makes a failing layout an error instead of the built-in fallback.
+    pub(crate) async fn load_from(
+        files: &impl SiteFiles,
+        prefix: &str,
+        fuel: u64,
+        strict: bool,
+    ) -> MarkdownSite {
+        let config = if files.contains("site.toml") {
+            match files.text("site.toml").await {
                 Ok(text) => SiteConfig::parse(&text).unwrap_or_else(|e| {
                     tracing::warn!("ignoring site.toml: {e}");
                     SiteConfig::default()
@@ -104,33 +86,32 @@ impl MarkdownSite {
                     tracing::warn!("cannot read site.toml: {e}");
                     SiteConfig::default()
                 }
-            },
-            _ => SiteConfig::default(),
+            }
+        } else {
+            SiteConfig::default()
         };
         let mut user_layouts = BTreeMap::new();
         let mut pages = BTreeMap::new();
-        if let Some(c) = commit {
-            for key in snapshot.files.keys() {
-                if let Some(name) = key.strip_prefix(LAYOUT_DIR) {
-                    if name.ends_with(".html")
-                        && let Ok(text) = read_text(store, key, c).await
-                    {
-                        user_layouts.insert(name.to_owned(), text);
-                    }
-                    continue;
+        for key in &files.keys() {
+            if let Some(name) = key.strip_prefix(LAYOUT_DIR) {
+                if name.ends_with(".html")
+                    && let Ok(text) = files.text(key).await
+                {
+                    user_layouts.insert(name.to_owned(), text);
                 }
-                if !key.ends_with(".md") || is_hidden_key(key, &config) {
-                    continue;
-                }
-                let Ok(text) = read_text(store, key, c).await else {
-                    continue;
-                };
-                let (front, body) =
-                    front::split(&text).unwrap_or_else(|_| (FrontMatter::default(), text.as_str()));
-                let mut page = meta(key, &text, &front, prefix);
-                page.excerpt = search::excerpt(body);
-                pages.insert(key.clone(), page);
+                continue;
             }
+            if !key.ends_with(".md") || is_hidden_key(key, &config) {
+                continue;
+            }
+            let Ok(text) = files.text(key).await else {
+                continue;
+            };
+            let (front, body) =
+                front::split(&text).unwrap_or_else(|_| (FrontMatter::default(), text.as_str()));
+            let mut page = meta(key, &text, &front, prefix);
+            page.excerpt = search::excerpt(body);
+            pages.insert(key.to_owned(), page);
         }
         let fallback = Arc::new(Layouts::builtin(fuel));
         let layouts = match Layouts::compile(&user_layouts, fuel) {
@@ -160,6 +141,7 @@ impl MarkdownSite {
             highlight_css,
             pages,
             prefix: prefix.to_owned(),
+            strict,
         }
     }
 
@@ -186,6 +168,16 @@ impl MarkdownSite {
         kind: PageKind,
     ) -> Result<String, RenderError> {
         let text = read_text(store, key, commit).await?;
+        self.render_text(text, key, kind).await
+    }
+
+    /// [`MarkdownSite::render`] of a page whose source is `text`.
+    pub(crate) async fn render_text(
+        &self,
+        text: String,
+        key: &str,
+        kind: PageKind,
+    ) -> Result<String, RenderError> {
         let front = match front::split(&text) {
             Ok((front, _)) => front,
             Err(e) => {
@@ -194,7 +186,7 @@ impl MarkdownSite {
             }
         };
         let url = page_url(&self.prefix, key);
-        let (prev, next) = theme::neighbours(self, key);
+        let (prev, next) = theme::neighbours(&self.pages, key);
         let mut ctx = serde_json::Map::new();
         ctx.insert("site".into(), self.site_value(&url));
         ctx.insert(
@@ -257,6 +249,7 @@ impl MarkdownSite {
             template,
             fallback_template: fallback,
             what: what.to_owned(),
+            strict: self.strict,
         }
     }
 
@@ -264,32 +257,7 @@ impl MarkdownSite {
     /// pages and its subsections, without drafts, sorted by weight, then date (newest first),
     /// then title.
     pub fn section_pages(&self, key: &str) -> Vec<&PageMeta> {
-        let dir = key.strip_suffix("_index.md").unwrap_or("");
-        let mut list: Vec<&PageMeta> = self
-            .pages
-            .values()
-            .filter(|p| !p.draft && p.key != key)
-            .filter(|p| {
-                let Some(rest) = p.key.strip_prefix(dir) else {
-                    return false;
-                };
-                match rest.split_once('/') {
-                    None => rest != "index.md",
-                    Some((_, file)) => {
-                        file == "_index.md" || file == "index.md" && !rest.contains("/_")
-                    }
-                }
-            })
-            .filter(|p| p.key.matches('/').count() <= dir.matches('/').count() + 1)
-            .collect();
-        list.sort_by(|a, b| {
-            a.weight
-                .unwrap_or(i64::MAX)
-                .cmp(&b.weight.unwrap_or(i64::MAX))
-                .then_with(|| b.date.cmp(&a.date))
-                .then_with(|| a.title.cmp(&b.title))
-        });
-        list
+        pages::section(&self.pages, key)
     }
 
     /// How many listing pages the section `key` has (1 without `paginate_by`).
@@ -453,7 +421,10 @@ impl MarkdownSite {
             "base_url": self.config.base_url,
             "root": root,
             "nav": nav,
-            "sidebar": nav::sidebar(self.sidebar.get_or_init(|| nav::tree(self)), current_url),
+            "sidebar": nav::sidebar(
+                self.sidebar.get_or_init(|| nav::tree(&self.pages)),
+                current_url,
+            ),
             "taxonomies": self.config.taxonomies,
             "stylesheet": format!("{root}{}/{}", theme::ASSETS_DIR, self.stylesheet.name),
             "search_index": format!("{root}{}/{}", theme::ASSETS_DIR, self.search.index_name),
@@ -470,6 +441,8 @@ struct RenderJob {
     fallback_template: &'static str,
     /// The page, for log lines.
     what: String,
+    /// A failing layout is the error, not a reason to render the fallback.
+    strict: bool,
 }
 
 impl RenderJob {
@@ -482,6 +455,7 @@ impl RenderJob {
         match self.layouts.render(&self.template, ctx) {
             Ok(html) => Ok(html),
             Err(e @ LayoutError::OverBudget { .. }) => Err(e.into()),
+            Err(e) if self.strict => Err(e.into()),
             Err(e) => {
                 tracing::warn!("{}: {e}", self.what);
                 Ok(self.fallback.render(self.fallback_template, ctx)?)
@@ -557,18 +531,14 @@ fn is_hidden_key(key: &str, config: &SiteConfig) -> bool {
     })
 }
 
-/// Why a site file could not be read as text.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The store failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The file is not UTF-8 text.
-    #[error("{0} is not UTF-8")]
-    NotUtf8(String),
-}
+/// Re-exported where the readers of site files have always found it.
+pub use crate::markdown::pool::ReadError;
 
-async fn read_text(store: &Store, key: &str, commit: CommitId) -> Result<String, ReadError> {
+pub(crate) async fn read_text(
+    store: &Store,
+    key: &str,
+    commit: CommitId,
+) -> Result<String, ReadError> {
     let bytes = store.read_at(key, commit).await?;
     String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8(key.to_owned()))
 }

@@ -3,8 +3,11 @@
 //! layout styles, the highlight style for light mode and a dark highlight style under
 //! `prefers-color-scheme: dark`, so code blocks stay readable in both.
 
+use std::collections::BTreeMap;
+
 use crate::markdown::highlight;
-use crate::markdown::site::MarkdownSite;
+use crate::markdown::pages::{self, PageMeta};
+use crate::markdown::search::SearchAssets;
 
 /// The directory of generated assets below the site root.
 pub const ASSETS_DIR: &str = "_everlock";
@@ -58,16 +61,20 @@ pub enum Asset {
 }
 
 /// Which generated asset `segments` (a request path) name, if any.
-pub fn requested(md: &MarkdownSite, segments: &[String]) -> Option<Asset> {
+pub fn requested(
+    stylesheet: &Stylesheet,
+    search: &SearchAssets,
+    segments: &[String],
+) -> Option<Asset> {
     let [dir, name] = segments else { return None };
     if dir != ASSETS_DIR {
         return None;
     }
-    if *name == md.stylesheet.name {
+    if *name == stylesheet.name {
         Some(Asset::Style)
-    } else if *name == md.search.index_name {
+    } else if *name == search.index_name {
         Some(Asset::SearchIndex)
-    } else if *name == md.search.script_name {
+    } else if *name == search.script_name {
         Some(Asset::SearchScript)
     } else {
         None
@@ -76,16 +83,20 @@ pub fn requested(md: &MarkdownSite, segments: &[String]) -> Option<Asset> {
 
 /// A generated asset's content, content type and a cache key that cannot collide with a page
 /// (`#` never occurs in a store key).
-pub fn asset(md: &MarkdownSite, asset: Asset) -> (String, &'static str, &'static str) {
+pub fn asset(
+    stylesheet: &Stylesheet,
+    search: &SearchAssets,
+    asset: Asset,
+) -> (String, &'static str, &'static str) {
     match asset {
         Asset::Style => (
-            md.stylesheet.css.clone(),
+            stylesheet.css.clone(),
             "text/css; charset=utf-8",
             "#stylesheet",
         ),
-        Asset::SearchIndex => (md.search.index.clone(), "application/json", "#search-index"),
+        Asset::SearchIndex => (search.index.clone(), "application/json", "#search-index"),
         Asset::SearchScript => (
-            md.search.script.to_owned(),
+            search.script.to_owned(),
             "text/javascript; charset=utf-8",
             "#search-script",
         ),
@@ -94,17 +105,20 @@ pub fn asset(md: &MarkdownSite, asset: Asset) -> (String, &'static str, &'static
 
 /// The previous and next pages of `key` within its section (the directory's `_index.md`
 /// listing, in its order), each `{title, url}` or null.
-pub fn neighbours(md: &MarkdownSite, key: &str) -> (serde_json::Value, serde_json::Value) {
+pub fn neighbours(
+    pages: &BTreeMap<String, PageMeta>,
+    key: &str,
+) -> (serde_json::Value, serde_json::Value) {
     let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
     let section = if dir.is_empty() {
         "_index.md".to_owned()
     } else {
         format!("{dir}/_index.md")
     };
-    if key == section || !md.pages.contains_key(&section) {
+    if key == section || !pages.contains_key(&section) {
         return (serde_json::Value::Null, serde_json::Value::Null);
     }
-    let list = md.section_pages(&section);
+    let list = pages::section(pages, &section);
     let Some(at) = list.iter().position(|p| p.key == key) else {
         return (serde_json::Value::Null, serde_json::Value::Null);
     };

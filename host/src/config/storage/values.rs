@@ -220,38 +220,11 @@ impl FromStr for PostgresUrl {
 }
 parsed_string!(PostgresUrl);
 
-/// Replaces the password of a URL's user part (`user:secret@`) and the value of any
-/// `password=` query parameter with `***`. Anything that is not a URL is hidden whole.
+/// Replaces every password of a PostgreSQL connection string (the URL's user part, the
+/// `password=` and `sslpassword=` query parameters) with `***`; the storage crate's one
+/// redaction, so config errors and storage errors hide the same things.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    // The last `@` before the query ends the user part even when an unencoded password
-    // holds `/` or `@`, so no part of such a password survives.
-    let authority = match before_query.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _password)) => format!("{name}:***@{host}"),
-            None => format!("{user}@{host}"),
-        },
-        None => before_query.to_owned(),
-    };
-    let query = query.map(|q| {
-        q.split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    match query {
-        Some(q) => format!("{scheme}://{authority}?{q}"),
-        None => format!("{scheme}://{authority}"),
-    }
+    everlock_storage::redact_url(url)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::mpsc;
 
 use super::gate::Ticket;
-use super::session::{
+use crate::api::ssh::{
     Pty, SessionInput, SessionInputSender, SessionKind, SessionOutputChunk, SshService, SshSession,
 };
 use crate::routes::InstanceTable;
@@ -185,7 +185,7 @@ impl Connection {
         self.table
             .snapshot()
             .instances()
-            .find_map(|instance| instance.backend.ssh_service())
+            .find_map(|instance| instance.ssh.clone())
     }
 
     fn start(

@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use super::SESSION_INPUT_CAPACITY;
 use super::tests::{Client, exec, password, start_with};
+use crate::api::SESSION_INPUT_CAPACITY;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

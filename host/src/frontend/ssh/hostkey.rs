@@ -49,7 +49,7 @@ pub async fn load_or_create_for(
         return load_or_create(data_dir);
     }
     let store = stores
-        .open(crate::admin::SYSTEM_STORE)
+        .open(crate::config::SYSTEM_STORE)
         .await
         .map_err(|e| HostKeyError::Store(e.to_string()))?;
     let values = crate::tls::shared::get_or_create(

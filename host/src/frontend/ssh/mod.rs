@@ -1,9 +1,9 @@
 //! The SSH frontend (russh): accepts connections, authenticates users against `Auth`
 //! (password or a registered public key), and hands each session channel to the live SSH
-//! backend instance (the admin console) as an [`SshSession`].
+//! backend instance (the admin console) as an [`SshSession`](crate::api::SshSession).
 //!
 //! # Layout
-//! - `session`: the transport-free session abstraction SSH backends implement.
+//! - the transport-free session abstraction SSH backends implement is `crate::api::ssh`.
 //! - `handler`: the per-connection russh handler (authentication, channels, output pump).
 //! - `gate`: the budgets of connections that have not logged in yet, and a kill switch.
 //! - `hostkey`: the host key, generated once and kept in the data directory.
@@ -11,7 +11,6 @@
 mod gate;
 mod handler;
 pub mod hostkey;
-pub mod session;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -26,18 +25,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use session::{
-    Pty, SESSION_INPUT_CAPACITY, SessionFuture, SessionInput, SessionInputSender, SessionKind,
-    SessionOutput, SessionOutputChunk, SessionPipe, SshService, SshSession,
-};
-
 use crate::config::SshFrontendConfig;
 use crate::runtime::Host;
 
-/// Connections served at once, logged in or not; more wait in the kernel's backlog. Those
-/// that have not logged in yet have a smaller budget of their own (`max-unauthenticated`,
-/// at most half of this), so they can never take every slot.
-pub(crate) const MAX_CONNECTIONS: usize = 256;
+// Connections served at once (configuration decides the budgets within it).
+use crate::config::SSH_MAX_CONNECTIONS as MAX_CONNECTIONS;
 
 /// How long sessions get to say goodbye after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

@@ -14,7 +14,10 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::backend::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
+use crate::api::{
+    Backend, BackendContext, BackendFactory, BuildError, Frontend, SessionFuture, SessionInput,
+    SessionKind, SshService, SshSession,
+};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::test_util::TestEnv;
@@ -22,8 +25,8 @@ use crate::test_util::TestEnv;
 struct Echo;
 
 impl Backend for Echo {
-    fn ssh_service(&self) -> Option<Arc<dyn SshService>> {
-        Some(Arc::new(Echo))
+    fn service(&self) -> crate::api::Service {
+        crate::api::Service::Ssh(Arc::new(Echo))
     }
 }
 
@@ -70,14 +73,14 @@ impl SshService for Echo {
     }
 }
 
-fn check(_: &toml::Table) -> Result<(), BuildError> {
-    Ok(())
+fn check(_: &toml::Table) -> Result<Vec<crate::api::PathPrefix>, BuildError> {
+    Ok(Vec::new())
 }
 fn build(_: BackendContext, _: &toml::Table) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(Echo))
 }
-fn default_instances() -> Vec<crate::backend::DefaultInstance> {
-    vec![crate::backend::DefaultInstance {
+fn default_instances() -> Vec<crate::api::DefaultInstance> {
+    vec![crate::api::DefaultInstance {
         name: "echo",
         vhosts: &[],
         prefix: "/",

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::TlsState;
 use super::configured::certified_key_from_pem;
 use super::names::is_acme_eligible;
-use crate::backend::Frontend;
+use crate::api::Frontend;
 use crate::config::AcmeConfig;
 use crate::routes::InstanceTable;
 
@@ -401,37 +401,6 @@ fn unix_now() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Records the server's TLS in `host` (for `/tls`) and starts the ACME manager when `[acme]
-/// enabled`. The system store is opened here, after `Host::start` created it; if it cannot be
-/// opened, ACME stays off with an error in the log (served certificates are unaffected).
-pub async fn start(
-    host: &crate::runtime::Host,
-    tls: &Arc<TlsState>,
-    config: &AcmeConfig,
-    shutdown: CancellationToken,
-) {
-    let mut acme = None;
-    if config.enabled {
-        match host.stores().open(crate::admin::SYSTEM_STORE).await {
-            Ok(system) => {
-                acme = Some(AcmeManager::spawn(
-                    config.clone(),
-                    Arc::clone(tls),
-                    Arc::clone(host.table()),
-                    system,
-                    host.stores().is_shared(),
-                    shutdown,
-                ));
-            }
-            Err(e) => tracing::error!(error = %e, "ACME is off: cannot open the system store"),
-        }
-    }
-    host.set_tls(crate::admin_tls::TlsHandle {
-        state: Arc::clone(tls),
-        acme,
-    });
 }
 
 #[cfg(test)]

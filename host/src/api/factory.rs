@@ -1,43 +1,82 @@
-//! The contract between the host and a backend kind: a const factory descriptor that the
-//! backend registers, the context the host hands to `build`, and the `Backend` trait that a
-//! built instance implements.
+//! A backend kind's registration: the const factory descriptor `inventory` collects, the
+//! typed-settings trait it is derived from, the console family a kind declares and the
+//! zero-config instances it proposes.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use serde::de::DeserializeOwned;
 
-use everlock_auth::Principal;
+use super::backend::{Backend, BackendContext, BuildError, CommandHelp, parse_settings};
+use super::frontend::Frontend;
+use super::names::PathPrefix;
 
-use crate::config::{InstanceName, PathPrefix, Vhost};
-use crate::store::InstanceStore;
+/// Checks an instance's settings table strictly and returns the extra path prefixes it claims.
+pub type CheckFn = fn(&toml::Table) -> Result<Vec<PathPrefix>, BuildError>;
 
-/// Which frontend carries a backend kind's traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Frontend {
-    /// Requests arrive through the HTTP(S) frontend and are routed by vhost and path prefix.
-    Http,
-    /// Sessions arrive through the SSH frontend.
-    Ssh,
-}
-
-impl fmt::Display for Frontend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Frontend::Http => "http",
-            Frontend::Ssh => "ssh",
-        })
-    }
-}
-
-/// Builds one instance from its context and kind-specific settings.
+/// Builds one instance from its context and kind-specific settings table.
 pub type BuildFn = fn(BackendContext, &toml::Table) -> Result<Box<dyn Backend>, BuildError>;
+
+/// A backend kind as its crate implements it: typed settings, their validation, the extra
+/// prefixes they claim and the build. [`BackendFactory::of`] turns it into the plain function
+/// pointers a registration carries, so `check` and `build` can never parse a table
+/// differently.
+pub trait BackendKind: 'static {
+    /// The instance settings, deserialised strictly from the instance's settings table (use
+    /// `#[serde(deny_unknown_fields)]`).
+    type Settings: DeserializeOwned;
+
+    /// The frontend that carries the kind's traffic; the host checks after every build that
+    /// the instance's [`Service`](super::Service) is of this frontend.
+    const FRONTEND: Frontend;
+
+    /// Checks what the types cannot (ranges, combinations); runs before every build and in
+    /// `everlock config check`.
+    fn validate(settings: &Self::Settings) -> Result<(), BuildError> {
+        let _ = settings;
+        Ok(())
+    }
+
+    /// Path prefixes an instance with these settings serves besides its mount, on the same
+    /// vhosts (the OCI registry's web UI at `/ui` next to its `/v2`). Declared by the settings
+    /// rather than the built instance, so validation finds a conflict before anything is
+    /// built: the host refuses a prefix another instance already has on one of the vhosts,
+    /// exactly as for the mount, and routes such requests with their full original path.
+    fn extra_prefixes(settings: &Self::Settings) -> Vec<PathPrefix> {
+        let _ = settings;
+        Vec::new()
+    }
+
+    /// Builds one instance from valid settings. An `Err` aborts startup (for instances from
+    /// configuration) or rejects the live change that asked for the instance.
+    fn build(ctx: BackendContext, settings: Self::Settings)
+    -> Result<Box<dyn Backend>, BuildError>;
+}
+
+/// Parses and validates `table` as `K`'s settings.
+fn parse_valid<K: BackendKind>(table: &toml::Table) -> Result<K::Settings, BuildError> {
+    let settings = parse_settings::<K::Settings>(table)?;
+    K::validate(&settings)?;
+    Ok(settings)
+}
+
+/// The `check` of [`BackendFactory::of`].
+fn check_settings<K: BackendKind>(table: &toml::Table) -> Result<Vec<PathPrefix>, BuildError> {
+    parse_valid::<K>(table).map(|settings| K::extra_prefixes(&settings))
+}
+
+/// The `build` of [`BackendFactory::of`].
+fn build_with<K: BackendKind>(
+    ctx: BackendContext,
+    table: &toml::Table,
+) -> Result<Box<dyn Backend>, BuildError> {
+    K::build(ctx, parse_valid::<K>(table)?)
+}
 
 /// A backend kind's registration: constant data plus plain function pointers, because
 /// `inventory` only accepts `const`, `Sync`, `'static` values.
 ///
 /// All real work (parsing settings, opening stores) happens inside `build`, never at
-/// registration time.
+/// registration time. A kind normally starts from [`BackendFactory::of`], which derives
+/// `frontend`, `check` and `build` from its [`BackendKind`] implementation, and fills in the
+/// rest with struct update syntax.
 #[derive(Debug)]
 pub struct BackendFactory {
     /// Short kind name such as `oci-http`; lowercase letters, digits and `-`, unique.
@@ -46,9 +85,12 @@ pub struct BackendFactory {
     pub frontend: Frontend,
     /// One line shown by `everlock backends`.
     pub summary: &'static str,
-    /// Parses an instance's kind-specific settings table strictly, without side effects.
-    /// `everlock config check` calls it; `build` must accept whatever it accepts.
-    pub check: fn(&toml::Table) -> Result<(), BuildError>,
+    /// Parses an instance's kind-specific settings table strictly, without side effects, and
+    /// returns the extra path prefixes those settings claim (see [`BackendKind::extra_prefixes`]).
+    /// `everlock config check` and every validation before a build call it; `build` must
+    /// accept whatever it accepts. [`BackendFactory::of`] derives it from the kind's typed
+    /// settings, together with `build`.
+    pub check: CheckFn,
     /// Builds one instance. An `Err` aborts startup (for instances from configuration) or
     /// rejects the live change that asked for the instance; the running table is untouched.
     pub build: BuildFn,
@@ -125,6 +167,23 @@ pub enum OptionValue {
 pub const GENERIC_CONSOLE_KEYS: [&str; 5] = ["vhost", "store", "prefix", "auth", "https-redirect"];
 
 impl BackendFactory {
+    /// The registration of kind `K` named `kind`: its frontend, `check` and `build` derived
+    /// from `K`'s typed settings, so the settings are parsed by one declaration; no default
+    /// instances, example settings, access root or console family until the kind names them.
+    pub const fn of<K: BackendKind>(kind: &'static str, summary: &'static str) -> BackendFactory {
+        BackendFactory {
+            kind,
+            frontend: K::FRONTEND,
+            summary,
+            check: check_settings::<K>,
+            build: build_with::<K>,
+            default_instances: Vec::new,
+            example_settings: "",
+            access_root: None,
+            console: None,
+        }
+    }
+
     /// Checks the console declaration against the kind's own `check`: every declared option,
     /// with its value from `example_settings` (or else its first allowed value, or else a
     /// value of its declared type), is a valid settings table, and no key is declared twice or shadows a generic one. A kind's
@@ -169,6 +228,7 @@ impl BackendFactory {
             let mut table = toml::Table::new();
             table.insert(o.key.to_owned(), value);
             (self.check)(&table)
+                .map(drop)
                 .map_err(|e| BuildError::Settings(format!("console option `{}`: {e}", o.key)))?;
         }
         Ok(())
@@ -198,131 +258,6 @@ pub struct DefaultInstance {
     pub seed: &'static [(&'static str, &'static [u8])],
 }
 
-/// What the host hands to a factory's `build`: everything an instance may know about its
-/// surroundings. It deliberately carries no data directory or store manager, so an instance
-/// can only reach the one store the host chose for it.
-#[derive(Debug, Clone)]
-pub struct BackendContext {
-    /// The backend kind being built.
-    pub kind: &'static str,
-    /// The instance's name, unique within its kind.
-    pub instance: InstanceName,
-    /// Hostnames routed to this instance (HTTP kinds).
-    pub vhosts: Vec<Vhost>,
-    /// Path prefix under which this instance is mounted; requests keep their full path.
-    pub prefix: PathPrefix,
-    /// This instance's own store, opened on first use.
-    pub store: InstanceStore,
-    /// Authentication and authorization; every read and write path must go through it.
-    pub auth: everlock_auth::Auth,
-    /// Cancelled when the server shuts down, so background tasks can stop.
-    pub shutdown: tokio_util::sync::CancellationToken,
-    /// Host administration: `Some` only for the one kind the composition root granted it
-    /// (`Host::grant_administration`, the admin console), and only once the host has started;
-    /// no factory can ask for it. Every other backend sees nothing but its own store.
-    pub admin: Option<crate::runtime::HostAdmin>,
-}
-
-/// A built backend instance.
-///
-/// Every capability is a defaulted method returning `None`, so a backend implements only what
-/// it serves; the host treats `None` as "this instance does not speak that protocol".
-pub trait Backend: Send + Sync + 'static {
-    /// The HTTP service of an HTTP instance. The host calls it once after `build` and routes
-    /// every request whose vhost and path prefix select this instance to the returned router,
-    /// with the full original path. `None` from an HTTP kind is a build error.
-    fn http_router(&self) -> Option<axum::Router> {
-        None
-    }
-
-    /// Path prefixes this HTTP instance serves besides its mount, on the same vhosts (the
-    /// OCI registry's web UI at `/ui` next to its `/v2`). The host routes them with the
-    /// usual longest-prefix rule and refuses a prefix another instance already has on one
-    /// of the vhosts, exactly as for the mount. The host asks once per routing table; the
-    /// router receives such requests with their full original path.
-    fn extra_prefixes(&self) -> Vec<PathPrefix> {
-        Vec::new()
-    }
-
-    /// Maintenance commands this instance offers to the admin console (for example
-    /// `/site history <name>`, `/site rollback <name> <commit>`, `/oci gc <name>`). The host
-    /// asks once after `build`; `None` means the instance has none.
-    fn commands(&self) -> Option<Arc<dyn InstanceCommands>> {
-        None
-    }
-
-    /// Kind-specific upkeep the maintenance task runs on each pass, before the stores' GC
-    /// (an OCI registry applies its retention rules, so that GC frees what they removed).
-    /// The output is logged; `None` means the instance has none.
-    fn maintain(&self) -> Option<CommandFuture> {
-        None
-    }
-
-    /// The session service of an SSH instance: the SSH frontend hands every authenticated
-    /// session channel (exec or shell, with or without a terminal) to it. `None` for
-    /// everything that does not speak SSH.
-    fn ssh_service(&self) -> Option<Arc<dyn crate::frontend::ssh::SshService>> {
-        None
-    }
-}
-
-/// The future an instance command returns: its output text, or an error for the operator.
-pub type CommandFuture = Pin<Box<dyn Future<Output = Result<String, CommandError>> + Send>>;
-
-/// One console command an instance offers, for help and completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommandHelp {
-    /// The subcommand word, e.g. `rollback`.
-    pub name: &'static str,
-    /// Arguments after the instance name, e.g. `<commit>`.
-    pub args: &'static str,
-    /// One line of help.
-    pub summary: &'static str,
-}
-
-/// Console commands addressed to one instance: `/<backend> <command> <instance> <args...>`.
-/// The console checks the caller's tier before calling; implementations authorize again with
-/// `Auth::authorize` for anything instance-specific and record `actor` in their commits.
-pub trait InstanceCommands: Send + Sync + 'static {
-    /// The commands, in help order.
-    fn help(&self) -> &'static [CommandHelp];
-
-    /// Runs `command` with `args` (the words after the instance name) as `actor`.
-    fn run(&self, actor: Principal, command: &str, args: Vec<String>) -> CommandFuture;
-}
-
-/// Why an instance command failed; the console prints it and exits 1.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// Wrong arguments; the message says what is wrong and shows the usage.
-    #[error("{0}")]
-    Usage(String),
-    /// The caller may not do this.
-    #[error("permission denied: {0}")]
-    Denied(String),
-    /// The command ran and failed.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Why a backend instance could not be built or its settings were rejected.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The kind-specific settings table is invalid (unknown key, wrong type, bad value).
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    /// The backend could not start for a reason outside its settings.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl BuildError {
-    /// Wraps a strict deserialisation error of a settings table.
-    pub fn settings(err: impl fmt::Display) -> Self {
-        BuildError::Settings(err.to_string())
-    }
-}
-
 /// Registers a backend factory with the host at link time.
 ///
 /// Backend crates call this with a `const` [`BackendFactory`] expression and never depend on
@@ -337,12 +272,3 @@ macro_rules! register_backend {
 }
 
 inventory::collect!(BackendFactory);
-
-/// Parses a settings table strictly into `T`, turning serde errors into [`BuildError`].
-pub fn parse_settings<T: serde::de::DeserializeOwned>(
-    table: &toml::Table,
-) -> Result<T, BuildError> {
-    toml::Value::Table(table.clone())
-        .try_into()
-        .map_err(BuildError::settings)
-}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use everlock_storage::{StorageError, Store, StoreManager};
 use tokio::sync::OnceCell;
 
-use crate::config::StoreName;
+use super::names::StoreName;
 
 /// One instance's store.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 //! body (the OCI backend, for instance, needs spec error JSON).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -14,7 +15,26 @@ use everlock_auth::{Auth, LoginError, Principal};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::metrics::exchange::LoginSlot;
+/// Where the login that `Auth` verified for one request is recorded.
+///
+/// The frontend puts a fresh slot in each request's extensions and reads it when the
+/// response ends; only [`authenticate`] fills it, right after `Auth` verified the
+/// credentials. The type is private to the host crate, so a backend can neither name it to
+/// fetch the slot nor write a login of its choosing into it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoginSlot(Arc<OnceLock<String>>);
+
+impl LoginSlot {
+    /// Records a verified login; the first one of a request stays.
+    pub(crate) fn set(&self, login: &str) {
+        let _ = self.0.set(login.to_owned());
+    }
+
+    /// The verified login, if the request authenticated as a user.
+    pub(crate) fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
 
 /// Authenticates a request: no credentials (or `Basic Og==`) is `anon`; anything else must
 /// verify. The client address for throttling comes from the connection.

@@ -8,7 +8,7 @@ use std::net::Ipv6Addr;
 
 /// Why a host string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
+pub enum HostNameError {
     /// The host is empty (or only a port).
     #[error("empty host")]
     Empty,
@@ -23,22 +23,22 @@ pub enum HostError {
 /// one trailing dot is removed; IPv6 literals lose their brackets (`[::1]:8443` → `::1`).
 /// Anything else that is not a plausible hostname or IP literal is rejected rather than
 /// guessed at, because a guess could route a request to the wrong tenant.
-pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+pub fn normalize_host(raw: &str) -> Result<String, HostNameError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(HostError::Empty);
+        return Err(HostNameError::Empty);
     }
     if let Some(rest) = raw.strip_prefix('[') {
         // A bracketed IPv6 literal, optionally followed by `:port`.
         let (inside, after) = rest
             .split_once(']')
-            .ok_or_else(|| HostError::Invalid(raw.to_owned()))?;
+            .ok_or_else(|| HostNameError::Invalid(raw.to_owned()))?;
         if !after.is_empty() && !is_port_suffix(after) {
-            return Err(HostError::Invalid(raw.to_owned()));
+            return Err(HostNameError::Invalid(raw.to_owned()));
         }
         let addr: Ipv6Addr = inside
             .parse()
-            .map_err(|_| HostError::Invalid(raw.to_owned()))?;
+            .map_err(|_| HostNameError::Invalid(raw.to_owned()))?;
         return Ok(addr.to_string());
     }
     if raw.matches(':').count() > 1 {
@@ -46,17 +46,17 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
         // addresses in configuration, so accept it when it parses exactly.
         let addr: Ipv6Addr = raw
             .parse()
-            .map_err(|_| HostError::Invalid(raw.to_owned()))?;
+            .map_err(|_| HostNameError::Invalid(raw.to_owned()))?;
         return Ok(addr.to_string());
     }
     let name = match raw.rsplit_once(':') {
         Some((name, port)) if port.parse::<u16>().is_ok() => name,
-        Some(_) => return Err(HostError::Invalid(raw.to_owned())),
+        Some(_) => return Err(HostNameError::Invalid(raw.to_owned())),
         None => raw,
     };
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() {
-        return Err(HostError::Empty);
+        return Err(HostNameError::Empty);
     }
     let valid = name.len() <= 253
         && name.split('.').all(|label| {
@@ -67,7 +67,7 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if !valid {
-        return Err(HostError::Invalid(raw.to_owned()));
+        return Err(HostNameError::Invalid(raw.to_owned()));
     }
     Ok(name.to_ascii_lowercase())
 }
@@ -118,7 +118,7 @@ mod tests {
         for input in empty {
             assert_eq!(
                 normalize_host(input),
-                Err(HostError::Empty),
+                Err(HostNameError::Empty),
                 "input {input:?}"
             );
         }
@@ -141,7 +141,7 @@ mod tests {
         ];
         for input in invalid {
             assert!(
-                matches!(normalize_host(input), Err(HostError::Invalid(_))),
+                matches!(normalize_host(input), Err(HostNameError::Invalid(_))),
                 "input {input:?} should be invalid, got {:?}",
                 normalize_host(input)
             );
@@ -163,7 +163,7 @@ mod tests {
         )]
 
         use super::*;
-        use crate::config::Vhost;
+        use crate::api::Vhost;
         use proptest::prelude::*;
 
         /// What every accepted host must look like, and that normalising it again changes
@@ -182,8 +182,8 @@ mod tests {
                     }
                     prop_assert_eq!(normalize_host(&host), Ok(host));
                 }
-                Err(HostError::Empty) => {}
-                Err(HostError::Invalid(shown)) => prop_assert_eq!(shown.as_str(), raw.trim()),
+                Err(HostNameError::Empty) => {}
+                Err(HostNameError::Invalid(shown)) => prop_assert_eq!(shown.as_str(), raw.trim()),
             }
             match raw.parse::<Vhost>() {
                 Ok(vhost) => {
