@@ -67,9 +67,8 @@ fn run() -> anyhow::Result<ExitCode> {
             let mut config = Config::parse(&text, &file)?;
             // The storage secrets may live in the environment only, as for `serve`.
             cli::overrides(None, None, &registry).apply(&mut config);
-            config.validate(&registry, Some(&text))?;
-            let instances = config.instances(&registry);
-            println!("{}: OK ({} instances)", file.display(), instances.len());
+            let plan = config.plan(&registry, Some(&text))?;
+            println!("{}: OK ({} instances)", file.display(), plan.specs().len());
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Store(args) => {

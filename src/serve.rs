@@ -89,8 +89,9 @@ pub(crate) fn serve(
 }
 
 /// The composition root's one grant of host administration: the SSH console, when it is
-/// compiled in. No factory can ask for administration; the host hands a `HostAdmin` only to
-/// the kind named here (`tests/authority.rs` checks that nothing else grants it).
+/// compiled in. No factory can ask for administration; the host hands an `Arc<dyn HostAdmin>`
+/// only to the instances of the kind named here, once it has started (`tests/authority.rs`
+/// checks that nothing else grants it).
 #[cfg(feature = "backend-admin-ssh")]
 fn grant_administration(host: &mut Host) -> anyhow::Result<()> {
     Ok(host.grant_administration(everlock_backend_admin_ssh::KIND)?)

@@ -29,6 +29,7 @@
 )]
 
 mod access;
+mod access_control;
 mod action;
 mod admin;
 mod basic;
@@ -48,6 +49,7 @@ mod sshkey;
 mod throttle;
 
 pub use access::{AccessPath, Grant, Role};
+pub use access_control::AccessControl;
 pub use action::Action;
 pub use admin::{AdminPassword, GrantSource, GroupSummary, UserSummary};
 pub use basic::{Credentials, Malformed, parse_authorization};

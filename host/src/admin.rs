@@ -15,10 +15,11 @@ use everlock_auth::Principal;
 use everlock_storage::{CommitMeta, Op};
 
 use crate::api::{BackendInfo, InstanceCommands, InstanceEdit, InstanceInfo, InstanceSpec};
-use crate::config::{Config, InstanceName, PathPrefix, StoreName, Vhost};
+use crate::config::{Config, InstanceConfig, InstanceName, PathPrefix, StoreName};
 use crate::runtime::{AdminState, Host, HostError};
 
 pub(crate) mod error;
+mod grant;
 pub(crate) mod records;
 
 pub use error::AdminError;
@@ -34,13 +35,8 @@ impl Host {
             .snapshot()
             .instances()
             .map(|i| InstanceInfo {
-                kind: i.kind,
-                name: i.name.to_string(),
-                vhosts: i.vhosts.iter().map(ToString::to_string).collect(),
-                prefix: i.prefix.to_string(),
-                store: i.store.to_string(),
-                settings: i.settings.clone(),
-                https_redirect: i.https_redirect,
+                store: Some(i.store.clone()),
+                ..i.spec.clone()
             })
             .collect()
     }
@@ -76,26 +72,14 @@ impl Host {
             .registry()
             .get(&spec.kind)
             .ok_or_else(|| AdminError::UnknownKind(spec.kind.clone()))?;
-        let name: InstanceName = spec.name.parse().map_err(AdminError::Value)?;
+        let mut spec = spec;
         // Without `store=`, a name that existed before gets a fresh store: the old one keeps
         // its history but is reattached only when the operator names it explicitly.
-        let store = match spec.store.as_deref() {
-            Some(s) => s.parse().map_err(AdminError::Value)?,
-            None => self.fresh_store(factory.kind, &name)?,
-        };
-        let record = InstanceRecord {
-            deleted: false,
-            vhosts: parse_vhosts(&spec.vhosts)?,
-            prefix: spec
-                .prefix
-                .as_deref()
-                .unwrap_or("/")
-                .parse()
-                .map_err(AdminError::Value)?,
-            store: Some(store),
-            settings: spec.settings,
-            https_redirect: spec.https_redirect,
-        };
+        if spec.store.is_none() {
+            spec.store = Some(self.fresh_store(factory.kind, &spec.name)?);
+        }
+        let name = spec.name.clone();
+        let record = InstanceRecord::from_spec(&spec);
         let mut state = self.admin_state().lock().await;
         // Another node may have changed the instances since this node last looked.
         crate::follow::catch_up(self, &mut state).await?;
@@ -144,14 +128,6 @@ impl Host {
             .get(kind)
             .ok_or_else(|| AdminError::UnknownKind(kind.to_owned()))?;
         let name: InstanceName = name.parse().map_err(AdminError::Value)?;
-        let add = parse_vhosts(&edit.add_vhosts)?;
-        let remove = parse_vhosts(&edit.remove_vhosts)?;
-        let store: Option<StoreName> = edit
-            .store
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(AdminError::Value)?;
         let mut state = self.admin_state().lock().await;
         // Another node may have changed the instances since this node last looked.
         crate::follow::catch_up(self, &mut state).await?;
@@ -166,39 +142,10 @@ impl Host {
                 kind: kind.to_owned(),
                 name: name.to_string(),
             })?;
-        for v in &remove {
-            if !current.vhosts.contains(v) {
-                return Err(AdminError::Invalid(format!(
-                    "{kind}/{name} has no vhost {v}"
-                )));
-            }
-        }
-        current.vhosts.retain(|v| !remove.contains(v));
-        for v in add {
-            if !current.vhosts.contains(&v) {
-                current.vhosts.push(v);
-            }
-        }
-        if let Some(store) = store {
-            current.store = Some(store);
-        }
-        let mut settings = current.settings_table();
-        settings.extend(edit.settings);
-        for key in &edit.remove_settings {
-            settings.remove(key);
-        }
-        current.settings = Some(toml::Spanned::new(0..0, settings.clone()));
-        if let Some(redirect) = edit.https_redirect {
-            current.https_redirect = redirect;
-        }
-        let record = InstanceRecord {
-            deleted: false,
-            vhosts: current.vhosts.clone(),
-            prefix: current.prefix.clone(),
-            store: current.store.clone(),
-            settings,
-            https_redirect: current.https_redirect,
-        };
+        let mut spec = current.spec(factory.kind, name.clone());
+        edit.apply_to(&mut spec)?;
+        *current = InstanceConfig::from_spec(&spec);
+        let record = InstanceRecord::from_spec(&spec);
         self.apply(
             &mut state,
             config,
@@ -303,19 +250,14 @@ impl Host {
             .entry(factory.kind.to_owned())
             .or_default()
             .enabled = Some(enabled);
-        config
-            .validate(self.registry(), None)
-            .map_err(AdminError::Config)?;
+        let plan = config
+            .plan(self.registry(), None)
+            .map_err(AdminError::from)?;
         if enabled && let Some(system) = &state.system {
             self.provision_defaults(&config, system).await?;
         }
-        let wanted: Vec<_> = config
-            .instances(self.registry())
-            .into_iter()
-            .filter(|i| i.kind == factory.kind)
-            .collect();
         let mut built = Vec::new();
-        for spec in &wanted {
+        for spec in plan.instances().filter(|i| i.kind == factory.kind) {
             built.push(self.build_instance(spec)?);
         }
         let op = Op::PutBytes {
@@ -363,14 +305,13 @@ impl Host {
         record: &InstanceRecord,
         verb: &str,
     ) -> Result<(), AdminError> {
-        config
-            .validate(self.registry(), None)
-            .map_err(AdminError::Config)?;
-        let spec = config
-            .instances(self.registry())
-            .into_iter()
-            .find(|i| i.kind == kind && &i.name == name);
-        let built = spec.as_ref().map(|s| self.build_instance(s)).transpose()?;
+        let plan = config
+            .plan(self.registry(), None)
+            .map_err(AdminError::from)?;
+        let built = plan
+            .get(kind, name)
+            .map(|s| self.build_instance(s))
+            .transpose()?;
         let op = Op::PutBytes {
             path: instance_path(kind, name.as_str()),
             bytes: encode(record)?,
@@ -428,12 +369,6 @@ impl Host {
         }
         Ok(())
     }
-}
-
-fn parse_vhosts(raw: &[String]) -> Result<Vec<Vhost>, AdminError> {
-    raw.iter()
-        .map(|v| v.parse().map_err(AdminError::Value))
-        .collect()
 }
 
 #[cfg(test)]

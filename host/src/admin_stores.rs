@@ -12,68 +12,11 @@
 use std::time::Duration;
 
 use everlock_auth::{Principal, USERS_STORE};
-use everlock_storage::{
-    CommitInfo, GcOptions, GcReport, RetentionPolicy, StorageError, Store, StoreStats, VerifyReport,
-};
+use everlock_storage::{CommitInfo, GcOptions, RetentionPolicy, StorageError, Store, VerifyReport};
 
-use crate::admin::AdminError;
+pub use crate::api::{MAX_STORE_LOG, StoreAdminError, StoreDetails, StoreGc, StoreRow};
 use crate::config::SYSTEM_STORE;
 use crate::runtime::Host;
-
-/// The most commits [`Host::store_log`] returns, so one request cannot pull a whole history of
-/// millions of commits into memory.
-pub const MAX_STORE_LOG: u64 = 10_000;
-
-/// Why a store operation was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreAdminError {
-    /// Not a system administrator (the only [`AdminError`] these operations produce).
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-    /// The data directory holds no store of that name (or the name is not a store name).
-    #[error("no store `{0}`")]
-    NoSuchStore(String),
-    /// The store failed.
-    #[error("store `{store}`: {error}")]
-    Storage {
-        /// The store's name.
-        store: String,
-        /// What failed; deliberately not a `#[source]`, as the message already shows it.
-        error: StorageError,
-    },
-}
-
-/// One store as [`Host::store_list`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreRow {
-    /// The store's name (its directory in the data directory).
-    pub name: String,
-    /// Who uses it: `kind/name` of the instance, `(users)` or `(system)` for the reserved
-    /// stores, `-` for none.
-    pub used_by: String,
-    /// Its figures, or why the store could not be read (one line).
-    pub details: Result<StoreDetails, String>,
-}
-
-/// The figures of one store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreDetails {
-    /// Objects, bytes, commits and HEAD.
-    pub stats: StoreStats,
-    /// Space taken on disk by the whole store directory.
-    pub disk_bytes: u64,
-    /// The retention policy in its canonical text form (`keep-all`, `keep-commits=20`, ...).
-    pub retention: String,
-}
-
-/// What [`Host::store_gc`] did (or, in a dry run, would do).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreGc {
-    /// The policy that was applied, as text.
-    pub retention: String,
-    /// The outcome.
-    pub report: GcReport,
-}
 
 impl Host {
     /// The names of every store in the data directory, sorted; for tab completion, which
@@ -102,7 +45,7 @@ impl Host {
                 USERS_STORE => "(users)".to_owned(),
                 _ => instances
                     .iter()
-                    .find(|i| i.store == name)
+                    .find(|i| i.store_name().as_str() == name)
                     .map_or_else(|| "-".to_owned(), |i| format!("{}/{}", i.kind, i.name)),
             };
             let details = self.details(&name).await.map_err(|e| e.to_string());
@@ -225,6 +168,8 @@ fn failed(store: &str, error: StorageError) -> StoreAdminError {
 #[cfg(test)]
 mod tests {
     use everlock_auth::AdminPassword;
+
+    use crate::admin::AdminError;
     use everlock_storage::CommitMeta;
 
     use super::*;

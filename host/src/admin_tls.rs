@@ -9,65 +9,13 @@ use everlock_auth::Principal;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::AdminError;
+pub use crate::api::{CertSource, TlsAdminError, TlsRow};
 use crate::config::AcmeConfig;
 use crate::runtime::Host;
 use crate::runtime::TlsHandle;
 use crate::tls::acme::{AcmeManager, CertInfo};
 use crate::tls::names::is_acme_eligible;
 use crate::tls::{NO_SNI_NAMES, TlsState};
-
-/// Where a name's certificate comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CertSource {
-    /// Ordered from the ACME CA.
-    Acme,
-    /// A `[[frontend-http.certificates]]` file.
-    Configured,
-    /// Issued by the local CA at handshake time.
-    Local,
-}
-
-impl CertSource {
-    /// The word `/tls list` shows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertSource::Acme => "acme",
-            CertSource::Configured => "configured",
-            CertSource::Local => "local",
-        }
-    }
-}
-
-/// One row of `/tls list`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsRow {
-    /// The name (a vhost or a configured certificate name).
-    pub name: String,
-    /// Where its certificate comes from.
-    pub source: CertSource,
-    /// The certificate being served, if any yet (ACME names wait for their first order).
-    pub cert: Option<CertInfo>,
-    /// The last ACME failure, until an order succeeds.
-    pub error: Option<String>,
-}
-
-/// Why a `/tls` operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsAdminError {
-    /// Not a system administrator.
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-    /// The HTTPS listener is off.
-    #[error("the HTTPS listener is off")]
-    NoHttps,
-    /// ACME is not enabled.
-    #[error("ACME is not enabled ([acme] enabled = true)")]
-    NoAcme,
-    /// The name has no ACME certificate to renew.
-    #[error("`{0}` is not a name ACME manages (a public vhost without a configured certificate)")]
-    NotManaged(String),
-}
 
 impl Host {
     /// Records the running server's TLS (once; later calls are ignored).

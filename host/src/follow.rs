@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::error::AdminError;
 use crate::admin::records::overlay;
-use crate::config::{InstanceName, ResolvedInstance};
+use crate::api::InstanceSpec;
+use crate::config::InstanceName;
 use crate::instance::Instance;
 use crate::runtime::{AdminState, Host, HostError};
 
@@ -71,21 +72,22 @@ pub(crate) async fn catch_up(host: &Host, state: &mut AdminState) -> Result<(), 
     }
     let mut config = state.base.clone();
     overlay(&mut config, host, &system).await?;
-    config
-        .validate(host.registry(), None)
-        .map_err(AdminError::Config)?;
-    let wanted = config.instances(host.registry());
+    let plan = config
+        .plan(host.registry(), None)
+        .map_err(AdminError::from)?;
+    let wanted: Vec<_> = plan.instances().collect();
     let snapshot = host.table().snapshot();
     let mut built = Vec::new();
-    for spec in &wanted {
+    for &spec in &wanted {
         let unchanged = snapshot
-            .get(spec.kind, &spec.name)
-            .is_some_and(|live| same(live, spec));
+            .get(&spec.kind, &spec.name)
+            .is_some_and(|live| same(live, &spec));
         if !unchanged {
             built.push(host.build_instance(spec)?);
         }
     }
-    let keep: BTreeSet<(&str, &InstanceName)> = wanted.iter().map(|s| (s.kind, &s.name)).collect();
+    let keep: BTreeSet<(&str, &InstanceName)> =
+        wanted.iter().map(|s| (s.kind.as_str(), &s.name)).collect();
     let removed: Vec<(&'static str, InstanceName)> = snapshot
         .instances()
         .filter(|i| !keep.contains(&(i.kind, &i.name)))
@@ -134,13 +136,16 @@ pub(crate) fn concurrent(e: StorageError) -> AdminError {
     }
 }
 
-/// Whether the live instance is what `spec` asks for (so it need not be rebuilt).
-fn same(live: &Instance, spec: &ResolvedInstance) -> bool {
-    live.vhosts == spec.vhosts
-        && live.prefix == spec.prefix
-        && live.store == spec.store
-        && live.settings == spec.settings
-        && live.https_redirect == spec.https_redirect
+/// Whether the live instance is what `spec` asks for (so it need not be rebuilt): it was built
+/// from an equal spec, so a field added to the spec can never be forgotten here. Stores are
+/// compared resolved, so a derived store equals the same store named explicitly.
+fn same(live: &Instance, spec: &InstanceSpec) -> bool {
+    live.store == spec.store_name()
+        && live.spec
+            == InstanceSpec {
+                store: live.spec.store.clone(),
+                ..spec.clone()
+            }
 }
 
 #[cfg(test)]

@@ -1,29 +1,25 @@
-//! A built backend instance as the host keeps it: identity, routing data and the backend.
+//! A built backend instance as the host keeps it: the spec it was built from, what the build
+//! resolved (its kind's registration, its store, the prefixes its settings claim) and the
+//! backend.
 
 use std::fmt;
+use std::ops::Deref;
 
-use crate::api::{Backend, InstanceName, PathPrefix, SshService, StoreName, Vhost};
+use crate::api::{Backend, InstanceSpec, PathPrefix, SshService, StoreName};
 
-/// One live backend instance.
+/// One live backend instance: an [`InstanceSpec`], built. It dereferences to the spec, so its
+/// name, vhosts, prefix, settings and `https-redirect` are read where they are declared.
 pub struct Instance {
-    /// Backend kind.
+    /// Backend kind, as its registration names it.
     pub kind: &'static str,
     /// The frontend carrying its traffic; only HTTP instances are routed by vhost.
     pub frontend: crate::api::Frontend,
-    /// Instance name, unique within the kind.
-    pub name: InstanceName,
-    /// Hostnames routed here.
-    pub vhosts: Vec<Vhost>,
-    /// Mount prefix.
-    pub prefix: PathPrefix,
+    /// What the instance was built from.
+    pub spec: InstanceSpec,
     /// The prefixes its settings claim besides the mount, on the same vhosts.
     pub extra_prefixes: Vec<PathPrefix>,
-    /// The instance's own store.
+    /// The instance's own store, resolved (`<kind>-<name>` when the spec names none).
     pub store: StoreName,
-    /// Kind-specific settings it was built with.
-    pub settings: toml::Table,
-    /// Its own `https-redirect`, which wins over the server-wide rule; `None`: that rule.
-    pub https_redirect: Option<bool>,
     /// The HTTP service; `Some` for every HTTP instance (checked when it is built).
     pub router: Option<axum::Router>,
     /// The SSH service; `Some` for every SSH instance (checked when it is built).
@@ -32,6 +28,14 @@ pub struct Instance {
     pub commands: Option<std::sync::Arc<dyn crate::api::InstanceCommands>>,
     /// The backend itself, kept alive as long as the instance is in a table.
     pub backend: Box<dyn Backend>,
+}
+
+impl Deref for Instance {
+    type Target = InstanceSpec;
+
+    fn deref(&self) -> &InstanceSpec {
+        &self.spec
+    }
 }
 
 impl Instance {

@@ -10,7 +10,7 @@
 //!   the host: validated names and host-name normalisation, the factory descriptor and its
 //!   typed-settings `BackendKind`, the build context, the `Backend` trait and its `Service`,
 //!   instance commands, the SSH session, HTTP authentication helpers, `Scheme`, the instance
-//!   store and the opaque administration grant. Its items are re-exported at the crate root.
+//!   store and the `HostAdmin` capability. Its items are re-exported at the crate root.
 //! - `registry`: compiled-in kinds, collected once and sorted.
 //! - `config`: strict TOML configuration, newtypes and the flag/env override layer; `plan`
 //!   resolves the effective instances and validates the whole configuration once (routes with
@@ -58,18 +58,18 @@ pub mod server;
 pub mod test_util;
 pub mod tls;
 
-pub use admin::AdminError;
 pub use api::http_auth;
+pub use api::{AdminError, KindInfo, StoreAdminError, TlsAdminError};
 pub use api::{
-    AdminGrant, Backend, BackendContext, BackendFactory, BackendInfo, BackendKind, BuildError,
-    CommandError, CommandFuture, CommandHelp, ConsoleFamily, DefaultInstance, Frontend,
+    AdminFuture, Backend, BackendContext, BackendFactory, BackendInfo, BackendKind, BuildError,
+    CommandError, CommandFuture, CommandHelp, ConsoleFamily, DefaultInstance, Frontend, HostAdmin,
     InstanceCommands, InstanceEdit, InstanceInfo, InstanceSpec, InstanceStore, OptionSpec,
     OptionValue, Pty, Scheme, Service, SessionFuture, SessionInput, SessionKind, SessionOutput,
     SessionOutputChunk, SessionPipe, SshService, SshSession, parse_settings,
 };
 pub use registry::{Registry, RegistryError};
 pub use routes::{InstanceTable, RouteError};
-pub use runtime::{Host, HostAdmin, HostError};
+pub use runtime::{Host, HostError};
 
 /// Re-exported so backends use the host's exact versions.
 pub use axum;

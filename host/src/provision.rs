@@ -248,19 +248,14 @@ mod tests {
             .unwrap();
         let admin = Principal::test_user("admin");
         let host = host(&env, Config::default()).await;
-        let spec = InstanceSpec {
-            kind: "page-http".into(),
-            name: "docs".into(),
-            vhosts: vec!["docs.localhost".into()],
-            ..InstanceSpec::default()
-        };
+        let spec = InstanceSpec::parse("page-http", "docs", &["docs.localhost"], "/").unwrap();
         host.create_instance(&admin, spec.clone()).await.unwrap();
         let info = |h: &Host| {
             h.instances()
                 .into_iter()
                 .find(|i| i.name == "docs")
                 .unwrap()
-                .store
+                .store_name()
         };
         assert_eq!(info(&host), "page-http-docs");
         env.stores
@@ -311,7 +306,7 @@ mod tests {
             .await
             .unwrap();
         let explicit = InstanceSpec {
-            store: Some("page-http-docs".into()),
+            store: Some("page-http-docs".parse().unwrap()),
             ..spec
         };
         host.create_instance(&admin, explicit).await.unwrap();
@@ -338,11 +333,8 @@ mod tests {
             ),
         ] {
             let spec = InstanceSpec {
-                kind: "page-http".into(),
-                name: "x".into(),
-                vhosts: vec!["x.localhost".into()],
-                store: Some(store.into()),
-                ..InstanceSpec::default()
+                store: Some(store.parse().unwrap()),
+                ..InstanceSpec::parse("page-http", "x", &["x.localhost"], "/").unwrap()
             };
             let err = host.create_instance(&admin, spec).await.unwrap_err();
             assert_eq!(err.to_string(), message);

@@ -138,6 +138,9 @@ fn prefixes_of(instance: &Instance) -> Vec<PathPrefix> {
 }
 
 /// The live, atomically swapped instance table.
+///
+/// Anyone may read it; only the host changes it (the mutators are crate-private), and the host
+/// builds what it installs only from a validated [`Plan`](crate::config::Plan).
 #[derive(Debug, Default)]
 pub struct InstanceTable {
     current: ArcSwap<Snapshot>,
@@ -158,7 +161,7 @@ impl InstanceTable {
     }
 
     /// Replaces every instance at once (startup, or reloading the whole configuration).
-    pub fn replace_all(&self, instances: Vec<Instance>) -> Result<(), RouteError> {
+    pub(crate) fn replace_all(&self, instances: Vec<Instance>) -> Result<(), RouteError> {
         let mut map = BTreeMap::new();
         for instance in instances {
             let key = (instance.kind, instance.name.clone());
@@ -171,7 +174,8 @@ impl InstanceTable {
     }
 
     /// Adds one instance live.
-    pub fn insert(&self, instance: Instance) -> Result<(), RouteError> {
+    #[cfg(test)]
+    pub(crate) fn insert(&self, instance: Instance) -> Result<(), RouteError> {
         self.swap_with(|current| {
             let mut map = current.instances.clone();
             let key = (instance.kind, instance.name.clone());
@@ -185,7 +189,8 @@ impl InstanceTable {
 
     /// Replaces the instance with the same kind and name live (e.g. new vhosts). Requests
     /// already routed to the old instance finish on it.
-    pub fn replace(&self, instance: Instance) -> Result<(), RouteError> {
+    #[cfg(test)]
+    pub(crate) fn replace(&self, instance: Instance) -> Result<(), RouteError> {
         self.swap_with(|current| {
             let mut map = current.instances.clone();
             let key = (instance.kind, instance.name.clone());
@@ -198,7 +203,7 @@ impl InstanceTable {
     }
 
     /// Inserts the instance, or replaces the one with the same kind and name, live.
-    pub fn upsert(&self, instance: Instance) -> Result<(), RouteError> {
+    pub(crate) fn upsert(&self, instance: Instance) -> Result<(), RouteError> {
         self.swap_with(|current| {
             let mut map = current.instances.clone();
             map.insert((instance.kind, instance.name.clone()), Arc::new(instance));
@@ -208,7 +213,11 @@ impl InstanceTable {
 
     /// Replaces every instance of `kind` with `instances` in one swap (enabling or disabling
     /// a backend kind).
-    pub fn replace_kind(&self, kind: &str, instances: Vec<Instance>) -> Result<(), RouteError> {
+    pub(crate) fn replace_kind(
+        &self,
+        kind: &str,
+        instances: Vec<Instance>,
+    ) -> Result<(), RouteError> {
         self.swap_with(|current| {
             let mut map = current.instances.clone();
             map.retain(|(k, _), _| *k != kind);
@@ -221,7 +230,7 @@ impl InstanceTable {
 
     /// Upserts `instances` and removes `removed` in one swap (re-applying instance records
     /// another node changed), so no request routes on a half-applied set of changes.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         instances: Vec<Instance>,
         removed: &[(&'static str, InstanceName)],
@@ -239,7 +248,11 @@ impl InstanceTable {
     }
 
     /// Removes the instance `kind/name` live and returns it.
-    pub fn remove(&self, kind: &str, name: &InstanceName) -> Result<Arc<Instance>, RouteError> {
+    pub(crate) fn remove(
+        &self,
+        kind: &str,
+        name: &InstanceName,
+    ) -> Result<Arc<Instance>, RouteError> {
         let mut removed = None;
         self.swap_with(|current| {
             let mut map = current.instances.clone();
@@ -287,11 +300,7 @@ mod tests {
         Instance {
             kind,
             frontend: Frontend::Http,
-            settings: toml::Table::new(),
-            https_redirect: None,
-            name: name.parse().unwrap(),
-            vhosts: vhosts.iter().map(|v| v.parse().unwrap()).collect(),
-            prefix: prefix.parse().unwrap(),
+            spec: crate::api::InstanceSpec::parse(kind, name, vhosts, prefix).unwrap(),
             extra_prefixes: Vec::new(),
             store: format!("s-{name}").parse().unwrap(),
             router: None,

@@ -7,10 +7,9 @@
 //!
 //! Administration is a capability, not a flag a backend sets for itself: the composition root
 //! names the one kind that receives it ([`Host::grant_administration`]), and the host hands
-//! that kind's instances a [`HostAdmin`], which only this crate can construct and only once
-//! [`Host::start`] has begun.
+//! that kind's instances an `Arc<dyn HostAdmin>` backed by [`Administration`], which only this
+//! crate can construct, and only once [`Host::start`] has begun.
 
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -20,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use everlock_storage::Store;
 
-use crate::api::{AdminGrant, BackendContext, BuildError, InstanceStore, Service};
-use crate::config::{Config, ResolvedInstance};
+use crate::api::{BackendContext, BuildError, HostAdmin, InstanceStore, Service};
+use crate::config::{Config, Plan, Planned};
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::routes::{InstanceTable, RouteError};
@@ -190,7 +189,7 @@ impl Host {
     }
 
     /// Grants host administration to the instances of `kind` (the admin console): they alone
-    /// receive a [`HostAdmin`] in `BackendContext::admin`, once the host has started. Only the
+    /// receive an `Arc<dyn HostAdmin>` in `BackendContext::admin`, once the host has started. Only the
     /// composition root calls it, before `start` and before the host is cloned into the
     /// server (a source test in `tests/authority.rs` checks that); a factory cannot ask for it.
     pub fn grant_administration(&mut self, kind: &str) -> Result<(), HostError> {
@@ -246,31 +245,32 @@ impl Host {
         &self.table
     }
 
-    /// Builds every instance `config` asks for and installs them all at once; nothing is
-    /// installed if any one fails.
-    pub(crate) fn start_instances(&self, config: &Config) -> Result<(), HostError> {
+    /// Builds every instance of `plan` and installs them all at once; nothing is installed if
+    /// any one fails. Only a [`Plan`] is installed, so the table never holds a set of
+    /// instances the whole-configuration validation has not accepted.
+    pub(crate) fn start_instances(&self, plan: &Plan) -> Result<(), HostError> {
         let mut built = Vec::new();
-        for spec in config.instances(&self.registry) {
-            built.push(self.build_instance(&spec)?);
+        for spec in plan.instances() {
+            built.push(self.build_instance(spec)?);
         }
         self.table.replace_all(built)?;
         Ok(())
     }
 
-    /// Builds one instance through its kind's factory without installing it.
-    pub(crate) fn build_instance(&self, spec: &ResolvedInstance) -> Result<Instance, HostError> {
+    /// Builds one instance of a plan through its kind's factory without installing it.
+    pub(crate) fn build_instance(&self, spec: Planned<'_>) -> Result<Instance, HostError> {
         let factory = self
             .registry
-            .get(spec.kind)
-            .ok_or_else(|| HostError::UnknownKind(spec.kind.to_owned()))?;
-        let id = format!("{}/{}", spec.kind, spec.name);
+            .get(&spec.kind)
+            .ok_or_else(|| HostError::UnknownKind(spec.kind.clone()))?;
+        let id = spec.id();
         let ctx = BackendContext {
             kind: factory.kind,
             instance: spec.name.clone(),
             vhosts: spec.vhosts.clone(),
             prefix: spec.prefix.clone(),
-            store: InstanceStore::new(self.stores.clone(), spec.store.clone()),
-            auth: self.auth.clone(),
+            store: InstanceStore::new(self.stores.clone(), spec.store_name()),
+            auth: self.auth.access_control(),
             shutdown: self.shutdown.child_token(),
             admin: self.administration_for(factory.kind),
         };
@@ -297,13 +297,9 @@ impl Host {
         Ok(Instance {
             kind: factory.kind,
             frontend: factory.frontend,
-            settings: spec.settings.clone(),
-            https_redirect: spec.https_redirect,
-            name: spec.name.clone(),
-            vhosts: spec.vhosts.clone(),
-            prefix: spec.prefix.clone(),
+            spec: (*spec).clone(),
             extra_prefixes,
-            store: spec.store.clone(),
+            store: spec.store_name(),
             router,
             ssh,
             commands,
@@ -313,25 +309,43 @@ impl Host {
 
     /// The administration handle for an instance of `kind`: only for the granted kind, and
     /// only once the host has started.
-    fn administration_for(&self, kind: &str) -> Option<AdminGrant> {
+    fn administration_for(&self, kind: &str) -> Option<Arc<dyn HostAdmin>> {
         let granted = self.admin_kind == Some(kind) && self.started.load(Ordering::SeqCst);
-        granted.then(|| AdminGrant::new(HostAdmin::new(self.clone())))
+        granted.then(|| self.administration())
     }
 
-    /// Builds and adds an instance, bypassing validation and persistence (tests only).
+    /// The administration capability over this host. Crate-private: only the granted kind's
+    /// contexts carry one (see `administration_for`).
+    pub(crate) fn administration(&self) -> Arc<dyn HostAdmin> {
+        Arc::new(Administration { host: self.clone() })
+    }
+
+    /// The administration capability over this host, for tests that drive the console
+    /// without a granted instance (feature `test-util`, dev-dependencies only).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn test_administration(&self) -> Arc<dyn HostAdmin> {
+        self.administration()
+    }
+
+    /// Builds and adds the instances of `plan` (planned alone, not with the live table),
+    /// bypassing persistence (tests only).
     #[cfg(test)]
-    pub(crate) fn add_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
-        let instance = self.build_instance(spec)?;
-        self.table.insert(instance)?;
+    pub(crate) fn add_instance(&self, plan: &Plan) -> Result<(), HostError> {
+        for spec in plan.instances() {
+            let instance = self.build_instance(spec)?;
+            self.table.insert(instance)?;
+        }
         Ok(())
     }
 
     /// Rebuilds an existing instance with new vhosts, prefix, store or settings, live, bypassing
     /// validation and persistence (tests only).
     #[cfg(test)]
-    pub(crate) fn replace_instance(&self, spec: &ResolvedInstance) -> Result<(), HostError> {
-        let instance = self.build_instance(spec)?;
-        self.table.replace(instance)?;
+    pub(crate) fn replace_instance(&self, plan: &Plan) -> Result<(), HostError> {
+        for spec in plan.instances() {
+            let instance = self.build_instance(spec)?;
+            self.table.replace(instance)?;
+        }
         Ok(())
     }
 
@@ -347,25 +361,32 @@ impl Host {
     }
 }
 
-/// The capability to administer the running host: list, create, change and delete instances,
-/// enable kinds, manage stores and TLS, all through the host's validated, persisted API.
+/// The object behind the [`HostAdmin`] capability the granted kind receives: the host itself,
+/// behind a type only this crate can name or construct (the trait's methods are implemented
+/// in `admin/grant.rs`, on top of the host's validated, persisted administration API).
 ///
-/// Only this crate constructs one (its field is private), and only for the kind the
-/// composition root named with [`Host::grant_administration`], once [`Host::start`] has begun;
-/// the host hands it to that kind's instances in `BackendContext::admin`. It dereferences to
-/// the [`Host`] for the console's methods.
+/// Outside the host nothing can make one that reaches the host; a `Host` is not itself an
+/// administration handle:
 ///
-/// Outside the host nothing can make one:
-///
-/// ```compile_fail,E0451
-/// fn forge(host: everlock_host::Host) -> everlock_host::HostAdmin {
-///     everlock_host::HostAdmin { host }
+/// ```compile_fail,E0277
+/// fn forge(host: everlock_host::Host) -> std::sync::Arc<dyn everlock_host::HostAdmin> {
+///     std::sync::Arc::new(host)
 /// }
 /// ```
 ///
+/// nor can the type behind the grant be named:
+///
+/// ```compile_fail,E0603
+/// fn forge(host: everlock_host::Host) -> everlock_host::runtime::Administration {
+///     everlock_host::runtime::Administration { host }
+/// }
+/// ```
+///
+/// and the host mints one for tests only (feature `test-util`), never in a normal build:
+///
 /// ```compile_fail,E0624
-/// fn forge(host: everlock_host::Host) -> everlock_host::HostAdmin {
-///     everlock_host::HostAdmin::new(host)
+/// fn forge(host: everlock_host::Host) -> std::sync::Arc<dyn everlock_host::HostAdmin> {
+///     host.administration()
 /// }
 /// ```
 ///
@@ -383,45 +404,20 @@ impl Host {
 /// }
 /// ```
 ///
-/// Nor can a backend wrap one of its own making into the grant a context carries:
+/// The only way to the host's administration is the context the host builds, for the granted
+/// kind:
 ///
-/// ```compile_fail,E0624
-/// fn forge(admin: everlock_host::HostAdmin) -> everlock_host::AdminGrant {
-///     everlock_host::AdminGrant::new(admin)
+/// ```
+/// fn administration(
+///     ctx: everlock_host::BackendContext,
+/// ) -> Option<std::sync::Arc<dyn everlock_host::HostAdmin>> {
+///     ctx.admin
 /// }
 /// ```
-///
-/// The only way to one is the context the host builds, for the granted kind:
-///
-/// ```
-/// fn administration(ctx: everlock_host::BackendContext) -> Option<everlock_host::Host> {
-///     let admin = ctx.admin?;
-///     admin.get::<everlock_host::HostAdmin>().map(|admin| admin.host().clone())
-/// }
-/// ```
-#[derive(Debug, Clone)]
-pub struct HostAdmin {
-    host: Host,
-}
-
-impl HostAdmin {
-    /// Minted only by the host for the granted kind (see `Host::administration_for`).
-    pub(crate) fn new(host: Host) -> HostAdmin {
-        HostAdmin { host }
-    }
-
+#[derive(Debug)]
+pub(crate) struct Administration {
     /// The administered host.
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-}
-
-impl Deref for HostAdmin {
-    type Target = Host;
-
-    fn deref(&self) -> &Host {
-        &self.host
-    }
+    pub(crate) host: Host,
 }
 
 #[cfg(test)]

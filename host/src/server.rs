@@ -231,8 +231,8 @@ pub fn cancel_on_signal(token: CancellationToken) -> Result<(), ServeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::InstanceSpec;
     use crate::api::{Backend, BackendContext, BackendFactory, BuildError, Frontend};
-    use crate::config::ResolvedInstance;
     use crate::registry::Registry;
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -262,17 +262,13 @@ mod tests {
         console: None,
     };
 
-    fn spec(name: &str, vhost: &str) -> ResolvedInstance {
-        ResolvedInstance {
-            kind: "echo-http",
-            frontend: Frontend::Http,
-            name: name.parse().unwrap(),
-            vhosts: vec![vhost.parse().unwrap()],
-            prefix: "/".parse().unwrap(),
-            store: format!("echo-{name}").parse().unwrap(),
-            settings: toml::Table::new(),
-            https_redirect: None,
-        }
+    /// A plan of the one instance `echo-http/name` on `vhost`.
+    fn spec(name: &str, vhost: &str) -> crate::config::Plan {
+        let spec = InstanceSpec {
+            store: Some(format!("echo-{name}").parse().unwrap()),
+            ..InstanceSpec::parse("echo-http", name, &[vhost], "/").unwrap()
+        };
+        crate::config::plan(vec![spec], &Registry::from_factories([&ECHO]).unwrap()).unwrap()
     }
 
     /// One request over HTTP/2 with prior knowledge (no TLS, no upgrade).

@@ -58,7 +58,7 @@ impl TestEnv {
                 self.stores.clone(),
                 format!("{kind}-{name}").parse().unwrap(),
             ),
-            auth: self.auth.clone(),
+            auth: self.auth.access_control(),
             shutdown: Default::default(),
             admin: None,
         }

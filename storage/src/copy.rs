@@ -17,7 +17,8 @@ use crate::meta::{self, MetaRead};
 use crate::objects::{ObjectBackend, TempObject};
 use crate::record::{Record, RecordOp};
 use crate::retention::{LEGACY_KEY, POLICY_KEY};
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 
 /// Bytes read from a source object at a time.
 const CHUNK: usize = 1024 * 1024;

@@ -16,7 +16,7 @@ use crate::error::{Result, StorageError};
 use crate::meta::MetaRead;
 use crate::objects::ObjectBackend;
 use crate::record::{Record, RecordOp};
-use crate::store::Inner;
+use crate::store::inner::Inner;
 
 /// Options of `Store::export`.
 #[derive(Clone, Debug)]

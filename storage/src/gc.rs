@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::meta::{self, Cutoff};
 use crate::objects::ObjectBackend;
 use crate::retention::{LEGACY_KEY, RetentionPolicy, policy};
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 use crate::types::{CommitInfo, CommitMeta};
 
 /// The smallest grace period the CLI uses by default (the registries cited in storage.md use 1

@@ -15,7 +15,8 @@ use crate::objects::{ObjectsRoot, S3Config, S3Objects};
 use crate::path::validate_store_name;
 /// One redaction for every message about the database, shared with the host's config errors.
 pub(crate) use crate::redact::redact_url;
-use crate::store::{FORMAT, Inner, Store, is_store};
+use crate::store::inner::Inner;
+use crate::store::{FORMAT, Store, is_store};
 
 /// How long an open waits for this process's own previous handle to finish closing.
 const REOPEN_WAIT: Duration = Duration::from_secs(2);

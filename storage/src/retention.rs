@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use crate::digest::CommitId;
 use crate::error::Result;
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 
 /// The settings key holding the canonical policy.
 pub(crate) const POLICY_KEY: &str = "retention.policy";

@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
 use crate::objects::{AnyObjects, ObjectBackend, TempObject};
-use crate::store::Inner;
+use crate::store::inner::Inner;
 use crate::types::{ObjectRef, StageOptions};
 
 /// Bytes read from the caller per chunk.

@@ -19,30 +19,25 @@
 //! keeps a session's bytes as parts in object storage instead (`uploads/parts.rs`), so any
 //! node can continue or finish any session.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncRead;
 
 use crate::digest::Digest;
 use crate::error::{Result, StorageError};
-use crate::hashing::{Digests, MultiHasher};
+use crate::hashing::Digests;
 use crate::meta::{self, UploadRow};
 use crate::path::validate_path;
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 use crate::types::ObjectRef;
 
 pub(crate) use local::recover;
-use local::{
-    append_stream, cut_back, end_session, publish_session, rehash, remove_quietly, sync_dir,
-};
+use local::{append_stream, cut_back, end_session, publish_session, rehash, remove_quietly};
+use state::{Hashed, sync_dir};
 
 /// Bytes read from the caller per chunk.
 const CHUNK: usize = 1024 * 1024;
@@ -75,86 +70,6 @@ impl From<UploadRow> for UploadSession {
             offset: r.offset,
             expires_ms: r.lease_until_ms,
         }
-    }
-}
-
-/// The running hash of a session's first `offset` bytes.
-struct Hashed {
-    hasher: MultiHasher,
-    offset: u64,
-}
-
-type Slot = Arc<tokio::sync::Mutex<Option<Hashed>>>;
-
-/// The in-process side of the sessions: their directory and the live hash states.
-pub(crate) struct Uploads {
-    dir: PathBuf,
-    live: Mutex<HashMap<String, Slot>>,
-    /// Keeps sessions as parts in a single-node store too (tests of the shared code path).
-    parts_forced: AtomicBool,
-    /// When this handle last swept orphaned parts (ms since the epoch; 0: never).
-    last_sweep_ms: AtomicI64,
-}
-
-impl fmt::Debug for Uploads {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Uploads").field("dir", &self.dir).finish()
-    }
-}
-
-impl Uploads {
-    /// Uses `<store>/uploads`, creating it if needed.
-    pub(crate) fn open(store_dir: &Path) -> Result<Uploads> {
-        let dir = store_dir.join("uploads");
-        if !dir.is_dir() {
-            crate::perms::create_dir(&dir)?;
-            sync_dir(store_dir)?;
-        }
-        Ok(Uploads {
-            dir,
-            live: Mutex::new(HashMap::new()),
-            parts_forced: AtomicBool::new(false),
-            last_sweep_ms: AtomicI64::new(0),
-        })
-    }
-
-    /// Makes a single-node store keep its sessions as parts, like a shared one.
-    #[cfg(test)]
-    pub(crate) fn force_parts(&self) {
-        self.parts_forced
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn file(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
-    }
-
-    /// The lock of one session: held while a request appends to or finishes it.
-    fn slot(&self, id: &str) -> Slot {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    fn forget(&self, id: &str) {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
-    }
-
-    /// Drops the slots of sessions that no longer have a row. In a shared store a session
-    /// appended here may be finished or cancelled on another node, which cannot forget this
-    /// node's slot; without this the slots of such sessions would pile up. A slot someone
-    /// holds right now (its `Arc` is shared) stays.
-    fn retain_slots(&self, rows: &std::collections::HashSet<&str>) {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|id, slot| rows.contains(id.as_str()) || Arc::strong_count(slot) > 1);
     }
 }
 
@@ -275,7 +190,23 @@ impl Store {
         if parts::uses_parts(self) {
             return parts::append(self, row, &mut guard, reader).await;
         }
-        let hashed = match guard.take() {
+        self.append_local(id, row, &mut guard, reader).await
+    }
+
+    /// Appends to a single-node session's local file: resumes the hash state cached for the
+    /// session (or rebuilds it from the file), cuts debris past the durable offset, streams and
+    /// records the new offset; on failure the file is cut back to the recorded offset.
+    async fn append_local<R>(
+        &self,
+        id: &str,
+        row: UploadRow,
+        cached: &mut Option<Hashed>,
+        reader: R,
+    ) -> Result<UploadSession>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let hashed = match cached.take() {
             Some(h) if h.offset == row.offset => h,
             _ => {
                 let owned = id.to_owned();
@@ -302,7 +233,7 @@ impl Store {
             .await
         {
             Ok((new_offset, hashed)) => {
-                *guard = Some(hashed);
+                *cached = Some(hashed);
                 Ok(UploadSession {
                     offset: new_offset,
                     expires_ms: lease,
@@ -543,5 +474,6 @@ async fn run_blocking<T: Send + 'static>(
 
 mod local;
 mod parts;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,8 @@ use crate::hashing::{Digests, MultiHasher, digest_bytes};
 use crate::meta::{MetaRead, RawCommit, RawObject};
 use crate::objects::ObjectBackend;
 use crate::record::{Record, RecordOp, id_of};
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 
 /// The outcome of a verification.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

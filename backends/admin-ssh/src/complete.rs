@@ -3,7 +3,7 @@
 //! Logins and group names are offered to administrators only, who may list them anyway; to
 //! anyone else completion would enumerate the directory that `/users list` refuses.
 
-use everlock_host::Host;
+use everlock_host::HostAdmin;
 
 use crate::families::Families;
 use crate::families::Family;
@@ -14,8 +14,8 @@ const ROLES: [&str; 3] = ["reader", "writer", "owner"];
 /// Candidates for the last word of `before` (the line up to the cursor). The editor keeps
 /// only those that start with what was typed. `admin`: whether the user is a system
 /// administrator.
-pub fn candidates(host: &Host, admin: bool, before: &str) -> Vec<String> {
-    let families = Families::from_registry(host.registry());
+pub fn candidates(host: &dyn HostAdmin, admin: bool, before: &str) -> Vec<String> {
+    let families = Families::from_kinds(host.kinds());
     let words: Vec<&str> = before.split(' ').collect();
     let kind = |word: &str| match families.parse(word).filter(|_| word.starts_with('/')) {
         Some(Family::Kind(scope)) => Some(scope.kind()),
@@ -36,7 +36,7 @@ pub fn candidates(host: &Host, admin: bool, before: &str) -> Vec<String> {
             .unwrap_or_default(),
         ["/users" | "/groups", ..] => names.directory(&words),
         ["/backends", "enable" | "disable", ..] => {
-            host.registry().kinds().map(str::to_owned).collect()
+            host.kinds().iter().map(|k| k.kind.to_owned()).collect()
         }
         [family, sub, _] if *sub != "create" && *sub != "list" && kind(family).is_some() => {
             kind(family).map_or_else(Vec::new, |k| instance_names(host, k))
@@ -53,7 +53,7 @@ fn owned(words: &[&str]) -> Vec<String> {
 
 /// The names completion draws from.
 struct Names<'a> {
-    host: &'a Host,
+    host: &'a dyn HostAdmin,
     families: &'a Families,
     admin: bool,
 }
@@ -132,12 +132,12 @@ impl Names<'_> {
     }
 }
 
-fn instance_names(host: &Host, kind: &str) -> Vec<String> {
+fn instance_names(host: &dyn HostAdmin, kind: &str) -> Vec<String> {
     let mut names: Vec<String> = host
         .instances()
         .into_iter()
         .filter(|i| i.kind == kind)
-        .map(|i| i.name)
+        .map(|i| i.name.to_string())
         .collect();
     names.sort();
     names

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use everlock_host::auth::Principal;
-use everlock_host::{Host, SessionInput, SessionKind, SshSession};
+use everlock_host::{HostAdmin, SessionInput, SessionKind, SshSession};
 
 use crate::complete;
 use crate::editor::{Action, LineEditor};
@@ -21,7 +21,7 @@ pub const BANNER: &str = "Everlock Admin\nType /help for the commands, /quit to 
 pub const PROMPT: &str = "> ";
 
 /// Runs one session to completion and returns its exit status.
-pub async fn serve(console: Arc<Console>, host: Host, mut session: SshSession) -> u32 {
+pub async fn serve(console: Arc<Console>, mut session: SshSession) -> u32 {
     let actor = session.principal.clone();
     match (session.kind.clone(), session.pty.is_some()) {
         (SessionKind::Exec(line), _) => match script::exec_as_script(&line) {
@@ -42,7 +42,10 @@ pub async fn serve(console: Arc<Console>, host: Host, mut session: SshSession) -
             )
             .await
         }
-        (SessionKind::Shell, true) => interactive(&console, &host, &actor, &mut session).await,
+        (SessionKind::Shell, true) => {
+            let admin = Arc::clone(console.admin());
+            interactive(&console, &*admin, &actor, &mut session).await
+        }
     }
 }
 
@@ -56,7 +59,7 @@ pub fn has_secret(line: &str) -> bool {
 /// however the session ends.
 async fn interactive(
     console: &Console,
-    host: &Host,
+    host: &dyn HostAdmin,
     actor: &Principal,
     session: &mut SshSession,
 ) -> u32 {
@@ -81,7 +84,7 @@ struct Terminal<'a> {
 
 async fn terminal(
     console: &Console,
-    host: &Host,
+    host: &dyn HostAdmin,
     actor: &Principal,
     session: &mut SshSession,
     editor: &mut LineEditor,

@@ -5,7 +5,7 @@
 //! This file holds the interpreter's frame (the reply, the failure type, the dispatch); each
 //! command family runs in a child module: `users`, `groups`, `backends`, `instances`.
 
-use everlock_host::Host;
+use everlock_host::HostAdmin;
 use everlock_host::auth::Principal;
 
 use std::sync::Arc;
@@ -93,7 +93,8 @@ type Outcome = Result<String, Failure>;
 /// The console's command interpreter.
 #[derive(Debug, Clone)]
 pub struct Console {
-    host: Host,
+    /// The host's administration, as the composition root granted it.
+    admin: Arc<dyn HostAdmin>,
     /// The kinds' families, read from the registry once: it does not change while running.
     families: Arc<Families>,
     /// The shortest new password accepted (`min-password-length`).
@@ -103,11 +104,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// An interpreter administering `host`.
-    pub fn new(host: Host) -> Console {
-        let families = Arc::new(Families::from_registry(host.registry()));
+    /// An interpreter administering the host through `admin`.
+    pub fn new(admin: Arc<dyn HostAdmin>) -> Console {
+        let families = Arc::new(Families::from_kinds(admin.kinds()));
         Console {
-            host,
+            admin,
             families,
             min_password_chars: everlock_host::auth::DEFAULT_MIN_PASSWORD_CHARS,
             history: crate::history::HistoryStore::default(),
@@ -131,9 +132,9 @@ impl Console {
         self
     }
 
-    /// The host this console administers.
-    pub fn host(&self) -> &Host {
-        &self.host
+    /// The administration of the host this console administers.
+    pub fn admin(&self) -> &Arc<dyn HostAdmin> {
+        &self.admin
     }
 
     /// The command families this console parses.
@@ -165,10 +166,10 @@ impl Console {
             Command::Groups(c) => self.groups(actor, c).await,
             Command::Backends(c) => self.backends(actor, c).await,
             Command::Instances(scope, c) => self.instances(actor, scope, c).await,
-            Command::Store(c) => crate::store_cmd::execute(&self.host, actor, c)
+            Command::Store(c) => crate::store_cmd::execute(&*self.admin, actor, c)
                 .await
                 .map_err(Failure::from),
-            Command::Tls(c) => crate::tls_cmd::execute(&self.host, actor, c)
+            Command::Tls(c) => crate::tls_cmd::execute(&*self.admin, actor, c)
                 .await
                 .map_err(Failure::from),
             Command::Passwd => Console::passwd_without_answers(),

@@ -2,7 +2,7 @@
 //! whose factory declares a [`ConsoleFamily`] gets `/<word> list|create|set|unset|delete`
 //! and its maintenance commands, without console code of its own.
 
-use everlock_host::{ConsoleFamily, Registry};
+use everlock_host::{ConsoleFamily, KindInfo};
 
 /// One backend kind's console family: the kind, where its grants live, and its declaration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +59,11 @@ pub struct Families {
 }
 
 impl Families {
-    /// The families of every kind in `registry` that declares one, in kind order.
-    pub fn from_registry(registry: &Registry) -> Families {
+    /// The families of every kind in `kinds` (in kind order) that declares one.
+    pub fn from_kinds(all: impl IntoIterator<Item = KindInfo>) -> Families {
         let mut kinds: Vec<Scope> = Vec::new();
-        for f in registry.factories() {
-            let Some(console) = f.console.as_ref() else {
+        for f in all {
+            let Some(console) = f.console else {
                 continue;
             };
             // Two kinds claiming one word would make the second unreachable; the first (in

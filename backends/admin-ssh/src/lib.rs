@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use everlock_host::{
     Backend, BackendContext, BackendFactory, BackendKind, BuildError, DefaultInstance, Frontend,
-    Host, HostAdmin, Service, SessionFuture, SshService, SshSession, register_backend,
+    Service, SessionFuture, SshService, SshSession, register_backend,
 };
 
 pub use exec::{Console, Reply};
@@ -107,25 +107,18 @@ impl BackendKind for ConsoleKind {
     fn build(ctx: BackendContext, settings: Settings) -> Result<Box<dyn Backend>, BuildError> {
         // Administration is granted by the binary's composition root, never asked for here: a
         // host that did not grant it to this kind cannot run a console.
-        let host = ctx
-            .admin
-            .as_ref()
-            .and_then(|grant| grant.get::<HostAdmin>())
-            .map(|admin| admin.host().clone())
-            .ok_or_else(|| {
-                BuildError::Failed(
-                    "the admin console was not granted host administration".to_owned(),
-                )
-            })?;
+        let admin = ctx.admin.ok_or_else(|| {
+            BuildError::Failed("the admin console was not granted host administration".to_owned())
+        })?;
         // The configured minimum is enforced by auth itself, for every path that sets a password.
-        host.auth()
+        admin
+            .auth()
             .set_min_password_chars(settings.min_password_length);
-        let console = Console::new(host.clone())
+        let console = Console::new(admin)
             .with_min_password_length(settings.min_password_length)
             .with_history(history::HistoryStore::new(ctx.store));
         Ok(Box::new(AdminConsole {
             console: Arc::new(console),
-            host,
         }))
     }
 }
@@ -157,7 +150,6 @@ register_backend!(FACTORY);
 #[derive(Debug, Clone)]
 pub struct AdminConsole {
     console: Arc<Console>,
-    host: Host,
 }
 
 impl Backend for AdminConsole {
@@ -168,11 +160,7 @@ impl Backend for AdminConsole {
 
 impl SshService for AdminConsole {
     fn run(&self, session: SshSession) -> SessionFuture {
-        Box::pin(console::serve(
-            Arc::clone(&self.console),
-            self.host.clone(),
-            session,
-        ))
+        Box::pin(console::serve(Arc::clone(&self.console), session))
     }
 }
 

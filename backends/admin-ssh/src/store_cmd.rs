@@ -1,13 +1,13 @@
 //! The `/store` family: the stores of the data directory for system administrators: list
 //! them with their figures, read a store's log, verify it, collect its garbage, set its
 //! retention policy. This module holds the grammar and runs a parsed command through the
-//! host's store administration (`everlock_host::admin_stores`); `store_render` formats the
+//! host's store administration (the `HostAdmin` capability); `store_render` formats the
 //! results.
 
 use std::time::Duration;
 
-use everlock_host::Host;
-use everlock_host::admin_stores::{MAX_STORE_LOG, StoreAdminError};
+use everlock_host::HostAdmin;
+use everlock_host::api::{MAX_STORE_LOG, StoreAdminError};
 use everlock_host::auth::Principal;
 use everlock_host::storage::{DEFAULT_GRACE, RetentionPolicy, VerifyReport};
 
@@ -192,7 +192,7 @@ pub enum StoreCmdError {
 
 /// Runs a `/store` command as `actor`.
 pub async fn execute(
-    host: &Host,
+    host: &dyn HostAdmin,
     actor: &Principal,
     cmd: StoreCmd,
 ) -> Result<String, StoreCmdError> {

@@ -1,7 +1,7 @@
 //! Rendering the results of `/store` commands: aligned columns for people, JSON for scripts.
 //! Pure functions of the host's results, so they are tested without a host.
 
-use everlock_host::admin_stores::{StoreGc, StoreRow};
+use everlock_host::api::{StoreGc, StoreRow};
 use everlock_host::storage::{CommitInfo, VerifyReport};
 use serde_json::{Value, json};
 
@@ -195,7 +195,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 #[cfg(test)]
 mod tests {
-    use everlock_host::admin_stores::StoreDetails;
+    use everlock_host::api::StoreDetails;
     use everlock_host::storage::{GcReport, Problem, StoreStats};
 
     use super::*;

@@ -102,7 +102,7 @@ fn store<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[tokio::test]
 async fn list_log_verify_and_retention() {
     let (_env, host) = setup().await;
-    let console = Console::new(host);
+    let console = Console::new(host.test_administration());
     let reply = run(&console, "admin", "/store list").await;
     assert_eq!(reply.status, 0, "{reply:?}");
     let lines: Vec<&str> = reply.stdout.lines().collect();
@@ -174,7 +174,7 @@ async fn list_log_verify_and_retention() {
 #[tokio::test]
 async fn gc_dry_run_changes_nothing_and_gc_frees() {
     let (env, host) = setup().await;
-    let console = Console::new(host);
+    let console = Console::new(host.test_administration());
     let reply = run(
         &console,
         "admin",
@@ -224,7 +224,7 @@ async fn gc_dry_run_changes_nothing_and_gc_frees() {
 #[tokio::test]
 async fn mistakes_strangers_and_unknown_stores() {
     let (env, host) = setup().await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     for (actor, line, expected) in [
         (
             "alice",
@@ -288,8 +288,14 @@ async fn mistakes_strangers_and_unknown_stores() {
         bare.stdout.starts_with("usage: /store list [--json]"),
         "{bare:?}"
     );
-    assert!(crate::complete::candidates(&host, true, "/st").contains(&"/store".to_owned()));
-    assert!(crate::complete::candidates(&host, true, "/store ").contains(&"retention".to_owned()));
-    let names = crate::complete::candidates(&host, true, "/store verify ");
+    assert!(
+        crate::complete::candidates(&*host.test_administration(), true, "/st")
+            .contains(&"/store".to_owned())
+    );
+    assert!(
+        crate::complete::candidates(&*host.test_administration(), true, "/store ")
+            .contains(&"retention".to_owned())
+    );
+    let names = crate::complete::candidates(&*host.test_administration(), true, "/store verify ");
     assert!(names.contains(&"everlock-users".to_owned()), "{names:?}");
 }

@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use everlock_host::{BackendFactory, CommandHelp, Registry};
+use everlock_host::{BackendFactory, CommandHelp, KindInfo, Registry};
 
 use crate::families::{Families, Scope};
 
@@ -63,7 +63,11 @@ pub(crate) fn site() -> Scope {
 
 /// The families of every registered kind, read as the console reads a running host's.
 pub(crate) fn families() -> Families {
-    Families::from_registry(&REGISTERED)
+    Families::from_kinds(REGISTERED.factories().map(|f| KindInfo {
+        kind: f.kind,
+        access_root: f.access_root,
+        console: f.console.as_ref(),
+    }))
 }
 
 #[cfg(test)]

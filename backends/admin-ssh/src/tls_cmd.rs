@@ -1,9 +1,10 @@
 //! The `/tls` family: which certificate each name is served with and where it comes from
 //! (`acme`, `configured`, `local`), and ordering a new ACME certificate now. The work is the
-//! host's (`everlock_host::admin_tls`); this module holds the grammar and the output.
+//! host's, through the `HostAdmin` capability; this module holds the grammar and the output.
 
-use everlock_host::Host;
-use everlock_host::admin_tls::{TlsAdminError, TlsRow, unix_now};
+use everlock_host::HostAdmin;
+use everlock_host::admin_tls::unix_now;
+use everlock_host::api::{TlsAdminError, TlsRow};
 use everlock_host::auth::Principal;
 
 use crate::families::Family;
@@ -43,7 +44,11 @@ pub fn parse(sub: &str, words: &[&str]) -> Result<TlsCmd, UsageError> {
 }
 
 /// Runs a `/tls` command as `actor`.
-pub async fn execute(host: &Host, actor: &Principal, cmd: TlsCmd) -> Result<String, TlsAdminError> {
+pub async fn execute(
+    host: &dyn HostAdmin,
+    actor: &Principal,
+    cmd: TlsCmd,
+) -> Result<String, TlsAdminError> {
     match cmd {
         TlsCmd::List { json } => {
             let rows = host.tls_list(actor).await?;
@@ -116,8 +121,8 @@ mod tests {
 
     use super::*;
     use crate::command::{Command, parse as parse_line};
-    use everlock_host::admin_tls::CertSource;
-    use everlock_host::tls::acme::CertInfo;
+    use everlock_host::api::CertInfo;
+    use everlock_host::api::CertSource;
 
     fn ok(line: &str) -> TlsCmd {
         match parse_line(line) {

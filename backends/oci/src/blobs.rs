@@ -16,7 +16,8 @@ use tokio_util::io::ReaderStream;
 use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::names::{Name, OciDigest};
-use crate::registry::{Registry, empty, header};
+use crate::registry::Registry;
+use crate::respond::{empty, header};
 
 /// Bytes per body frame of a blob download: large enough to keep per-frame overhead low,
 /// small enough that a slow client holds little memory.
@@ -111,45 +112,36 @@ pub(crate) async fn get(
 
 /// A single `bytes=` range as inclusive bounds, clamped to the content; `Ok(None)` for a
 /// header we ignore (another unit, several ranges, garbage: RFC 9110 lets us serve it all),
-/// `Err` for a range that cannot be satisfied.
+/// `Err` for a range that cannot be satisfied. The syntax is `http-range-header`'s strict
+/// parser (the one the site backend uses); the policy is the registry's: it never sends
+/// `multipart/byteranges`, so it honours one range only, and a reversed range (`bytes=9-3`),
+/// which RFC 9110 lets a server ignore or reject, is rejected with 416 as registries do.
 pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    use http_range_header::{RangeInvalid, RangeUnsatisfiableError, SyntacticallyCorrectRange};
+    let parsed = match http_range_header::parse_range_header_with_max_ranges(
+        value,
+        std::num::NonZeroUsize::MIN,
+    ) {
+        Ok(parsed) => parsed,
+        Err(RangeUnsatisfiableError::Invalid(RangeInvalid::Reversed)) => return Err(()),
+        Err(_) => return Ok(None),
+    };
+    // With at most one range allowed, the parser never returns more; none is an ignored header.
+    let ranges = parsed.into_ranges();
+    let [range] = ranges.as_slice() else {
         return Ok(None);
     };
-    if spec.contains(',') {
-        return Ok(None);
+    // An empty blob has no byte any range could select.
+    let last = size.checked_sub(1).ok_or(())?;
+    match *range {
+        SyntacticallyCorrectRange::FromStart(start) if start <= last => Ok(Some((start, last))),
+        // `bytes=-n`: the last n bytes (all of them when n is larger).
+        SyntacticallyCorrectRange::FromLast(n) if n > 0 => Ok(Some((size.saturating_sub(n), last))),
+        SyntacticallyCorrectRange::Indexed(start, end) if start <= last => {
+            Ok(Some((start, end.min(last))))
+        }
+        _ => Err(()),
     }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Ok(None);
-    };
-    let num = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let range = match (a.is_empty(), num(a), num(b)) {
-        // `bytes=-n`: the last n bytes.
-        (true, _, Some(n)) => {
-            if n == 0 || size == 0 {
-                return Err(());
-            }
-            (size - n.min(size), size - 1)
-        }
-        (false, Some(start), None) if b.is_empty() => {
-            if start >= size {
-                return Err(());
-            }
-            (start, size - 1)
-        }
-        (false, Some(start), Some(end)) => {
-            if start >= size || end < start {
-                return Err(());
-            }
-            (start, end.min(size - 1))
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some(range))
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository; the bytes go
@@ -302,5 +294,18 @@ mod tests {
         ] {
             assert_eq!(parse_range(ignored, size), Ok(None), "{ignored}");
         }
+    }
+
+    /// The unit is case-insensitive (RFC 9110 section 14.1) and a number too large for a
+    /// `u64` is a range past the end, not garbage: the hand-written parser served both whole.
+    #[test]
+    fn ranges_follow_rfc_9110_syntax() {
+        let size = 3000;
+        assert_eq!(parse_range("BYTES=0-9", size), Ok(Some((0, 9))));
+        assert_eq!(
+            parse_range("bytes=10-99999999999999999999", size),
+            Ok(Some((10, 2999)))
+        );
+        assert_eq!(parse_range("bytes=1-2, 4-5", size), Ok(None));
     }
 }

@@ -11,9 +11,19 @@ use everlock_host::auth::{AccessPath, Action, Principal};
 use everlock_host::storage::{GcOptions as StoreGcOptions, GcReport as StoreGcReport, Store};
 use everlock_host::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 
-use crate::gc::{GcOptions, gc};
+use crate::gc::{GcError, GcOptions, gc};
 use crate::registry::Registry;
 use crate::retention;
+
+/// The registry's GC and retention fail only when the store does: the console gets the
+/// store's error whole, so it (and the log) see its kind (unreachable, full, corrupt).
+impl From<GcError> for CommandError {
+    fn from(e: GcError) -> CommandError {
+        match e {
+            GcError::Storage(e) => CommandError::Storage(e),
+        }
+    }
+}
 
 const USAGE: &str = "usage: gc <instance> [--untagged] [--dry-run] [--grace-secs N]";
 
@@ -126,9 +136,7 @@ async fn collect(
     grace: Duration,
 ) -> Result<String, CommandError> {
     let rules = &registry.settings.retention;
-    let plan = retention::plan(store, rules, grace)
-        .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let plan = retention::plan(store, rules, grace).await?;
     let retained = if args.dry_run {
         if rules.is_empty() {
             String::new()
@@ -136,9 +144,7 @@ async fn collect(
             retention::render(&plan, true)
         }
     } else {
-        let outcome = retention::apply(store, &plan)
-            .await
-            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        let outcome = retention::apply(store, &plan).await?;
         if rules.is_empty() {
             String::new()
         } else {
@@ -150,9 +156,7 @@ async fn collect(
         dry_run: args.dry_run,
         grace,
     };
-    let report = gc(store, &opts)
-        .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let report = gc(store, &opts).await?;
     let freed = store
         .reclaim(StoreGcOptions {
             grace,
@@ -192,17 +196,13 @@ async fn retention_command(
         Action::Delete
     };
     require_instance(registry, actor, action, "apply retention rules")?;
-    let store = registry
-        .open_store()
-        .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let store = registry.open_store().await?;
     let plan = retention::plan(
         store,
         &registry.settings.retention,
         registry.settings.gc_grace(),
     )
-    .await
-    .map_err(|e| CommandError::Failed(e.to_string()))?;
+    .await?;
     if json {
         return serde_json::to_string_pretty(&plan.removals)
             .map(|s| s + "\n")
@@ -213,9 +213,7 @@ async fn retention_command(
         out = "no retention rules: nothing is removed\n".to_owned();
     }
     if !dry_run {
-        let outcome = retention::apply(store, &plan)
-            .await
-            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        let outcome = retention::apply(store, &plan).await?;
         out.push_str(&format!("{outcome}\n"));
     }
     Ok(out)
@@ -252,12 +250,7 @@ impl InstanceCommands for Commands {
         let registry = self.registry.clone();
         let command = command.to_owned();
         Box::pin(async move {
-            let store = || async {
-                registry
-                    .open_store()
-                    .await
-                    .map_err(|e| CommandError::Failed(e.to_string()))
-            };
+            let store = || async { registry.open_store().await.map_err(CommandError::from) };
             match command.as_str() {
                 "gc" => {}
                 "retention" => return retention_command(&registry, &actor, args).await,
@@ -307,18 +300,13 @@ impl InstanceCommands for Commands {
 pub(crate) async fn maintain(
     registry: Arc<Registry>,
 ) -> Result<String, everlock_host::CommandError> {
-    let failed = |e: &dyn std::fmt::Display| everlock_host::CommandError::Failed(e.to_string());
-    let store = registry.open_store().await.map_err(|e| failed(&e))?;
+    let store = registry.open_store().await?;
     let rules = &registry.settings.retention;
-    let plan = retention::plan(store, rules, registry.settings.gc_grace())
-        .await
-        .map_err(|e| failed(&e))?;
+    let plan = retention::plan(store, rules, registry.settings.gc_grace()).await?;
     if plan.removals.is_empty() {
         return Ok(String::new());
     }
-    let outcome = retention::apply(store, &plan)
-        .await
-        .map_err(|e| failed(&e))?;
+    let outcome = retention::apply(store, &plan).await?;
     if outcome.manifests == 0 {
         return Ok(outcome.to_string());
     }
@@ -329,7 +317,7 @@ pub(crate) async fn maintain(
         dry_run: false,
         grace: registry.settings.gc_grace(),
     };
-    let report = gc(store, &opts).await.map_err(|e| failed(&e))?;
+    let report = gc(store, &opts).await?;
     Ok(format!(
         "{outcome}; gc: {} blobs ({} bytes)",
         report.blobs.len(),

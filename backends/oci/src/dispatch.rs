@@ -8,12 +8,14 @@ use everlock_host::auth::{AccessPath, Action, Principal};
 use everlock_host::axum::extract::{Request, State};
 use everlock_host::axum::response::{IntoResponse, Response};
 use everlock_host::http::header::{HeaderValue, WWW_AUTHENTICATE};
-use everlock_host::http::{Method, StatusCode};
+use everlock_host::http::{Method, StatusCode, request::Parts};
 use everlock_host::http_auth;
 
 use crate::error::{Code, OciError, OciResult};
-use crate::registry::{REALM, Registry, json_response, login_error, unauthorized};
+use crate::registry::Registry;
+use crate::respond::{REALM, json_response, login_error, unauthorized};
 use crate::route::Route;
+use crate::token::Grant;
 
 /// The axum fallback handler: every request of the instance arrives here.
 pub(crate) async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response {
@@ -38,6 +40,23 @@ pub(crate) async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Re
     response
 }
 
+/// Who sent the request: the principal behind a Bearer token (with what the token grants) on
+/// a token-auth instance, else whoever the Basic credentials name (or `anon`).
+async fn authenticate(
+    reg: &Registry,
+    route: &Route,
+    parts: &Parts,
+) -> OciResult<(Principal, Option<Grant>)> {
+    if let Some((principal, grant)) = crate::token::bearer(reg, route, parts).await? {
+        return Ok((principal, Some(grant)));
+    }
+    let principal = http_auth::authenticate(&reg.auth, parts)
+        .await
+        .map_err(|e| login_error(&e))?;
+    Ok((principal, None))
+}
+
+/// Routes an authenticated request to the handler of its route and method.
 async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
     let (parts, body) = req.into_parts();
     let Some(route) = Route::parse(parts.uri.path())? else {
@@ -46,15 +65,7 @@ async fn dispatch(reg: &Registry, req: Request) -> OciResult<Response> {
             "not a registry endpoint",
         ));
     };
-    let (principal, grant) = match crate::token::bearer(reg, &route, &parts).await? {
-        Some((p, g)) => (p, Some(g)),
-        None => (
-            http_auth::authenticate(&reg.auth, &parts)
-                .await
-                .map_err(|e| login_error(&e))?,
-            None,
-        ),
-    };
+    let (principal, grant) = authenticate(reg, &route, &parts).await?;
     let method = parts.method.clone();
     let head = method == Method::HEAD;
     let read = method == Method::GET || head;
@@ -133,11 +144,8 @@ fn ping(reg: &Registry, principal: &Principal) -> OciResult<Response> {
         return Ok(json_response(StatusCode::OK, "{}".into()));
     }
     let instance = AccessPath::from_segments(["http", "oci", reg.instance.as_str()]);
-    let readable = instance.is_ok_and(|path| {
-        reg.auth
-            .directory()
-            .authorize_within(principal, &path, Action::Read)
-    });
+    let readable =
+        instance.is_ok_and(|path| reg.auth.authorize_within(principal, &path, Action::Read));
     if !readable {
         return Err(unauthorized("authentication required"));
     }

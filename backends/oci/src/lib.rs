@@ -43,6 +43,7 @@ mod mirror;
 mod names;
 mod quota;
 mod registry;
+mod respond;
 mod retention;
 mod route;
 mod settings;

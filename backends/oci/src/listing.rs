@@ -13,7 +13,8 @@ use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::manifests::OCI_INDEX;
 use crate::names::{Name, OciDigest};
-use crate::registry::{Registry, header, json_response, query};
+use crate::registry::Registry;
+use crate::respond::{header, json_response, query};
 
 /// Entries per page when the client sends no `n` (distribution's default).
 const DEFAULT_PAGE: usize = 1000;
@@ -140,7 +141,7 @@ pub(crate) async fn catalog(
         .collect();
     if readable.is_empty() && *principal == Principal::anon() {
         // Nothing is public: ask for credentials rather than claim the registry is empty.
-        return Err(crate::registry::unauthorized("authentication required"));
+        return Err(crate::respond::unauthorized("authentication required"));
     }
     let (repos, more) = paginate(readable, &page);
     let body = serde_json::json!({ "repositories": repos });

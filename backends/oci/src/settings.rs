@@ -89,7 +89,7 @@ pub(crate) struct Settings {
     #[serde(default)]
     pub(crate) allow_push: bool,
     #[serde(default)]
-    pub(crate) auth: crate::token::AuthMode,
+    pub(crate) auth: crate::token::state::AuthMode,
     /// `[[retention]]`: which tags and untagged manifests `gc` and maintenance remove.
     #[serde(default)]
     pub(crate) retention: Vec<crate::retention::RetentionRule>,
@@ -117,7 +117,7 @@ impl Default for Settings {
             upstream_password: None,
             upstream_tag_ttl_secs: default_tag_ttl(),
             allow_push: false,
-            auth: crate::token::AuthMode::default(),
+            auth: crate::token::state::AuthMode::default(),
             retention: Vec::new(),
             quota: Vec::new(),
             webhooks: Vec::new(),
@@ -162,7 +162,6 @@ impl Settings {
             self.upstream_username.as_deref(),
             self.upstream_password.as_ref(),
         )?;
-        crate::token::validate(self)?;
         for r in &self.retention {
             r.validate()?;
         }

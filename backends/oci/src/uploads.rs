@@ -23,9 +23,8 @@ use crate::blobs::{blob_created, commit_blob, stat};
 use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::names::{Name, OciDigest};
-use crate::registry::{
-    BodyError, Registry, body_is_empty, body_reader, empty, header, is_body_error, query,
-};
+use crate::registry::Registry;
+use crate::respond::{BodyError, body_is_empty, body_reader, empty, header, is_body_error, query};
 
 /// `POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]`.
 pub(crate) async fn start(

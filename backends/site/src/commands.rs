@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use everlock_host::auth::{Action, Principal};
 use everlock_host::storage::{
-    CommitId, CommitInfo, CommitMeta, ObjectRef, Op, RetentionPolicy, Store,
+    CommitId, CommitInfo, CommitMeta, ObjectRef, Op, RetentionPolicy, StorageError, Store,
 };
 use everlock_host::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 
@@ -86,10 +86,10 @@ async fn entries(
     if !site.auth.authorize(actor, &site.resource, Action::Read) {
         return Err(CommandError::Denied(format!("reading {}", site.resource)));
     }
-    let store = site.store().await.map_err(failed)?;
+    let store = site.store().await?;
     let mut out = Vec::new();
-    for c in store.log(HISTORY_LIMIT).await.map_err(failed)? {
-        let purged = store.purged_paths_at(c.id).await.map_err(failed)? > 0;
+    for c in store.log(HISTORY_LIMIT).await? {
+        let purged = store.purged_paths_at(c.id).await? > 0;
         out.push((c, purged));
     }
     Ok(out)
@@ -159,13 +159,13 @@ async fn resolve(store: &Store, spec: &str) -> Result<CommitId, CommandError> {
         let seq: u64 = seq.parse().map_err(|_| {
             CommandError::Usage(format!("`{spec}` is not a #<seq> as `history` prints it"))
         })?;
-        let log = store.log(RESOLVE_LIMIT).await.map_err(failed)?;
+        let log = store.log(RESOLVE_LIMIT).await?;
         return log
             .iter()
             .find(|c| c.seq == seq)
             .map(|c| c.id)
             .ok_or_else(|| {
-                CommandError::Failed(format!("no commit #{seq}; `history` lists them"))
+                CommandError::NotFound(format!("no commit #{seq}; `history` lists them"))
             });
     }
     let prefix = spec.to_ascii_lowercase();
@@ -175,9 +175,16 @@ async fn resolve(store: &Store, spec: &str) -> Result<CommitId, CommandError> {
         )));
     }
     if let Ok(id) = prefix.parse::<CommitId>() {
-        return Ok(id);
+        // A full id is taken as given only if the store has that commit.
+        return match store.commit_info(id).await {
+            Ok(_) => Ok(id),
+            Err(StorageError::UnknownCommit(_)) => Err(CommandError::NotFound(format!(
+                "no commit {prefix}; `history` lists them"
+            ))),
+            Err(e) => Err(e.into()),
+        };
     }
-    let log = store.log(RESOLVE_LIMIT).await.map_err(failed)?;
+    let log = store.log(RESOLVE_LIMIT).await?;
     match_prefix(&prefix, &log)
 }
 
@@ -189,7 +196,7 @@ fn match_prefix(prefix: &str, log: &[CommitInfo]) -> Result<CommitId, CommandErr
         .collect();
     match matches.as_slice() {
         [one] => Ok(one.id),
-        [] => Err(CommandError::Failed(format!(
+        [] => Err(CommandError::NotFound(format!(
             "no commit starts with {prefix}; `history` lists them"
         ))),
         many => Err(CommandError::Failed(format!(
@@ -211,10 +218,10 @@ pub async fn rollback(
     if !site.auth.authorize(actor, &site.resource, Action::Write) {
         return Err(CommandError::Denied(format!("writing {}", site.resource)));
     }
-    let store = site.store().await.map_err(failed)?;
+    let store = site.store().await?;
     let id = resolve(store, commit).await?;
     let to = id.to_hex();
-    if store.purged_paths_at(id).await.map_err(failed)? > 0 {
+    if store.purged_paths_at(id).await? > 0 {
         return Err(CommandError::Failed(format!(
             "deploy {to}'s content was purged by retention ({}); history keeps its record",
             retention_words(store).await
@@ -230,8 +237,7 @@ pub async fn rollback(
             Vec::new(),
             CommitMeta::new(actor.name(), format!("site: rollback to {to}")),
         )
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Rollback::Done {
         to,
         new: info.id.to_hex(),
@@ -240,8 +246,8 @@ pub async fn rollback(
 
 /// The operations that make the current tree equal to the tree at `id`.
 async fn restore_ops(store: &Store, id: CommitId) -> Result<Vec<Op>, CommandError> {
-    let target = store.list_at("", id).await.map_err(failed)?;
-    let current = store.list("").await.map_err(failed)?;
+    let target = store.list_at("", id).await?;
+    let current = store.list("").await?;
     let current_by_path: std::collections::HashMap<&str, _> = current
         .iter()
         .map(|e| (e.path.as_str(), e.object))
@@ -313,7 +319,7 @@ mod tests {
                 ..Settings::default()
             },
             ctx.store,
-            env.auth.clone(),
+            env.auth.access_control(),
             AccessPath::from_segments(["http", "site", "web"]).unwrap(),
         )
     }
@@ -470,7 +476,7 @@ mod tests {
             "/".into(),
             Settings::default(),
             ctx.store,
-            env.auth.clone(),
+            env.auth.access_control(),
             AccessPath::from_segments(["http", "site", "web"]).unwrap(),
         );
         let store = rebuilt.store().await.unwrap();
@@ -488,7 +494,7 @@ mod tests {
                 ..Settings::default()
             },
             ctx.store,
-            env.auth.clone(),
+            env.auth.access_control(),
             AccessPath::from_segments(["http", "site", "web"]).unwrap(),
         );
         let store = configured.store().await.unwrap();

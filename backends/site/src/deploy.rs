@@ -187,6 +187,11 @@ async fn missing(site: &SiteInner, body: Body) -> Result<manifest::Missing, Depl
     Ok(known.missing(&checked))
 }
 
+/// A site version's files by path.
+type Files = BTreeMap<String, ObjectRef>;
+/// Small files kept in memory for validation, by path.
+type Kept = BTreeMap<String, Vec<u8>>;
+
 /// What the archive walk and the stager produced.
 struct Ingested {
     /// Uploaded files by path.
@@ -216,21 +221,7 @@ where
     let heads = std::mem::take(&mut ingested.walked.heads);
     let mut links = std::mem::take(&mut ingested.walked.links);
     let link_room = ingested.walked.link_room;
-    let (files, mut validate) = match &ingested.manifest {
-        Some(bytes) => {
-            let checked = Manifest::parse(bytes, site.settings.max_deploy_files)?;
-            (
-                manifest::resolve(&checked, ingested.staged, &known)?,
-                ingested.walked.validate,
-            )
-        }
-        None if ingested.staged.is_empty() => {
-            return Err(DeployError::BadArchive(
-                "the archive holds no files".to_owned(),
-            ));
-        }
-        None => (ingested.staged, ingested.walked.validate),
-    };
+    let (files, mut validate) = new_version(site, ingested, &known)?;
     let markdown = site.settings.mode == Mode::Markdown;
     reused_for_validation(&store, &known, &files, &mut validate, markdown).await?;
     validate_rules(&validate)?;
@@ -242,14 +233,13 @@ where
     }
     let count = files.len() as u64;
     let bytes = files.values().map(|o| o.size).sum();
-    let reused_files = count.saturating_sub(uploaded_files);
     let mut report = DeployReport {
         commit: String::new(),
         files: count,
         bytes,
         received_bytes: 0,
         uploaded_files,
-        reused_files,
+        reused_files: count.saturating_sub(uploaded_files),
         unchanged: false,
     };
     if let Some(head) = known.head
@@ -263,6 +253,42 @@ where
         // Last, as the costliest check: every page renders with the new layouts first.
         render::check(site, &store, &files, &validate).await?;
     }
+    let message = format!("site: deploy {count} files, {bytes} bytes");
+    report.commit = commit_version(&store, &known, files, principal, message).await?;
+    Ok(report)
+}
+
+/// The new version's files by path and the small files kept for validation: for an
+/// incremental upload, the manifest resolved against what was uploaded and what the store
+/// already holds; otherwise exactly what the archive held, which may not be nothing.
+fn new_version(
+    site: &SiteInner,
+    ingested: Ingested,
+    known: &Known,
+) -> Result<(Files, Kept), DeployError> {
+    match &ingested.manifest {
+        Some(bytes) => {
+            let checked = Manifest::parse(bytes, site.settings.max_deploy_files)?;
+            let files = manifest::resolve(&checked, ingested.staged, known)?;
+            Ok((files, ingested.walked.validate))
+        }
+        None if ingested.staged.is_empty() => Err(DeployError::BadArchive(
+            "the archive holds no files".to_owned(),
+        )),
+        None => Ok((ingested.staged, ingested.walked.validate)),
+    }
+}
+
+/// Commits `files` as the whole site: every current path the new version lacks is deleted in
+/// the same commit, so readers see the old site or the new one, never a mixture. Returns the
+/// commit id in hex.
+async fn commit_version(
+    store: &everlock_host::storage::Store,
+    known: &Known,
+    files: Files,
+    principal: &Principal,
+    message: String,
+) -> Result<String, DeployError> {
     let mut ops: Vec<Op> = known
         .current
         .keys()
@@ -275,22 +301,14 @@ where
             .map(|(path, object)| Op::Put { path, object }),
     );
     let info = store
-        .commit(
-            ops,
-            Vec::new(),
-            CommitMeta::new(
-                principal.name(),
-                format!("site: deploy {count} files, {bytes} bytes"),
-            ),
-        )
+        .commit(ops, Vec::new(), CommitMeta::new(principal.name(), message))
         .await
         .map_err(|e| match e {
             StorageError::NotFound(_) | StorageError::Conflict { .. } => DeployError::Conflict,
             StorageError::Invalid { reason, .. } => DeployError::BadArchive(reason),
             other => DeployError::Storage(other),
         })?;
-    report.commit = info.id.to_hex();
-    Ok(report)
+    Ok(info.id.to_hex())
 }
 
 /// Walks the archive on a blocking thread and stages each file it holds.

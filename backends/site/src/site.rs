@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use everlock_host::InstanceStore;
-use everlock_host::auth::{AccessPath, Auth};
+use everlock_host::auth::{AccessControl, AccessPath};
 use everlock_host::storage::{CommitId, Entry, ObjectId, RetentionPolicy, StorageError, Store};
 
 use crate::http::compress::CompressCache;
@@ -33,7 +33,7 @@ pub struct SiteInner {
     /// The instance's own store.
     pub store: InstanceStore,
     /// Authentication and authorization.
-    pub auth: Auth,
+    pub auth: AccessControl,
     /// `http/site/<name>`.
     pub resource: AccessPath,
     /// The newest snapshot seen.
@@ -61,7 +61,7 @@ impl SiteInner {
         prefix: String,
         settings: Settings,
         store: InstanceStore,
-        auth: Auth,
+        auth: AccessControl,
         resource: AccessPath,
     ) -> SiteInner {
         SiteInner {

@@ -354,7 +354,7 @@ async fn history_and_rollback_through_the_console_hook() {
     assert!(matches!(
         cmds.run(will_p.clone(), "rollback", vec!["0".repeat(64)])
             .await,
-        Err(CommandError::Failed(_))
+        Err(CommandError::NotFound(_))
     ));
     assert!(matches!(
         cmds.run(will_p, "frobnicate", vec![]).await,

@@ -19,7 +19,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-use everlock_host::auth::{AccessPath, Action, Auth};
+use everlock_host::auth::{AccessControl, AccessPath, Action};
 use everlock_host::axum::Router;
 use everlock_host::axum::body::Body;
 use everlock_host::axum::extract::{Request, State};
@@ -150,7 +150,7 @@ struct Hello {
 /// What a private instance checks on every request.
 #[derive(Clone)]
 struct Guard {
-    auth: Auth,
+    auth: AccessControl,
     resource: AccessPath,
 }
 

@@ -8,6 +8,7 @@ use everlock_storage::Store;
 use serde::{Deserialize, Serialize};
 
 use super::error::AdminError;
+use crate::api::InstanceSpec;
 use crate::config::{Config, InstanceConfig, InstanceName, PathPrefix, StoreName, Vhost};
 use crate::runtime::Host;
 
@@ -29,6 +30,33 @@ pub(super) struct InstanceRecord {
     /// The instance's own `https-redirect`; absent: the server-wide rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) https_redirect: Option<bool>,
+}
+
+impl InstanceRecord {
+    /// The record of a live `spec` (its kind and name are the record's path).
+    pub(super) fn from_spec(spec: &InstanceSpec) -> InstanceRecord {
+        InstanceRecord {
+            deleted: false,
+            vhosts: spec.vhosts.clone(),
+            prefix: spec.prefix.clone(),
+            store: spec.store.clone(),
+            settings: spec.settings.clone(),
+            https_redirect: spec.https_redirect,
+        }
+    }
+
+    /// The instance this record describes as `kind` instance `name`.
+    pub(super) fn spec(&self, kind: &str, name: InstanceName) -> InstanceSpec {
+        InstanceSpec {
+            kind: kind.to_owned(),
+            name,
+            vhosts: self.vhosts.clone(),
+            prefix: self.prefix.clone(),
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            https_redirect: self.https_redirect,
+        }
+    }
 }
 
 /// A persisted backend switch (`config/backends/<kind>.toml`).
@@ -101,16 +129,8 @@ pub(crate) async fn overlay(
         if record.deleted {
             instances.remove(&name);
         } else {
-            instances.insert(
-                name,
-                InstanceConfig {
-                    vhosts: record.vhosts,
-                    prefix: record.prefix,
-                    store: record.store,
-                    settings: Some(toml::Spanned::new(0..0, record.settings)),
-                    https_redirect: record.https_redirect,
-                },
-            );
+            let spec = record.spec(factory.kind, name);
+            instances.insert(spec.name.clone(), InstanceConfig::from_spec(&spec));
         }
     }
     Ok(())
@@ -138,5 +158,37 @@ pub(super) fn to_instance_config(record: &InstanceRecord) -> InstanceConfig {
         store: record.store.clone(),
         settings: Some(toml::Spanned::new(0..0, record.settings.clone())),
         https_redirect: record.https_redirect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A record as an earlier version wrote it (no `https-redirect`, store and settings
+    /// present) still loads, and becomes the same spec the console would have asked for.
+    #[test]
+    fn an_old_record_loads_as_a_spec() {
+        let old = b"deleted = false\nvhosts = [\"team.localhost\"]\nprefix = \"/v2\"\nstore = \"oci-http-team\"\n\n[settings]\nallow-delete = false\n";
+        let record: InstanceRecord = decode("config/instances/oci-http/team.toml", old).unwrap();
+        let spec = record.spec("oci-http", "team".parse().unwrap());
+        let mut want = InstanceSpec::parse("oci-http", "team", &["team.localhost"], "/v2").unwrap();
+        want.store = Some("oci-http-team".parse().unwrap());
+        want.settings
+            .insert("allow-delete".to_owned(), toml::Value::Boolean(false));
+        assert_eq!(spec, want);
+        // Written again, it reads back the same.
+        let again: InstanceRecord =
+            decode("x", &encode(&InstanceRecord::from_spec(&spec)).unwrap()).unwrap();
+        assert_eq!(again, record);
+    }
+
+    /// A deletion marker of an earlier version carries nothing but `deleted`.
+    #[test]
+    fn an_old_deletion_marker_loads() {
+        let record: InstanceRecord = decode("x", b"deleted = true\n").unwrap();
+        assert!(record.deleted);
     }
 }

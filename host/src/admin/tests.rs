@@ -65,18 +65,15 @@ async fn start_host(env: &TestEnv) -> (Host, Principal) {
 fn names(host: &Host) -> Vec<String> {
     host.instances()
         .iter()
-        .map(|i| format!("{}:{}{}", i.name, i.vhosts.join(","), i.prefix))
+        .map(|i| {
+            let vhosts: Vec<String> = i.vhosts.iter().map(ToString::to_string).collect();
+            format!("{}:{}{}", i.name, vhosts.join(","), i.prefix)
+        })
         .collect()
 }
 
 fn spec(name: &str, vhost: &str) -> InstanceSpec {
-    InstanceSpec {
-        kind: "k-http".into(),
-        name: name.into(),
-        vhosts: vec![vhost.into()],
-        prefix: Some("/v2".into()),
-        ..Default::default()
-    }
+    InstanceSpec::parse("k-http", name, &[vhost], "/v2").unwrap()
 }
 
 #[tokio::test]
@@ -92,7 +89,7 @@ async fn create_update_delete_apply_live_and_survive_restart() {
         ["default:localhost/v2", "team:team.localhost/v2"]
     );
     let edit = InstanceEdit {
-        add_vhosts: vec!["team2.localhost".into()],
+        add_vhosts: vec!["team2.localhost".parse().unwrap()],
         settings: [("color".to_owned(), toml::Value::from("blue"))]
             .into_iter()
             .collect(),
@@ -144,11 +141,19 @@ async fn bad_changes_are_refused_and_change_nothing() {
     let env = TestEnv::new().await;
     let (host, admin) = start_host(&env).await;
     let before = names(&host);
+    // Malformed names cannot even be put into a spec: its parts are validated names.
+    for (name, vhost, want) in [
+        ("Bad_Name", "x.localhost", "invalid instance name"),
+        ("ok", "bad host", "invalid vhost"),
+    ] {
+        let err = InstanceSpec::parse("k-http", name, &[vhost], "/v2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err} should contain {want}");
+    }
     let cases: Vec<(InstanceSpec, &str)> = vec![
         (spec("other", "localhost"), "is claimed by both"),
         (spec("default", "x.localhost"), "already exists"),
-        (spec("Bad_Name", "x.localhost"), "invalid instance name"),
-        (spec("ok", "bad host"), "invalid vhost"),
         (
             InstanceSpec {
                 kind: "nope-http".into(),
@@ -176,13 +181,17 @@ async fn bad_changes_are_refused_and_change_nothing() {
     }
     // The causes stay typed, so the console (or a test) can tell them apart without
     // matching on message text.
+    let duplicate = host
+        .create_instance(&admin, spec("other", "localhost"))
+        .await;
     assert!(matches!(
-        host.create_instance(&admin, spec("other", "localhost"))
-            .await,
-        Err(AdminError::Config(ConfigError::DuplicateRoute { .. }))
+        &duplicate,
+        Err(AdminError::Config(cause))
+            if matches!(cause.downcast_ref(), Some(ConfigError::DuplicateRoute { .. }))
     ));
+    // A malformed vhost is refused where the spec is made, with the same typed cause.
     assert!(matches!(
-        host.create_instance(&admin, spec("ok", "bad host")).await,
+        InstanceSpec::parse("k-http", "ok", &["bad host"], "/v2").map_err(AdminError::from),
         Err(AdminError::Value(_))
     ));
     let alice = Principal::test_user("alice");
@@ -196,7 +205,7 @@ async fn bad_changes_are_refused_and_change_nothing() {
             .is_err()
     );
     let edit = InstanceEdit {
-        remove_vhosts: vec!["not-there.localhost".into()],
+        remove_vhosts: vec!["not-there.localhost".parse().unwrap()],
         ..Default::default()
     };
     assert!(

@@ -2,13 +2,10 @@
 //! `Backend` trait with its one `Service`, and the console commands an instance offers.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use everlock_auth::Principal;
-
-use super::admin::AdminGrant;
+use super::admin::HostAdmin;
+pub use super::console::{CommandError, CommandFuture, CommandHelp, InstanceCommands};
 use super::frontend::Frontend;
 use super::names::{InstanceName, PathPrefix, Vhost};
 use super::ssh::SshService;
@@ -17,6 +14,28 @@ use super::store::InstanceStore;
 /// What the host hands to a factory's `build`: everything an instance may know about its
 /// surroundings. It deliberately carries no data directory or store manager, so an instance
 /// can only reach the one store the host chose for it.
+///
+/// Its `auth` authenticates and authorizes, and that is all a backend can do with the
+/// directory:
+///
+/// ```
+/// # use everlock_host::BackendContext;
+/// # use everlock_host::auth::{AccessPath, Action, Principal};
+/// fn may_read(ctx: &BackendContext, who: &Principal, path: &AccessPath) -> bool {
+///     ctx.auth.authorize(who, path, Action::Read)
+/// }
+/// ```
+///
+/// Administering the directory is not on it, even with a principal a request authenticated
+/// as an administrator:
+///
+/// ```compile_fail,E0599
+/// # use everlock_host::BackendContext;
+/// # use everlock_host::auth::Principal;
+/// async fn escalate(ctx: &BackendContext, admin: &Principal) {
+///     let _ = ctx.auth.add_user(admin, "mallory", "mallory-password").await;
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BackendContext {
     /// The backend kind being built.
@@ -29,15 +48,16 @@ pub struct BackendContext {
     pub prefix: PathPrefix,
     /// This instance's own store, opened on first use.
     pub store: InstanceStore,
-    /// Authentication and authorization; every read and write path must go through it.
-    pub auth: everlock_auth::Auth,
+    /// Authentication and authorization, and nothing else (never the directory
+    /// administration); every read and write path must go through it.
+    pub auth: everlock_auth::AccessControl,
     /// Cancelled when the server shuts down, so background tasks can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Host administration: `Some` only for the one kind the composition root granted it
     /// (`Host::grant_administration`, the admin console), and only once the host has started;
-    /// no factory can ask for it, and only the host can make one. Every other backend sees
-    /// nothing but its own store.
-    pub admin: Option<AdminGrant>,
+    /// no factory can ask for it, and only the host can make one that reaches the host. Every
+    /// other backend sees nothing but its own store.
+    pub admin: Option<Arc<dyn HostAdmin>>,
 }
 
 /// What a built instance serves: the one protocol its frontend speaks to it.
@@ -100,45 +120,6 @@ impl dyn Backend {
             Service::Ssh(_) => None,
         }
     }
-}
-
-/// The future an instance command returns: its output text, or an error for the operator.
-pub type CommandFuture = Pin<Box<dyn Future<Output = Result<String, CommandError>> + Send>>;
-
-/// One console command an instance offers, for help and completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommandHelp {
-    /// The subcommand word, e.g. `rollback`.
-    pub name: &'static str,
-    /// Arguments after the instance name, e.g. `<commit>`.
-    pub args: &'static str,
-    /// One line of help.
-    pub summary: &'static str,
-}
-
-/// Console commands addressed to one instance: `/<backend> <command> <instance> <args...>`.
-/// The console checks the caller's tier before calling; implementations authorize again with
-/// `Auth::authorize` for anything instance-specific and record `actor` in their commits.
-pub trait InstanceCommands: Send + Sync + 'static {
-    /// The commands, in help order.
-    fn help(&self) -> &'static [CommandHelp];
-
-    /// Runs `command` with `args` (the words after the instance name) as `actor`.
-    fn run(&self, actor: Principal, command: &str, args: Vec<String>) -> CommandFuture;
-}
-
-/// Why an instance command failed; the console prints it and exits 1.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// Wrong arguments; the message says what is wrong and shows the usage.
-    #[error("{0}")]
-    Usage(String),
-    /// The caller may not do this.
-    #[error("permission denied: {0}")]
-    Denied(String),
-    /// The command ran and failed.
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// Why a backend instance could not be built or its settings were rejected.

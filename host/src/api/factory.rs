@@ -4,9 +4,11 @@
 
 use serde::de::DeserializeOwned;
 
-use super::backend::{Backend, BackendContext, BuildError, CommandHelp, parse_settings};
+use super::backend::{Backend, BackendContext, BuildError, parse_settings};
+pub use super::console::{ConsoleFamily, GENERIC_CONSOLE_KEYS, OptionSpec, OptionValue};
 use super::frontend::Frontend;
-use super::names::PathPrefix;
+use super::instance::InstanceSpec;
+use super::names::{PathPrefix, ValueError};
 
 /// Checks an instance's settings table strictly and returns the extra path prefixes it claims.
 pub type CheckFn = fn(&toml::Table) -> Result<Vec<PathPrefix>, BuildError>;
@@ -111,61 +113,6 @@ pub struct BackendFactory {
     pub console: Option<ConsoleFamily>,
 }
 
-/// A backend kind's admin console family: everything the console needs to list, create,
-/// edit and delete the kind's instances. Instance settings the console accepts are exactly
-/// `create_options`, checked again by the factory's `check` when the host applies them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConsoleFamily {
-    /// The command word without its `/`, e.g. `oci` for `/oci`.
-    pub word: &'static str,
-    /// What one instance is called in console messages, e.g. `registry` or `site`.
-    pub noun: &'static str,
-    /// The path prefix a new instance gets when `create` names none (`/v2` for a registry).
-    pub default_prefix: Option<&'static str>,
-    /// The kind's settings keys `create` and `set` accept, besides the generic `vhost`,
-    /// `store`, `prefix` (create only) and `auth` (kinds with an access root).
-    pub create_options: &'static [OptionSpec],
-    /// Whether a new instance is readable anonymously unless `auth=private` is given.
-    pub public_by_default: bool,
-    /// Whether the creator is granted `owner` on the new instance's access path.
-    pub owner_on_create: bool,
-    /// The maintenance commands every instance of the kind offers, for help and completion
-    /// (the instance's own `InstanceCommands::help` decides what actually runs).
-    pub commands: &'static [CommandHelp],
-}
-
-/// One kind-specific settings key a console family accepts as `key=value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OptionSpec {
-    /// The settings key, e.g. `mode` or `allow-delete`.
-    pub key: &'static str,
-    /// The placeholder shown in usage when `allowed` is empty, e.g. `<text>`.
-    pub summary: &'static str,
-    /// Whether `create` needs it.
-    pub required: bool,
-    /// The only values accepted, or empty for any value of `value`'s type.
-    pub allowed: &'static [&'static str],
-    /// How the console turns the word into a settings value.
-    pub value: OptionValue,
-}
-
-/// The TOML type a console option becomes in the settings table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptionValue {
-    /// A string.
-    Text,
-    /// `true` or `false`.
-    Bool,
-    /// A non-negative integer.
-    Integer,
-    /// A TOML inline value (`[{repositories="team/*", bytes=1000000}]`): structured settings
-    /// such as a registry's quotas, retention rules and webhooks.
-    Toml,
-}
-
-/// The `key=value` keys the console handles itself, which a kind may not declare.
-pub const GENERIC_CONSOLE_KEYS: [&str; 5] = ["vhost", "store", "prefix", "auth", "https-redirect"];
-
 impl BackendFactory {
     /// The registration of kind `K` named `kind`: its frontend, `check` and `build` derived
     /// from `K`'s typed settings, so the settings are parsed by one declaration; no default
@@ -256,6 +203,18 @@ pub struct DefaultInstance {
     pub public: bool,
     /// `(path, content)` committed into the instance's store when it is provisioned.
     pub seed: &'static [(&'static str, &'static [u8])],
+}
+
+impl DefaultInstance {
+    /// The instance this declaration proposes for `kind`, in the one shape every instance
+    /// has. A declaration whose names do not parse is an error the host reports at startup,
+    /// never an instance silently left out.
+    pub fn spec(&self, kind: &str) -> Result<InstanceSpec, ValueError> {
+        Ok(InstanceSpec {
+            store: Some(self.store.parse()?),
+            ..InstanceSpec::parse(kind, self.name, self.vhosts, self.prefix)?
+        })
+    }
 }
 
 /// Registers a backend factory with the host at link time.

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use everlock_auth::{Auth, LoginError, Principal};
+use everlock_auth::{AccessControl, LoginError, Principal};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -39,7 +39,7 @@ impl LoginSlot {
 /// Authenticates a request: no credentials (or `Basic Og==`) is `anon`; anything else must
 /// verify. The client address for throttling comes from the connection.
 pub async fn authenticate(
-    auth: &Auth,
+    auth: &AccessControl,
     parts: &http::request::Parts,
 ) -> Result<Principal, LoginError> {
     let mut values = parts.headers.get_all(AUTHORIZATION).iter();

@@ -25,9 +25,22 @@ impl ValueError {
     }
 }
 
-/// Implements `Display`, `Serialize` and `Deserialize` (through `FromStr`) for a string newtype.
+/// Implements `Display`, `Serialize` and `Deserialize` (through `FromStr`) for a string newtype,
+/// and comparison with the plain string it normalises to (`name == "team"`).
 macro_rules! string_newtype {
     ($ty:ident) => {
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::{
     Backend, BackendContext, BackendFactory, BackendKind, BuildError, Frontend, PathPrefix, Service,
 };
-use crate::config::{Config, ConfigError, ResolvedInstance};
+use crate::api::InstanceSpec;
+use crate::config::{Config, ConfigError};
 use crate::registry::Registry;
 use crate::runtime::{Host, HostError};
 use crate::test_util::TestEnv;
@@ -166,17 +167,13 @@ async fn a_service_of_another_frontend_is_a_build_error() {
         everlock_auth::SystemAuthority::for_tests(),
         Default::default(),
     );
-    let spec = ResolvedInstance {
-        kind: "liar-ssh",
-        frontend: Frontend::Ssh,
-        name: "console".parse().unwrap(),
-        vhosts: Vec::new(),
-        prefix: "/".parse().unwrap(),
-        store: "liar".parse().unwrap(),
-        settings: toml::Table::new(),
-        https_redirect: None,
+    let spec = InstanceSpec {
+        store: Some("liar".parse().unwrap()),
+        ..InstanceSpec::parse("liar-ssh", "console", &[], "/").unwrap()
     };
-    let err = host.build_instance(&spec).unwrap_err();
+    let plan = crate::config::plan(vec![spec], host.registry()).unwrap();
+    let planned = plan.instances().next().unwrap();
+    let err = host.build_instance(planned).unwrap_err();
     assert!(
         matches!(&err, HostError::Build { error: BuildError::Failed(m), .. } if m.contains("a ssh kind built a http service")),
         "{err}"

@@ -4,10 +4,12 @@
 //! # Layout
 //! - `types`: validated newtypes (`Vhost`, `ListenAddr`, `PathPrefix`, `StoreName`, ...).
 //! - `overrides`: the flag/env layer applied on top of the file.
-//! - `plan`: the effective instances (configured or zero-config defaults) and the one
-//!   validation of the whole configuration against the compiled-in kinds.
+//! - `instances`: the `[backends.<kind>]` sections, the file's way of writing instance specs.
+//! - `plan`: the effective instances (configured or zero-config defaults) as `InstanceSpec`s
+//!   and `plan()`, the one validation of the whole set, whose `Plan` the host installs.
 
 mod acme;
+mod instances;
 mod metrics;
 mod overrides;
 mod ownership;
@@ -26,10 +28,12 @@ pub use acme::{
     AcmeChallenge, AcmeConfig, AcmeOverrides, DirectoryUrl, HttpsRedirect, LETS_ENCRYPT_PRODUCTION,
     RenewBeforeDays,
 };
+pub use instances::{BackendKindConfig, InstanceConfig};
 pub use metrics::{LogConfig, LogFormat, MetricsConfig};
 pub use overrides::{ConfigOverrides, KindOverrides};
-pub use ownership::{RESERVED_STORES, SYSTEM_STORE, check_ownership};
-pub use plan::{ResolvedInstance, check_routes};
+use ownership::check_ownership;
+pub use ownership::{RESERVED_STORES, SYSTEM_STORE};
+pub use plan::{Plan, Planned, plan};
 pub(crate) use ssh::SSH_MAX_CONNECTIONS;
 pub use ssh::SshFrontendConfig;
 pub use storage::{
@@ -248,53 +252,6 @@ pub struct CertificateConfig {
     pub key: PathBuf,
 }
 
-/// One backend kind's section (`[backends.<kind>]`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct BackendKindConfig {
-    /// Whether the kind serves anything; every compiled-in kind is enabled by default.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// The kind's instances by name. When absent, the kind's zero-config defaults apply; an
-    /// empty table means "no instances".
-    #[serde(default)]
-    pub instances: Option<BTreeMap<InstanceName, InstanceConfig>>,
-}
-
-/// One instance (`[backends.<kind>.instances.<name>]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct InstanceConfig {
-    /// Hostnames routed to this instance.
-    #[serde(default)]
-    pub vhosts: Vec<Vhost>,
-    /// Path prefix the instance is mounted under; `/` when absent.
-    #[serde(default)]
-    pub prefix: PathPrefix,
-    /// The instance's own store; `<kind>-<instance>` when absent.
-    #[serde(default)]
-    pub store: Option<StoreName>,
-    /// Kind-specific settings, parsed strictly by the backend. Read without a span (the
-    /// span is always empty) because toml cannot span an implicitly created table; errors
-    /// are located by searching the file text instead.
-    #[serde(default, deserialize_with = "settings_location::unspanned")]
-    pub settings: Option<toml::Spanned<toml::Table>>,
-    /// Whether plain HTTP to this instance is redirected to HTTPS; absent: the server-wide
-    /// `[frontend-http] https-redirect` rule decides.
-    #[serde(default)]
-    pub https_redirect: Option<bool>,
-}
-
-impl InstanceConfig {
-    /// The settings table (empty when absent).
-    pub fn settings_table(&self) -> toml::Table {
-        self.settings
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_default()
-    }
-}
-
 impl Default for HttpFrontendConfig {
     fn default() -> Self {
         HttpFrontendConfig {
@@ -438,6 +395,17 @@ pub enum ConfigError {
         first: String,
         /// The second.
         second: String,
+    },
+    /// A kind proposes a zero-config instance whose names do not parse: a defect of the
+    /// binary, reported at startup rather than serving without the instance.
+    #[error("backend kind {kind} proposes an invalid default instance `{instance}`: {error}")]
+    BadDefault {
+        /// Backend kind.
+        kind: String,
+        /// The default's name as declared.
+        instance: String,
+        /// What does not parse.
+        error: ValueError,
     },
     /// An HTTP instance has no vhost, so nothing could ever reach it.
     #[error("instance {kind}/{instance} has no vhosts")]

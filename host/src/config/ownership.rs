@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConfigError, ResolvedInstance};
-use crate::api::Frontend;
+use super::ConfigError;
+use crate::api::InstanceSpec;
 
 /// Stores that belong to the server itself and never to an instance: the user directory and
 /// the host's runtime configuration.
@@ -19,27 +19,32 @@ pub const RESERVED_STORES: &[&str] = &[everlock_auth::USERS_STORE, SYSTEM_STORE]
 /// The store holding the host's runtime configuration.
 pub const SYSTEM_STORE: &str = "everlock-system";
 
-/// Refuses reserved stores, stores shared by two instances, and more than one SSH instance.
-pub fn check_ownership(instances: &[ResolvedInstance]) -> Result<(), ConfigError> {
-    let mut owners: BTreeMap<&str, String> = BTreeMap::new();
+/// Refuses reserved stores, stores shared by two instances, and more than one SSH instance
+/// (`is_ssh` says which instances are of an SSH kind).
+pub(super) fn check_ownership(
+    instances: &[InstanceSpec],
+    is_ssh: impl Fn(&InstanceSpec) -> bool,
+) -> Result<(), ConfigError> {
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
     let mut ssh: Option<String> = None;
     for inst in instances {
-        let who = format!("{}/{}", inst.kind, inst.name);
-        let store = inst.store.as_str();
+        let who = inst.id();
+        let store_name = inst.store_name();
+        let store = store_name.as_str();
         if RESERVED_STORES.contains(&store) {
             return Err(ConfigError::ReservedStore {
                 store: store.to_owned(),
                 instance: who,
             });
         }
-        if let Some(first) = owners.insert(store, who.clone()) {
+        if let Some(first) = owners.insert(store.to_owned(), who.clone()) {
             return Err(ConfigError::SharedStore {
                 store: store.to_owned(),
                 first,
                 second: who,
             });
         }
-        if inst.frontend == Frontend::Ssh
+        if is_ssh(inst)
             && let Some(first) = ssh.replace(who.clone())
         {
             return Err(ConfigError::SecondSsh { first, second: who });
@@ -52,33 +57,32 @@ pub fn check_ownership(instances: &[ResolvedInstance]) -> Result<(), ConfigError
 mod tests {
     use super::*;
 
-    fn inst(kind: &'static str, name: &str, store: &str, frontend: Frontend) -> ResolvedInstance {
-        ResolvedInstance {
-            kind,
-            frontend,
-            name: name.parse().unwrap(),
-            vhosts: vec!["localhost".parse().unwrap()],
-            prefix: "/".parse().unwrap(),
-            store: store.parse().unwrap(),
-            settings: toml::Table::new(),
-            https_redirect: None,
+    fn inst(kind: &str, name: &str, store: &str) -> InstanceSpec {
+        InstanceSpec {
+            store: Some(store.parse().unwrap()),
+            ..InstanceSpec::parse(kind, name, &["localhost"], "/").unwrap()
         }
+    }
+
+    /// The SSH kinds of these tests are the ones named `*-ssh`.
+    fn check(all: &[InstanceSpec]) -> Result<(), ConfigError> {
+        check_ownership(all, |i| i.kind.ends_with("-ssh"))
     }
 
     #[test]
     fn distinct_stores_and_one_console_pass() {
         let all = [
-            inst("site-http", "a", "site-http-a", Frontend::Http),
-            inst("oci-http", "a", "oci-http-a", Frontend::Http),
-            inst("admin-ssh", "console", "admin-ssh-console", Frontend::Ssh),
+            inst("site-http", "a", "site-http-a"),
+            inst("oci-http", "a", "oci-http-a"),
+            inst("admin-ssh", "console", "admin-ssh-console"),
         ];
-        check_ownership(&all).unwrap();
+        check(&all).unwrap();
     }
 
     #[test]
     fn reserved_stores_are_refused() {
         for reserved in RESERVED_STORES {
-            let err = check_ownership(&[inst("site-http", "x", reserved, Frontend::Http)])
+            let err = check(&[inst("site-http", "x", reserved)])
                 .unwrap_err()
                 .to_string();
             assert_eq!(
@@ -92,9 +96,9 @@ mod tests {
 
     #[test]
     fn a_store_shared_by_two_instances_is_refused() {
-        let err = check_ownership(&[
-            inst("site-http", "a", "shared", Frontend::Http),
-            inst("oci-http", "b", "shared", Frontend::Http),
+        let err = check(&[
+            inst("site-http", "a", "shared"),
+            inst("oci-http", "b", "shared"),
         ])
         .unwrap_err()
         .to_string();
@@ -106,9 +110,9 @@ mod tests {
 
     #[test]
     fn a_second_ssh_console_is_refused() {
-        let err = check_ownership(&[
-            inst("admin-ssh", "one", "s1", Frontend::Ssh),
-            inst("admin-ssh", "two", "s2", Frontend::Ssh),
+        let err = check(&[
+            inst("admin-ssh", "one", "s1"),
+            inst("admin-ssh", "two", "s2"),
         ])
         .unwrap_err()
         .to_string();

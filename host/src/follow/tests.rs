@@ -61,7 +61,8 @@ fn names(host: &Host) -> Vec<String> {
                 .get("color")
                 .and_then(|c| c.as_str())
                 .unwrap_or("");
-            format!("{}:{}{}{color}", i.name, i.vhosts.join(","), i.prefix)
+            let vhosts: Vec<String> = i.vhosts.iter().map(ToString::to_string).collect();
+            format!("{}:{}{}{color}", i.name, vhosts.join(","), i.prefix)
         })
         .collect()
 }
@@ -85,19 +86,13 @@ async fn changes_on_one_node_are_live_on_the_other_within_a_second() {
     let admin = Principal::test_user("admin");
     let a = node(&env).await;
     let b = node(&env).await;
-    let spec = InstanceSpec {
-        kind: "k-http".into(),
-        name: "team".into(),
-        vhosts: vec!["team.localhost".into()],
-        prefix: Some("/v2".into()),
-        ..Default::default()
-    };
+    let spec = InstanceSpec::parse("k-http", "team", &["team.localhost"], "/v2").unwrap();
     a.create_instance(&admin, spec).await.unwrap();
     converges(&b, &["team:team.localhost/v2"]).await;
     let before = b.table().snapshot();
 
     let edit = InstanceEdit {
-        add_vhosts: vec!["t2.localhost".into()],
+        add_vhosts: vec!["t2.localhost".parse().unwrap()],
         settings: [("color".to_owned(), toml::Value::from("blue"))]
             .into_iter()
             .collect(),
@@ -114,13 +109,7 @@ async fn changes_on_one_node_are_live_on_the_other_within_a_second() {
 
     // A change on B that starts from a state B has not applied yet still sees A's last
     // change: B catches up before it validates, so nothing of A's is overwritten.
-    let spec = InstanceSpec {
-        kind: "k-http".into(),
-        name: "docs".into(),
-        vhosts: vec!["docs.localhost".into()],
-        prefix: Some("/".into()),
-        ..Default::default()
-    };
+    let spec = InstanceSpec::parse("k-http", "docs", &["docs.localhost"], "/").unwrap();
     a.delete_instance(&admin, "k-http", "team").await.unwrap();
     b.create_instance(&admin, spec).await.unwrap();
     assert_eq!(names(&b), ["docs:docs.localhost/"]);

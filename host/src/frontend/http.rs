@@ -383,11 +383,11 @@ mod tests {
         t.insert(Instance {
             kind: "test-http",
             frontend: crate::api::Frontend::Http,
-            settings: toml::Table::new(),
-            https_redirect: None,
-            name: "a".parse().unwrap(),
-            vhosts: vec!["localhost".parse().unwrap(), "::1".parse().unwrap()],
-            prefix: "/".parse().unwrap(),
+            spec: crate::api::InstanceSpec {
+                https_redirect: None,
+                ..crate::api::InstanceSpec::parse("test-http", "a", &["localhost", "::1"], "/")
+                    .unwrap()
+            },
             store: "s".parse().unwrap(),
             extra_prefixes: Vec::new(),
             router: Some(router),
@@ -420,11 +420,11 @@ mod tests {
         t.insert(Instance {
             kind: "test-http",
             frontend: crate::api::Frontend::Http,
-            settings: toml::Table::new(),
-            https_redirect: Some(true),
-            name: "docs".parse().unwrap(),
-            vhosts: vec!["localhost".parse().unwrap()],
-            prefix: "/docs".parse().unwrap(),
+            spec: crate::api::InstanceSpec {
+                https_redirect: Some(true),
+                ..crate::api::InstanceSpec::parse("test-http", "docs", &["localhost"], "/docs")
+                    .unwrap()
+            },
             store: "d".parse().unwrap(),
             extra_prefixes: Vec::new(),
             router: Some(axum::Router::new()),

@@ -207,8 +207,11 @@ async fn scrapes_read_auth_counters_and_store_sizes() {
 
     // A wrong password leaves the slot empty and moves the failure counter.
     let slot = LoginSlot::default();
-    let wrong =
-        crate::http_auth::authenticate(host.auth(), &parts_with("YWRtaW46d3Jvbmc=", &slot)).await;
+    let wrong = crate::http_auth::authenticate(
+        &host.auth().access_control(),
+        &parts_with("YWRtaW46d3Jvbmc=", &slot),
+    )
+    .await;
     assert!(wrong.is_err());
     assert_eq!(slot.get(), None);
     let text = metrics.render(&host, Format::Prometheus).await;
@@ -224,9 +227,11 @@ async fn scrapes_read_auth_counters_and_store_sizes() {
 
     // Only a verified login reaches the access log's slot.
     let slot = LoginSlot::default();
-    let right =
-        crate::http_auth::authenticate(host.auth(), &parts_with("YWRtaW46cmlnaHQtcHc=", &slot))
-            .await;
+    let right = crate::http_auth::authenticate(
+        &host.auth().access_control(),
+        &parts_with("YWRtaW46cmlnaHQtcHc=", &slot),
+    )
+    .await;
     assert!(right.is_ok());
     assert_eq!(slot.get(), Some("admin"));
 
@@ -236,7 +241,7 @@ async fn scrapes_read_auth_counters_and_store_sizes() {
         let slot = LoginSlot::default();
         let parts = parts_with("YWRtaW46d3Jvbmc=", &slot);
         throttled |= matches!(
-            crate::http_auth::authenticate(host.auth(), &parts).await,
+            crate::http_auth::authenticate(&host.auth().access_control(), &parts).await,
             Err(everlock_auth::LoginError::Throttled { .. })
         );
     }

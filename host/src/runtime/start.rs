@@ -19,11 +19,13 @@ impl Host {
         let system = self.stores.open(SYSTEM_STORE).await?;
         let base = config.clone();
         overlay(&mut config, self, &system).await?;
-        config
-            .validate(&self.registry, None)
-            .map_err(AdminError::Config)?;
+        // One validation of the whole effective configuration; only its plan is installed,
+        // and a zero-config default that cannot be planned stops startup here.
+        let plan = config
+            .plan(&self.registry, None)
+            .map_err(AdminError::from)?;
         self.provision_defaults(&config, &system).await?;
-        self.start_instances(&config)?;
+        self.start_instances(&plan)?;
         crate::maintenance::spawn(self, &config.storage, self.shutdown.clone());
         let mut state = self.admin.lock().await;
         // Provisioning may have committed: the seq is read after it, so the follower does not

@@ -7,7 +7,7 @@ use everlock_auth::{AdminPassword, Principal};
 
 use crate::InstanceSpec;
 use crate::api::{Backend, BackendContext, BackendFactory, BuildError, DefaultInstance, Frontend};
-use crate::config::{Config, ResolvedInstance};
+use crate::config::Config;
 use crate::registry::Registry;
 use crate::runtime::{Host, HostError};
 use crate::test_util::TestEnv;
@@ -122,17 +122,12 @@ async fn administration_goes_only_to_the_granted_kind_and_only_after_start() {
         .unwrap();
     let mut host = host(&env);
     host.grant_administration("granted-http").unwrap();
-    host.add_instance(&ResolvedInstance {
-        kind: "granted-http",
-        frontend: Frontend::Http,
-        name: "early".parse().unwrap(),
-        vhosts: vec!["early.example".parse().unwrap()],
-        prefix: "/".parse().unwrap(),
-        store: "granted-early".parse().unwrap(),
-        settings: toml::Table::new(),
-        https_redirect: None,
-    })
-    .unwrap();
+    let early = InstanceSpec {
+        store: Some("granted-early".parse().unwrap()),
+        ..InstanceSpec::parse("granted-http", "early", &["early.example"], "/").unwrap()
+    };
+    host.add_instance(&crate::config::plan(vec![early], host.registry()).unwrap())
+        .unwrap();
     assert_eq!(built(), ["granted-http/early: false"]);
     host.start(config(&env)).await.unwrap();
     assert_eq!(
@@ -143,12 +138,8 @@ async fn administration_goes_only_to_the_granted_kind_and_only_after_start() {
     // Instances the administration API builds later follow the same rule.
     let admin = Principal::test_user("admin");
     for kind in ["granted-http", "other-http"] {
-        let spec = InstanceSpec {
-            kind: kind.to_owned(),
-            name: "late".to_owned(),
-            vhosts: vec![format!("late.{kind}.example")],
-            ..InstanceSpec::default()
-        };
+        let spec =
+            InstanceSpec::parse(kind, "late", &[&format!("late.{kind}.example")], "/").unwrap();
         host.create_instance(&admin, spec).await.unwrap();
     }
     assert_eq!(
@@ -173,12 +164,7 @@ async fn changes_before_start_are_refused_not_silently_lost() {
         everlock_auth::SystemAuthority::for_tests(),
         Default::default(),
     );
-    let spec = InstanceSpec {
-        kind: "quiet-http".to_owned(),
-        name: "early".to_owned(),
-        vhosts: vec!["early.example".to_owned()],
-        ..InstanceSpec::default()
-    };
+    let spec = InstanceSpec::parse("quiet-http", "early", &["early.example"], "/").unwrap();
     let admin = Principal::test_user("admin");
     let refused = host.create_instance(&admin, spec).await;
     assert!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Inner;
+use super::inner::Inner;
 use crate::error::{Result, StorageError};
 use crate::lock::StoreLock;
 use crate::meta::{self, MetaStore, SqliteMeta};
@@ -150,7 +150,7 @@ impl Inner {
             stripes: Stripes::default(),
             meta,
             changes,
-            uploads: crate::uploads::Uploads::open(dir)?,
+            uploads: crate::uploads::state::Uploads::open(dir)?,
             writable: mode.writable,
             shared: mode.shared,
             _lock: mode.lock,

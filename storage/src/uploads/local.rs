@@ -10,11 +10,12 @@ use std::sync::Arc;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
-use super::{CHUNK, DEPTH, Hashed, WRITEBACK_WINDOW};
+use super::state::{Hashed, sync_dir};
+use super::{CHUNK, DEPTH, WRITEBACK_WINDOW};
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
 use crate::objects::ObjectBackend;
-use crate::store::Inner;
+use crate::store::inner::Inner;
 
 /// Startup recovery: drops rows whose file is gone and files that no row owns, so a crash at
 /// any point of `upload_start` or `upload_cancel` leaves nothing behind.
@@ -161,9 +162,4 @@ where
         .map_err(|e| StorageError::Worker(e.to_string()))??;
     read_result?;
     Ok((written, hashed))
-}
-
-pub(super) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }

@@ -26,13 +26,15 @@ use std::time::{Duration, SystemTime};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
-use super::{CHUNK, DEPTH, Hashed, UploadSession, live_row, object_ref};
+use super::state::Hashed;
+use super::{CHUNK, DEPTH, UploadSession, live_row, object_ref};
 use crate::digest::Digest;
 use crate::error::{Result, StorageError};
 use crate::hashing::{Digests, MultiHasher};
 use crate::meta::{self, UploadPart, UploadRow};
 use crate::objects::{AnyObjects, ObjectBackend, PartKey, TempObject};
-use crate::store::{Inner, Store};
+use crate::store::Store;
+use crate::store::inner::Inner;
 use crate::types::ObjectRef;
 
 /// Parts that no session row names are deleted once they are this old. An append records its

@@ -2,8 +2,10 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::path::Path;
 
 use super::*;
+use crate::hashing::MultiHasher;
 use crate::types::{CommitMeta, Op};
 
 async fn store(dir: &Path) -> Store {

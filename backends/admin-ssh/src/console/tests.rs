@@ -3,7 +3,7 @@
 use everlock_host::auth::AdminPassword;
 use everlock_host::config::Config;
 use everlock_host::test_util::TestEnv;
-use everlock_host::{Pty, Registry, SessionOutputChunk, SessionPipe};
+use everlock_host::{Host, Pty, Registry, SessionOutputChunk, SessionPipe};
 
 use super::*;
 
@@ -34,8 +34,7 @@ async fn setup() -> (TestEnv, Host) {
 
 fn start(host: &Host, kind: SessionKind, pty: bool) -> (tokio::task::JoinHandle<u32>, SessionPipe) {
     start_as(
-        Arc::new(Console::new(host.clone())),
-        host,
+        Arc::new(Console::new(host.test_administration())),
         "admin",
         kind,
         pty,
@@ -44,7 +43,6 @@ fn start(host: &Host, kind: SessionKind, pty: bool) -> (tokio::task::JoinHandle<
 
 fn start_as(
     console: Arc<Console>,
-    host: &Host,
     login: &str,
     kind: SessionKind,
     pty: bool,
@@ -59,7 +57,7 @@ fn start_as(
             rows: 24,
         }),
     );
-    (tokio::spawn(serve(console, host.clone(), session)), pipe)
+    (tokio::spawn(serve(console, session)), pipe)
 }
 
 /// Waits for the session to end; returns (status, stdout, stderr).
@@ -279,8 +277,8 @@ fn secret_lines_stay_out_of_the_history() {
 }
 
 /// A terminal session typed key by key: the keys, then the session's output.
-async fn type_keys(console: &Arc<Console>, host: &Host, login: &str, keys: &[&[u8]]) -> String {
-    let (task, pipe) = start_as(Arc::clone(console), host, login, SessionKind::Shell, true);
+async fn type_keys(console: &Arc<Console>, login: &str, keys: &[&[u8]]) -> String {
+    let (task, pipe) = start_as(Arc::clone(console), login, SessionKind::Shell, true);
     for k in keys {
         pipe.input.send(SessionInput::Data(k.to_vec())).unwrap();
     }
@@ -299,10 +297,9 @@ async fn terminal_passwd_changes_the_users_own_password() {
         .add_user(&admin, "alice", "alice-old-pw")
         .await
         .unwrap();
-    let console = Arc::new(Console::new(host.clone()));
+    let console = Arc::new(Console::new(host.test_administration()));
     let out = type_keys(
         &console,
-        &host,
         "alice",
         &[
             b"/passwd\r",
@@ -347,11 +344,11 @@ async fn history_persists_per_user_across_sessions() {
     let store =
         everlock_host::InstanceStore::new(env.stores.clone(), "admin-ssh-console".parse().unwrap());
     let console = Arc::new(
-        Console::new(host.clone()).with_history(crate::history::HistoryStore::new(store.clone())),
+        Console::new(host.test_administration())
+            .with_history(crate::history::HistoryStore::new(store.clone())),
     );
     type_keys(
         &console,
-        &host,
         "admin",
         &[
             b"/groups add ops\r",
@@ -374,7 +371,6 @@ async fn history_persists_per_user_across_sessions() {
     );
     let out = type_keys(
         &console,
-        &host,
         "admin",
         &[b"\x1b[A\x1b[A", b"\x03\x12add\r", b"\x04"],
     )
@@ -388,7 +384,7 @@ async fn history_persists_per_user_across_sessions() {
         "{out:?}"
     );
     // Bob starts with an empty history: Up rings nothing up.
-    let out = type_keys(&console, &host, "bob", &[b"\x1b[A\r", b"\x04"]).await;
+    let out = type_keys(&console, "bob", &[b"\x1b[A\r", b"\x04"]).await;
     assert!(!out.contains("/groups add ops"), "{out:?}");
 }
 
@@ -397,10 +393,9 @@ async fn history_persists_per_user_across_sessions() {
 #[tokio::test]
 async fn one_chunk_with_prompt_answers_echoes_no_password() {
     let (_env, host) = setup().await;
-    let console = Arc::new(Console::new(host.clone()));
+    let console = Arc::new(Console::new(host.test_administration()));
     let out = type_keys(
         &console,
-        &host,
         "admin",
         &[b"/users add carol\rcarol-s3cret\rcarol-s3cret\r/groups list\r\x04"],
     )

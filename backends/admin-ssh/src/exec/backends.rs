@@ -11,7 +11,7 @@ impl Console {
     /// Resolves `oci`, `oci-http` or `backend-oci-http` to a compiled-in kind.
     fn resolve_kind(&self, name: &str) -> Result<&'static str, Failure> {
         let name = name.strip_prefix("backend-").unwrap_or(name);
-        let kinds: Vec<&'static str> = self.host.registry().kinds().collect();
+        let kinds: Vec<&'static str> = self.admin.kinds().iter().map(|k| k.kind).collect();
         if let Some(kind) = kinds.iter().find(|k| **k == name) {
             return Ok(kind);
         }
@@ -38,7 +38,7 @@ impl Console {
 
     pub(super) async fn backends(&self, actor: &Principal, cmd: BackendsCmd) -> Outcome {
         match cmd {
-            BackendsCmd::List { json } => Ok(render_backends(&self.host.backends().await, json)),
+            BackendsCmd::List { json } => Ok(render_backends(&self.admin.backends().await, json)),
             BackendsCmd::Enable { names } => {
                 // Every name resolves before anything changes, so a typo enables nothing.
                 let kinds = names
@@ -47,7 +47,7 @@ impl Console {
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut out = String::new();
                 for kind in kinds {
-                    self.host.set_backend_enabled(actor, kind, true).await?;
+                    self.admin.set_backend_enabled(actor, kind, true).await?;
                     out.push_str(&format!("backend {kind} enabled\n"));
                 }
                 Ok(out)
@@ -57,7 +57,7 @@ impl Console {
                 if kind == crate::KIND {
                     return Err(Failure::DisableSelf);
                 }
-                self.host.set_backend_enabled(actor, kind, false).await?;
+                self.admin.set_backend_enabled(actor, kind, false).await?;
                 Ok(format!("backend {kind} disabled"))
             }
         }

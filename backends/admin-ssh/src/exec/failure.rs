@@ -3,7 +3,7 @@
 //! causes other layers report (`Auth`, the host's administration, stores, TLS, an instance's
 //! own commands) are carried whole, not flattened into their text.
 
-use everlock_host::admin_tls::TlsAdminError;
+use everlock_host::TlsAdminError;
 use everlock_host::auth::{AuthError, PasswordTooShort};
 use everlock_host::{AdminError, CommandError};
 

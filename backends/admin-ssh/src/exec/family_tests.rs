@@ -3,13 +3,13 @@
 
 use super::tests::{CONSOLE, HELLO, OCI, setup_with, start_on, table, user};
 use super::*;
-use everlock_host::OptionValue;
+use everlock_host::{Host, OptionValue};
 
 /// The hello kind gets `/hello list|create|set|unset|delete` from its declaration alone.
 #[tokio::test]
 async fn hello_family_end_to_end() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -100,7 +100,7 @@ async fn hello_help_comes_from_the_declaration(console: &Console) {
 #[tokio::test]
 async fn unknown_family_words_are_refused_clearly() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE]).await;
-    let console = Console::new(host);
+    let console = Console::new(host.test_administration());
     let admin = user("admin");
     let reply = console.execute(&admin, "/hello list").await;
     assert_eq!(reply.status, 1);
@@ -120,7 +120,7 @@ async fn unknown_family_words_are_refused_clearly() {
 #[tokio::test]
 async fn oci_settings_edits_apply_and_persist() {
     let (env, host) = setup_with(vec![&*OCI, &CONSOLE]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -167,7 +167,7 @@ async fn oci_settings_edits_apply_and_persist() {
 #[tokio::test]
 async fn a_create_whose_grants_fail_leaves_no_instance() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -315,7 +315,7 @@ fn a_kind_may_declare_auth_values_other_than_access() {
 #[tokio::test]
 async fn auth_words_split_between_access_and_the_kind_setting() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, *HELLO, &REG]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -368,7 +368,7 @@ async fn auth_words_split_between_access_and_the_kind_setting() {
 #[tokio::test]
 async fn structured_settings_are_set_checked_and_unset() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, &REG]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -440,7 +440,7 @@ async fn wrong_shape_keeps_the_old_quota(console: &Console, host: &Host, quota: 
 #[tokio::test]
 async fn webhook_secrets_stay_out_of_listings_and_the_audit_log() {
     let (_env, host) = setup_with(vec![&*OCI, &CONSOLE, &REG]).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     let line = r#"/reg set r 'webhooks=[{url="http://hooks.test/x", secret="s3cr3t-hook"}]'"#;
     table(
         &console,

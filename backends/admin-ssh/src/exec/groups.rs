@@ -8,7 +8,7 @@ use crate::command::GroupsCmd;
 
 impl Console {
     pub(super) async fn groups(&self, actor: &Principal, cmd: GroupsCmd) -> Outcome {
-        let auth = self.host.auth();
+        let auth = self.admin.auth();
         Ok(match cmd {
             GroupsCmd::List { json } => render_groups(&auth.list_groups(actor)?, json),
             GroupsCmd::Add { name } => {

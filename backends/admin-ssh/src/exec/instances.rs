@@ -90,7 +90,7 @@ impl Console {
     ) -> Outcome {
         let kind = scope.kind();
         let enabled = self
-            .host
+            .admin
             .backends()
             .await
             .iter()
@@ -111,17 +111,19 @@ impl Console {
                 for (k, v) in options {
                     match k.as_str() {
                         "https-redirect" => edit.https_redirect = Some(None),
-                        "vhost" => edit.remove_vhosts.push(v),
+                        "vhost" => edit
+                            .remove_vhosts
+                            .push(v.parse().map_err(AdminError::Value)?),
                         // The grammar admits only declared, optional settings here: removing
                         // one returns it to the kind's default.
                         _ => edit.remove_settings.push(k),
                     }
                 }
-                self.host.update_instance(actor, kind, &name, edit).await?;
+                self.admin.update_instance(actor, kind, &name, edit).await?;
                 Ok(format!("{} '{name}' updated", scope.name()))
             }
             InstanceCmd::Delete { name } => {
-                self.host.delete_instance(actor, kind, &name).await?;
+                self.admin.delete_instance(actor, kind, &name).await?;
                 Ok(format!("{} '{name}' deleted", scope.name()))
             }
             InstanceCmd::Run {
@@ -150,8 +152,8 @@ impl Console {
         let mut access = None;
         for (k, v) in options {
             match k.as_str() {
-                "vhost" => edit.add_vhosts.push(v),
-                "store" => edit.store = Some(v),
+                "vhost" => edit.add_vhosts.push(v.parse().map_err(AdminError::Value)?),
+                "store" => edit.store = Some(v.parse().map_err(AdminError::Value)?),
                 "https-redirect" => edit.https_redirect = Some(Some(redirect_value(&v)?)),
                 "auth" => match auth_word(scope, v)? {
                     AuthWord::Access(public) => access = Some(public),
@@ -171,7 +173,7 @@ impl Console {
             || edit.https_redirect.is_some()
             || !edit.settings.is_empty();
         if changes_instance {
-            self.host.update_instance(actor, kind, &name, edit).await?;
+            self.admin.update_instance(actor, kind, &name, edit).await?;
         } else if !self.exists(kind, &name) {
             return Err(AdminError::NoSuchInstance {
                 kind: kind.to_owned(),
@@ -186,15 +188,15 @@ impl Console {
     }
 
     fn exists(&self, kind: &str, name: &str) -> bool {
-        self.host
+        self.admin
             .instances()
             .iter()
-            .any(|i| i.kind == kind && i.name == name)
+            .any(|i| i.kind == kind && i.name.as_str() == name)
     }
 
     fn list_instances(&self, scope: Scope, json: bool) -> String {
         let mut list: Vec<_> = self
-            .host
+            .admin
             .instances()
             .into_iter()
             .filter(|i| i.kind == scope.kind())
@@ -261,9 +263,13 @@ impl Console {
                 format!(
                     "{}  vhosts={}  prefix={}  store={}{redirect}{settings}\n",
                     i.name,
-                    i.vhosts.join(","),
+                    i.vhosts
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     i.prefix,
-                    i.store
+                    i.store_name()
                 )
             })
             .collect()
@@ -277,20 +283,19 @@ impl Console {
         options: Vec<(String, String)>,
     ) -> Outcome {
         let console = scope.console();
-        let mut spec = InstanceSpec {
-            kind: scope.kind().to_owned(),
-            name: name.clone(),
-            // A registry answers the OCI distribution API, which lives under /v2: a kind
-            // declares where its instances mount unless `prefix=` says otherwise.
-            prefix: console.default_prefix.map(str::to_owned),
-            ..InstanceSpec::default()
-        };
+        // Every part of the spec is a validated name, parsed here as the operator typed it.
+        let mut spec = InstanceSpec::new(scope.kind(), name.parse().map_err(AdminError::Value)?);
+        // A registry answers the OCI distribution API, which lives under /v2: a kind
+        // declares where its instances mount unless `prefix=` says otherwise.
+        if let Some(prefix) = console.default_prefix {
+            spec.prefix = prefix.parse().map_err(AdminError::Value)?;
+        }
         let mut access = None;
         for (k, v) in options {
             match k.as_str() {
-                "vhost" => spec.vhosts.push(v),
-                "store" => spec.store = Some(v),
-                "prefix" => spec.prefix = Some(v),
+                "vhost" => spec.vhosts.push(v.parse().map_err(AdminError::Value)?),
+                "store" => spec.store = Some(v.parse().map_err(AdminError::Value)?),
+                "prefix" => spec.prefix = v.parse().map_err(AdminError::Value)?,
                 "https-redirect" => spec.https_redirect = Some(redirect_value(&v)?),
                 "auth" => match auth_word(scope, v)? {
                     AuthWord::Access(public) => access = Some(public),
@@ -305,14 +310,14 @@ impl Console {
                 }
             }
         }
-        self.host.create_instance(actor, spec).await?;
+        self.admin.create_instance(actor, spec).await?;
         // The instance and its grants are one operation for the operator: when granting
         // fails (say `auth=private` under a wider public grant), the new instance is deleted
         // again rather than left serving with access nobody asked for.
         match self.grant_new(actor, scope, &name, access).await {
             Ok(access) => Ok(format!("{} '{name}' created{access}", console.noun)),
             Err(e) => {
-                if let Err(undo) = self.host.delete_instance(actor, scope.kind(), &name).await {
+                if let Err(undo) = self.admin.delete_instance(actor, scope.kind(), &name).await {
                     tracing::warn!(kind = scope.kind(), %name, error = %undo, "could not undo a half-created instance");
                 }
                 Err(e)
@@ -337,7 +342,7 @@ impl Console {
         let mut owner = String::new();
         if console.owner_on_create {
             let path = format!("{root}/{name}");
-            self.host
+            self.admin
                 .auth()
                 .grant(actor, actor.name(), &path, "owner")
                 .await?;
@@ -365,12 +370,12 @@ impl Console {
         };
         let path = format!("{root}/{name}");
         if public {
-            self.host
+            self.admin
                 .auth()
                 .grant(actor, "anon", &path, "reader")
                 .await?;
         } else {
-            self.host.auth().make_private(actor, &path).await?;
+            self.admin.auth().make_private(actor, &path).await?;
         }
         Ok(())
     }
@@ -386,7 +391,7 @@ impl Console {
         let kind = scope.kind();
         // Reading history is open to every user (the instance authorizes it again); every
         // other maintenance command changes state and needs a system administrator.
-        if command != "history" && !self.host.auth().is_system_admin(actor) {
+        if command != "history" && !self.admin.auth().is_system_admin(actor) {
             return Err(Failure::NotSystemAdmin {
                 actor: actor.to_string(),
             });
@@ -399,7 +404,7 @@ impl Console {
             .into());
         }
         let offered = self
-            .host
+            .admin
             .instance_commands(kind, name)
             .filter(|c| c.help().iter().any(|h| h.name == command));
         let Some(commands) = offered else {

@@ -10,7 +10,7 @@ use crate::command::KeysCmd;
 
 impl Console {
     pub(super) async fn keys(&self, actor: &Principal, cmd: KeysCmd) -> Outcome {
-        let auth = self.host.auth();
+        let auth = self.admin.auth();
         Ok(match cmd {
             KeysCmd::List { json } => render_keys(&auth.own_keys(actor)?, json),
             KeysCmd::Add { key } => {
@@ -48,7 +48,7 @@ impl Console {
                 return Err(Failure::PasswordMismatch);
             }
             self.too_short(new)?;
-            self.host
+            self.admin
                 .auth()
                 .change_own_password(actor, current, new)
                 .await?;

@@ -7,7 +7,7 @@ use everlock_host::config::Config;
 use everlock_host::test_util::TestEnv;
 use everlock_host::{
     Backend, BackendContext, BackendFactory, BuildError, CommandError, CommandFuture, CommandHelp,
-    Frontend, InstanceCommands, Registry,
+    Frontend, Host, InstanceCommands, Registry,
 };
 
 use super::*;
@@ -148,7 +148,7 @@ pub(super) async fn table(console: &Console, rows: &[(&str, &str, u32, &str)]) {
 #[tokio::test]
 async fn users_and_groups_commands() {
     let (_env, host) = setup(false).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     table(
         &console,
         &[
@@ -225,7 +225,7 @@ async fn users_and_groups_commands() {
 #[tokio::test]
 async fn json_lists_are_machine_readable() {
     let (_env, host) = setup(true).await;
-    let console = Console::new(host);
+    let console = Console::new(host.test_administration());
     let admin = user("admin");
     let reply = console.execute(&admin, "/users list --json").await;
     let v: serde_json::Value = serde_json::from_str(&reply.stdout).unwrap();
@@ -266,7 +266,7 @@ async fn json_lists_are_machine_readable() {
 /// A console on a host with registry and site stand-ins, and a plain user `alice`.
 async fn console_with_alice() -> (TestEnv, Host, Console) {
     let (env, host) = setup(true).await;
-    let console = Console::new(host.clone());
+    let console = Console::new(host.test_administration());
     host.auth()
         .add_user(&user("admin"), "alice", "alice-pw-long")
         .await
@@ -494,7 +494,7 @@ async fn backend_commands_disable_and_enable_kinds_live() {
 #[tokio::test]
 async fn quit_help_and_output_cap() {
     let (_env, host) = setup(false).await;
-    let console = Console::new(host);
+    let console = Console::new(host.test_administration());
     let admin = user("admin");
     assert!(console.execute(&admin, "/quit").await.quit);
     assert!(console.execute(&admin, "/exit").await.quit);

@@ -8,7 +8,7 @@ use crate::command::UsersCmd;
 
 impl Console {
     pub(super) async fn users(&self, actor: &Principal, cmd: UsersCmd) -> Outcome {
-        let auth = self.host.auth();
+        let auth = self.admin.auth();
         Ok(match cmd {
             UsersCmd::List { json } => render_users(&auth.list_users(actor)?, json),
             UsersCmd::Add { login, password } => {

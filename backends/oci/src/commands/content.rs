@@ -59,7 +59,7 @@ pub(crate) async fn repos(
     if !args.is_empty() {
         return Err(CommandError::Usage(format!("usage: {usage}")));
     }
-    let scanned = gc::scan(store).await.map_err(failed)?;
+    let scanned = gc::scan(store).await?;
     let rows: Vec<RepoRow> = scanned
         .iter()
         .filter(|(name, repo)| !repo.manifests.is_empty() && reg.allowed(actor, name, Action::Read))
@@ -113,16 +113,16 @@ pub(crate) async fn tags(
     }
     let prefix = layout::tags_prefix(&name);
     let mut rows = Vec::new();
-    for e in store.list(&prefix).await.map_err(failed)? {
+    for e in store.list(&prefix).await? {
         let Some(tag) = e.path.strip_prefix(&prefix) else {
             continue;
         };
         let digest = match store.read(&e.path).await {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(StorageError::NotFound(_)) => continue,
-            Err(err) => return Err(failed(err)),
+            Err(err) => return Err(CommandError::from(err)),
         };
-        let pushed = gc::last_write_ms(store, &e.path).await.map_err(failed)?;
+        let pushed = gc::last_write_ms(store, &e.path).await?;
         rows.push(TagRow {
             tag: tag.to_owned(),
             digest,
@@ -132,11 +132,12 @@ pub(crate) async fn tags(
     if rows.is_empty()
         && store
             .list(&layout::manifests_prefix(&name))
-            .await
-            .map_err(failed)?
+            .await?
             .is_empty()
     {
-        return Err(CommandError::Failed(format!("repository {name} not known")));
+        return Err(CommandError::NotFound(format!(
+            "repository {name} not known"
+        )));
     }
     if json {
         return serde_json::to_string_pretty(&rows)
@@ -194,10 +195,10 @@ pub(crate) async fn rm(
         let (ops, pre, message, digest, tag) = match &reference {
             Reference::Tag(t) => {
                 let path = layout::tag(&name, t);
-                let Some(entry) = store.stat(&path).await.map_err(failed)? else {
-                    return Err(CommandError::Failed(format!("no tag {name}:{t}")));
+                let Some(entry) = store.stat(&path).await? else {
+                    return Err(CommandError::NotFound(format!("no tag {name}:{t}")));
                 };
-                let bytes = store.read(&path).await.map_err(failed)?;
+                let bytes = store.read(&path).await?;
                 let digest = std::str::from_utf8(&bytes)
                     .ok()
                     .and_then(|s| OciDigest::parse(s).ok())
@@ -219,7 +220,7 @@ pub(crate) async fn rm(
                 let (ops, pre) = crate::manifests::delete_manifest_ops(store, &name, d)
                     .await
                     .map_err(|e| failed(e.message))?
-                    .ok_or_else(|| failed(format!("no manifest {name}@{d}")))?;
+                    .ok_or_else(|| CommandError::NotFound(format!("no manifest {name}@{d}")))?;
                 (
                     ops,
                     pre,
@@ -241,7 +242,7 @@ pub(crate) async fn rm(
                 return Ok((line, name, tag, digest));
             }
             Err(StorageError::Conflict { .. } | StorageError::NotFound(_)) => continue,
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(CommandError::from(e)),
         }
     }
     Err(failed(format!("{raw} keeps changing; try again")))

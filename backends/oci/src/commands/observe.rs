@@ -33,7 +33,7 @@ pub(crate) async fn usage(
     if !args.is_empty() {
         return Err(CommandError::Usage(format!("usage: {usage_line}")));
     }
-    let usage = reg.quota.usage(store).await.map_err(failed)?;
+    let usage = reg.quota.usage(store).await?;
     let report = UsageReport {
         repositories: usage.repositories(),
         quotas: usage.quotas(&reg.settings.quota),
@@ -91,11 +91,11 @@ pub(crate) async fn webhooks(
         return Err(CommandError::Usage(format!("usage: {usage_line}")));
     }
     let mut queued = Vec::new();
-    for e in store.list(QUEUE).await.map_err(failed)? {
+    for e in store.list(QUEUE).await? {
         let bytes = match store.read(&e.path).await {
             Ok(b) => b,
             Err(StorageError::NotFound(_)) => continue,
-            Err(err) => return Err(failed(err)),
+            Err(err) => return Err(CommandError::from(err)),
         };
         let Ok(q) = serde_json::from_slice::<Queued>(&bytes) else {
             continue;

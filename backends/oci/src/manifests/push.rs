@@ -15,7 +15,8 @@ use crate::blobs::stat;
 use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::names::{Algorithm, DigestError, Name, OciDigest, Reference, Tag};
-use crate::registry::{Registry, empty, header};
+use crate::registry::Registry;
+use crate::respond::{empty, header};
 
 /// Reads a manifest body, refusing more than `limit` bytes with 413.
 async fn read_body(parts: &Parts, body: Body, limit: u64) -> OciResult<Vec<u8>> {

@@ -9,7 +9,8 @@ use super::OCI_MANIFEST;
 use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::names::{Name, OciDigest, Reference};
-use crate::registry::{Registry, header};
+use crate::registry::Registry;
+use crate::respond::header;
 
 /// Resolves a reference to a digest; `None` when the tag does not exist.
 pub(crate) async fn resolve(

@@ -10,7 +10,8 @@ use crate::blobs::stat;
 use crate::error::{Code, OciError, OciResult};
 use crate::layout;
 use crate::names::{Name, OciDigest, Reference};
-use crate::registry::{Registry, empty};
+use crate::registry::Registry;
+use crate::respond::empty;
 
 pub(crate) fn delete_disabled() -> OciError {
     OciError::new(

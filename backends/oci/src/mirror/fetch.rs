@@ -31,7 +31,7 @@ use super::client::Upstream;
 use super::flights::FlightGuard;
 use crate::error::OciResult;
 use crate::names::{Name, OciDigest};
-use crate::registry::header;
+use crate::respond::header;
 
 /// Chunks in flight to the client: a few MiB at most per fetch.
 const CHANNEL_CHUNKS: usize = 16;

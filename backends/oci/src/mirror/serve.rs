@@ -16,7 +16,8 @@ use crate::error::{OciError, OciResult};
 use crate::layout;
 use crate::manifests::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::names::{Algorithm, Name, OciDigest, Reference, Tag};
-use crate::registry::{Registry, header};
+use crate::registry::Registry;
+use crate::respond::header;
 use crate::route::Route;
 
 /// The manifest types asked of the upstream, the four this registry stores.

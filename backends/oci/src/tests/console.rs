@@ -45,8 +45,9 @@ async fn repos_and_tags_list_what_the_actor_may_read() {
     let denied = c.run(bob.clone(), "tags", words("private")).await;
     assert!(matches!(denied, Err(CommandError::Denied(_))), "{denied:?}");
     let unknown = c.run(admin.clone(), "tags", words("nope")).await;
+    // A repository that does not exist is `NotFound`, not a failure of the command.
     assert!(
-        matches!(unknown, Err(CommandError::Failed(_))),
+        matches!(&unknown, Err(CommandError::NotFound(m)) if m == "repository nope not known"),
         "{unknown:?}"
     );
     for bad in ["", "a b", "--yaml x", "Bad_Name"] {
@@ -94,8 +95,17 @@ async fn rm_needs_owner_and_removes_a_tag_or_a_manifest() {
         let r = c.run(admin.clone(), "rm", vec![bad.to_owned()]).await;
         assert!(matches!(r, Err(CommandError::Usage(_))), "{bad}: {r:?}");
     }
-    let gone = c.run(admin, "rm", words("team/app:v1")).await;
-    assert!(matches!(gone, Err(CommandError::Failed(_))), "{gone:?}");
+    // What is already gone is `NotFound`, with the message naming it.
+    let gone = c.run(admin.clone(), "rm", words("team/app:v1")).await;
+    assert!(
+        matches!(&gone, Err(CommandError::NotFound(m)) if m == "no tag team/app:v1"),
+        "{gone:?}"
+    );
+    let gone = c.run(admin, "rm", vec![format!("team/app@{d1}")]).await;
+    assert!(
+        matches!(&gone, Err(CommandError::NotFound(m)) if m.starts_with("no manifest team/app@")),
+        "{gone:?}"
+    );
 }
 
 #[tokio::test]

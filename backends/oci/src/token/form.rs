@@ -18,7 +18,8 @@ use http_body_util::BodyExt as _;
 
 use super::issue::{require_token_mode, respond};
 use crate::error::{Code, OciError, OciResult};
-use crate::registry::{Registry, json_response, login_error};
+use crate::registry::Registry;
+use crate::respond::{json_response, login_error};
 
 /// Bytes of form read at most: credentials and a few scopes fit many times over.
 const MAX_FORM_BYTES: usize = 16 * 1024;

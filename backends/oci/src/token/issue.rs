@@ -9,11 +9,13 @@ use everlock_host::axum::response::Response;
 use everlock_host::http::header::{CACHE_CONTROL, HeaderValue};
 use everlock_host::http::{StatusCode, request::Parts};
 
+use super::TOKEN_TTL_SECS;
 use super::jwt::{self, Access, Claims};
-use super::{AuthMode, TOKEN_TTL_SECS, now_secs};
+use super::state::{AuthMode, now_secs};
 use crate::error::{Code, OciError, OciResult};
 use crate::names::Name;
-use crate::registry::{Registry, json_response};
+use crate::registry::Registry;
+use crate::respond::json_response;
 
 /// Scopes honoured per token request; more are ignored (a token is meant for one operation).
 const MAX_SCOPES: usize = 16;

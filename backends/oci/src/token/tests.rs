@@ -5,10 +5,10 @@ fn auth_is_basic_or_token() {
     let parse = |t: &str| -> Result<crate::settings::Settings, _> {
         everlock_host::parse_settings(&t.parse().unwrap())
     };
-    assert_eq!(parse("").unwrap().auth, super::AuthMode::Basic);
+    assert_eq!(parse("").unwrap().auth, super::state::AuthMode::Basic);
     assert_eq!(
         parse("auth = \"token\"").unwrap().auth,
-        super::AuthMode::Token
+        super::state::AuthMode::Token
     );
     assert!(parse("auth = \"oauth\"").is_err());
 }
@@ -18,23 +18,19 @@ fn auth_is_basic_or_token() {
 #[test]
 fn sessions_stay_bounded_and_the_earliest_expiry_goes_first() {
     use everlock_host::auth::Principal;
-    let tokens = super::Tokens::default();
-    let far = super::now_secs() + 10_000;
-    for i in 0..super::MAX_SESSIONS + 100 {
+    let tokens = super::state::Tokens::default();
+    let far = super::state::now_secs() + 10_000;
+    for i in 0..super::state::MAX_SESSIONS + 100 {
         // The first sessions expire first; `i` keeps every expiry distinct.
         tokens.open_session(format!("jti-{i}"), Principal::anon(), far + i as u64);
     }
-    let live = tokens
-        .sessions
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .len();
-    assert_eq!(live, super::MAX_SESSIONS);
+    let live = tokens.held();
+    assert_eq!(live, super::state::MAX_SESSIONS);
     assert!(
         tokens.session("jti-0").is_none(),
         "the earliest expiry was evicted"
     );
-    let newest = format!("jti-{}", super::MAX_SESSIONS + 99);
+    let newest = format!("jti-{}", super::state::MAX_SESSIONS + 99);
     assert!(
         tokens.session(&newest).is_some(),
         "the newest session stays"
@@ -71,7 +67,7 @@ fn a_token_without_the_action_gets_403_with_an_insufficient_scope_challenge() {
         format!("{challenge},error=\"insufficient_scope\"")
     );
     // A plain 401 gets the challenge as it is.
-    let mut response = crate::registry::unauthorized("log in").into_response();
+    let mut response = crate::respond::unauthorized("log in").into_response();
     super::rewrite(&mut response, HeaderValue::from_static(challenge));
     assert_eq!(response.headers()[WWW_AUTHENTICATE], challenge);
 }

@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use crate::layout;
 use crate::names::{Name, OciDigest};
-use crate::registry::{REALM, Registry};
+use crate::registry::Registry;
+use crate::respond::REALM;
 
 /// The path prefix the UI answers under, declared to the host as an extra prefix.
 pub(crate) const BASE: &str = "/ui";

@@ -126,17 +126,7 @@ pub(super) fn walk<'a, R: Read + 'a>(
         if absorb_meta(&mut entry, kind, &mut pending)? {
             continue;
         }
-        let meta = std::mem::take(&mut pending);
-        if meta.pax_size.is_some_and(|s| s != entry.size()) {
-            // The tar crate frames raw entries by the header's size; a PAX size that disagrees
-            // would make this archive mean something else to other tools, so refuse it.
-            return Err(bad("a PAX size record disagrees with its header's size"));
-        }
-        let raw_path = match meta.long_name.or(meta.pax_path) {
-            Some(p) => p,
-            None => entry.path_bytes().into_owned(),
-        };
-        let Some(path) = clean_path(&raw_path)? else {
+        let Some(path) = entry_path(&entry, std::mem::take(&mut pending))? else {
             continue;
         };
         count_entry(&mut totals, &path, limits)?;
@@ -150,50 +140,7 @@ pub(super) fn walk<'a, R: Read + 'a>(
                 describe_kind(kind)
             )));
         }
-        let size = entry.size();
-        totals.file_bytes = totals.file_bytes.saturating_add(size);
-        if totals.file_bytes > limits.max_bytes {
-            return Err(unpacks_too_large(limits));
-        }
-        let keep = super::kept_for_validation(&path, limits.validate);
-        if keep {
-            totals.kept_bytes = totals.kept_bytes.saturating_add(size);
-            if size > VALIDATE_MAX || totals.kept_bytes > VALIDATE_TOTAL {
-                return Err(DeployError::TooLarge(format!(
-                    "{path} is too large: site.toml, _redirects, _headers and each layout may hold {VALIDATE_MAX} \
-                     bytes, all of them together {VALIDATE_TOTAL}"
-                )));
-            }
-        }
-        sink.start(&path)?;
-        // A page's head holds its front matter; heads are kept within their own budget, so
-        // a site of very many pages has only its first pages' front matter checked.
-        let head = limits.validate
-            && !keep
-            && path.ends_with(".md")
-            && totals.head_bytes + PAGE_HEAD <= HEADS_TOTAL;
-        let limit = if keep {
-            Some(u64::MAX)
-        } else {
-            head.then_some(PAGE_HEAD)
-        };
-        // Links are extracted from the whole page as it streams, within the deploy's budget.
-        let mut scanner = (limits.validate && !keep && path.ends_with(".md"))
-            .then(|| LinkScanner::new(walked.link_room));
-        let kept = copy_file(&mut entry, sink, limit, scanner.as_mut())?;
-        if let Some(scanner) = scanner {
-            let (links, used) = scanner.finish();
-            walked.link_room = walked.link_room.saturating_sub(used);
-            walked.links.insert(path.clone(), links);
-        }
-        if let Some(kept) = kept {
-            if head {
-                totals.head_bytes += kept.len() as u64;
-                walked.heads.insert(path.clone(), kept);
-            } else {
-                walked.validate.insert(path.clone(), kept);
-            }
-        }
+        take_file(&mut entry, &path, limits, &mut totals, &mut walked, sink)?;
         seen_files.insert(path);
     }
     if !pending.is_empty() {
@@ -203,6 +150,79 @@ pub(super) fn walk<'a, R: Read + 'a>(
     }
     check_file_dir_clash(&seen_files, &seen_dirs)?;
     Ok(walked)
+}
+
+/// The cleaned path of an entry: a GNU long name or PAX path from the metadata entries before
+/// it, else its header's; `None` for the archive root (`./`).
+fn entry_path<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    meta: Pending,
+) -> Result<Option<String>, DeployError> {
+    if meta.pax_size.is_some_and(|s| s != entry.size()) {
+        // The tar crate frames raw entries by the header's size; a PAX size that disagrees
+        // would make this archive mean something else to other tools, so refuse it.
+        return Err(bad("a PAX size record disagrees with its header's size"));
+    }
+    let raw_path = match meta.long_name.or(meta.pax_path) {
+        Some(p) => p,
+        None => entry.path_bytes().into_owned(),
+    };
+    clean_path(&raw_path)
+}
+
+/// Streams one regular file into the sink within the deploy's limits, keeping what validation
+/// needs: the whole of `site.toml`, `_redirects`, `_headers` and layouts, a Markdown page's
+/// head (its front matter) and the internal links of the whole page.
+fn take_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    limits: Limits,
+    totals: &mut Totals,
+    walked: &mut Walked,
+    sink: &mut impl Sink,
+) -> Result<(), DeployError> {
+    let size = entry.size();
+    totals.file_bytes = totals.file_bytes.saturating_add(size);
+    if totals.file_bytes > limits.max_bytes {
+        return Err(unpacks_too_large(limits));
+    }
+    let keep = super::kept_for_validation(path, limits.validate);
+    if keep {
+        totals.kept_bytes = totals.kept_bytes.saturating_add(size);
+        if size > VALIDATE_MAX || totals.kept_bytes > VALIDATE_TOTAL {
+            return Err(DeployError::TooLarge(format!(
+                "{path} is too large: site.toml, _redirects, _headers and each layout may hold {VALIDATE_MAX} \
+                 bytes, all of them together {VALIDATE_TOTAL}"
+            )));
+        }
+    }
+    sink.start(path)?;
+    // A page's head holds its front matter; heads are kept within their own budget, so
+    // a site of very many pages has only its first pages' front matter checked.
+    let page = limits.validate && !keep && path.ends_with(".md");
+    let head = page && totals.head_bytes + PAGE_HEAD <= HEADS_TOTAL;
+    let limit = if keep {
+        Some(u64::MAX)
+    } else {
+        head.then_some(PAGE_HEAD)
+    };
+    // Links are extracted from the whole page as it streams, within the deploy's budget.
+    let mut scanner = page.then(|| LinkScanner::new(walked.link_room));
+    let kept = copy_file(entry, sink, limit, scanner.as_mut())?;
+    if let Some(scanner) = scanner {
+        let (links, used) = scanner.finish();
+        walked.link_room = walked.link_room.saturating_sub(used);
+        walked.links.insert(path.to_owned(), links);
+    }
+    if let Some(kept) = kept {
+        if head {
+            totals.head_bytes += kept.len() as u64;
+            walked.heads.insert(path.to_owned(), kept);
+        } else {
+            walked.validate.insert(path.to_owned(), kept);
+        }
+    }
+    Ok(())
 }
 
 /// The decompressed archive stream: request bytes are counted (the body may have no

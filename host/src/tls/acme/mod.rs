@@ -56,18 +56,8 @@ pub enum AcmeError {
     Busy,
 }
 
-/// What is known about one certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
-    /// The issuer's distinguished name.
-    pub issuer: String,
-    /// Expiry, in seconds since the Unix epoch.
-    pub not_after: i64,
-    /// Start of validity, in seconds since the Unix epoch.
-    pub not_before: i64,
-    /// The serial number in hex.
-    pub serial: String,
-}
+/// What is known about one certificate: a contract view (the console renders it), read here.
+pub use crate::api::CertInfo;
 
 impl CertInfo {
     /// `YYYY-MM-DD` (UTC) of the expiry.

@@ -247,6 +247,33 @@ async fn purged_paths_at(c: &Db, seq: u64) -> Result<u64> {
     Ok(to_u64(row.try_get(0)?))
 }
 
+/// Unpurged versions whose successor was committed at or before the cutoff, as
+/// `(path, seq, size)`.
+pub(super) async fn superseded(c: &Db, cutoff: Cutoff) -> Result<Vec<(String, i64, i64)>> {
+    let (sql, bound) = match cutoff {
+        Cutoff::Time(ms) => (
+            "SELECT v.path, v.seq, v.size FROM versions v
+             WHERE v.object IS NOT NULL AND NOT v.purged
+               AND (SELECT cm.ts FROM versions n JOIN commits cm ON cm.seq = n.seq
+                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= $1
+             ORDER BY v.path, v.seq",
+            ms,
+        ),
+        Cutoff::Seq(seq) => (
+            "SELECT v.path, v.seq, v.size FROM versions v
+             WHERE v.object IS NOT NULL AND NOT v.purged
+               AND (SELECT n.seq FROM versions n
+                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= $1
+             ORDER BY v.path, v.seq",
+            to_i64(seq),
+        ),
+    };
+    let rows = c.query(sql, &[&bound]).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
 /// How many sessions labelled `path` are live at `now_ms`.
 pub(super) async fn count_live_uploads(c: &Db, path: &str, now_ms: i64) -> Result<u64> {
     let row = c
@@ -318,7 +345,7 @@ impl MetaRead for PgRead<'_> {
         self.run(purged_paths_at(self.client, seq))
     }
     fn superseded_before(&self, cutoff: Cutoff) -> Result<(u64, u64)> {
-        let victims = self.run(super::write::superseded(self.client, cutoff))?;
+        let victims = self.run(superseded(self.client, cutoff))?;
         Ok((
             victims.len() as u64,
             victims.iter().map(|v| to_u64(v.2)).sum(),

@@ -6,7 +6,7 @@
 use super::pool::Db;
 
 use super::super::{CommitRequest, Cutoff, ObjectOutcome, PreparedOp, to_i64, to_u64};
-use super::read::{head_entry, last_commit, object_row};
+use super::read::{head_entry, last_commit, object_row, superseded};
 use crate::digest::ObjectId;
 use crate::error::{Result, StorageError};
 use crate::hashing::Digests;
@@ -113,33 +113,6 @@ pub(super) async fn purge_superseded(
     }
     let info = append(c, ops, meta, now_ms).await?;
     Ok(Some((info, count, bytes)))
-}
-
-/// Unpurged versions whose successor was committed at or before the cutoff, as
-/// `(path, seq, size)`.
-pub(super) async fn superseded(c: &Db, cutoff: Cutoff) -> Result<Vec<(String, i64, i64)>> {
-    let (sql, bound) = match cutoff {
-        Cutoff::Time(ms) => (
-            "SELECT v.path, v.seq, v.size FROM versions v
-             WHERE v.object IS NOT NULL AND NOT v.purged
-               AND (SELECT cm.ts FROM versions n JOIN commits cm ON cm.seq = n.seq
-                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= $1
-             ORDER BY v.path, v.seq",
-            ms,
-        ),
-        Cutoff::Seq(seq) => (
-            "SELECT v.path, v.seq, v.size FROM versions v
-             WHERE v.object IS NOT NULL AND NOT v.purged
-               AND (SELECT n.seq FROM versions n
-                    WHERE n.path = v.path AND n.seq > v.seq ORDER BY n.seq LIMIT 1) <= $1
-             ORDER BY v.path, v.seq",
-            to_i64(seq),
-        ),
-    };
-    let rows = c.query(sql, &[&bound]).await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
 }
 
 /// Sets `key` and removes each of `remove`.
