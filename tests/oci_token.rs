@@ -14,17 +14,16 @@
 
 mod common;
 mod oci_common;
+#[path = "support/token_registry.rs"]
+mod token_registry;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, have_binary};
-use everlock_host::auth::{Auth, AuthOptions, Principal};
-use everlock_host::storage::StoreManager;
-use oci_common::{ADMIN, ALICE, Layout, PULLER, cert_dir, seed_users, skopeo};
-
-const CONFIG: &str = "[backends.oci-http.instances.default]\nvhosts = [\"localhost\"]\nprefix = \"/v2\"\nstore = \"everlock-oci-local\"\n[backends.oci-http.instances.default.settings]\nauth = \"token\"\n";
+use common::have_binary;
+use oci_common::{ALICE, Layout, PULLER, cert_dir, skopeo};
+use token_registry::start;
 
 fn creds(user: (&str, &str)) -> String {
     format!("{}:{}", user.0, user.1)
@@ -70,30 +69,16 @@ async fn skopeo_and_curl_follow_the_token_flow() {
     if !have_binary("skopeo") || !have_binary("curl") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let data = dir.path().join("data");
-    seed_users(&data, false).await;
-    {
-        // anon may read public/*, nothing else.
-        let stores = StoreManager::new(&data);
-        let options = AuthOptions {
-            bcrypt_cost: 4,
-            ..AuthOptions::default()
-        };
-        let auth = Auth::open(&stores, options).await.unwrap();
-        let admin = Principal::test_user(ADMIN.0);
-        auth.grant(&admin, "anon", "http/oci/default/public", "reader")
-            .await
-            .unwrap();
-    }
-    let server = Server::start_env(dir.path(), CONFIG, &[]);
-    let ca = work.join("ca.pem");
-    std::fs::write(&ca, server.ca_pem()).unwrap();
+    // anon may read public/*, nothing else.
+    let reg = start().await;
+    let (work, server, ca, host) = (
+        reg.work.clone(),
+        &reg.server,
+        reg.ca.clone(),
+        reg.host.clone(),
+    );
     let certs = cert_dir(&server.ca_pem(), &work);
     let certs = certs.to_str().unwrap();
-    let host = format!("localhost:{}", server.https.port());
     let base = format!("https://{host}");
 
     // skopeo push and pull, each through a token.

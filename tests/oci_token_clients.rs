@@ -20,65 +20,21 @@ mod common;
 #[path = "support/dockerd.rs"]
 mod dockerd;
 mod oci_common;
+#[path = "support/token_registry.rs"]
+mod token_registry;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
-use common::{Server, have_binary, skip};
-use everlock_host::auth::{Auth, AuthOptions, Principal};
-use everlock_host::storage::StoreManager;
-use oci_common::{ADMIN, ALICE, Layout, PULLER, cert_dir, seed_users};
-
-const CONFIG: &str = "[backends.oci-http.instances.default]\nvhosts = [\"localhost\"]\nprefix = \"/v2\"\nstore = \"everlock-oci-local\"\n[backends.oci-http.instances.default.settings]\nauth = \"token\"\n";
+use common::{have_binary, skip};
+use oci_common::{ALICE, Layout, PULLER, cert_dir};
+use token_registry::{Registry, start};
 
 /// The Python of the CI venv, where oras-py is installed.
 const VENV_PYTHON: &str = "/opt/everlock-ci/venv/bin/python3";
 /// The oras-py driver script.
 const ORAS_SCRIPT: &str = include_str!("support/oras_token.py");
-
-/// A running token-auth registry: `alice` may push, `puller` may pull, `anon` may read
-/// `public/*` and nothing else.
-struct Registry {
-    _dir: tempfile::TempDir,
-    work: PathBuf,
-    server: Server,
-    /// The server's CA certificate (PEM).
-    ca: PathBuf,
-    /// `localhost:<https port>`.
-    host: String,
-}
-
-async fn start() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let data = dir.path().join("data");
-    seed_users(&data, false).await;
-    {
-        let stores = StoreManager::new(&data);
-        let options = AuthOptions {
-            bcrypt_cost: 4,
-            ..AuthOptions::default()
-        };
-        let auth = Auth::open(&stores, options).await.unwrap();
-        let admin = Principal::test_user(ADMIN.0);
-        auth.grant(&admin, "anon", "http/oci/default/public", "reader")
-            .await
-            .unwrap();
-    }
-    let server = Server::start_env(dir.path(), CONFIG, &[]);
-    let ca = work.join("ca.pem");
-    std::fs::write(&ca, server.ca_pem()).unwrap();
-    let host = format!("localhost:{}", server.https.port());
-    Registry {
-        _dir: dir,
-        work,
-        server,
-        ca,
-        host,
-    }
-}
 
 /// Runs `cmd`, feeding `stdin`, and prints what it said (shown when the test fails).
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {

@@ -220,12 +220,9 @@ impl FromStr for PostgresUrl {
 }
 parsed_string!(PostgresUrl);
 
-/// Replaces every password of a PostgreSQL connection string (the URL's user part, the
-/// `password=` and `sslpassword=` query parameters) with `***`; the storage crate's one
-/// redaction, so config errors and storage errors hide the same things.
-pub(crate) fn redact_url(url: &str) -> String {
-    everlock_storage::redact_url(url)
-}
+/// The storage crate's one redaction of a PostgreSQL connection string's passwords, so config
+/// errors and storage errors hide the same things.
+pub(crate) use everlock_storage::redact_url;
 
 #[cfg(test)]
 mod tests {
